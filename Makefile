@@ -1,0 +1,50 @@
+# Hookline — run `make help` for the targets.
+SHELL := /bin/bash
+MODULES := proto pkg services
+GO ?= go
+BIN := $(CURDIR)/bin
+DATA_DIR ?= .hookline
+TEST_FLAGS ?= -race -count=1 -timeout 15m
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build the hookline CLI and the four service binaries into ./bin.
+	@mkdir -p $(BIN)
+	cd services && $(GO) build -o $(BIN)/ ./cmd/...
+
+.PHONY: run
+run: build ## Run the whole pipeline locally (embedded NATS JetStream + SQLite in $(DATA_DIR)).
+	$(BIN)/hookline dev --data-dir $(DATA_DIR)
+
+.PHONY: test
+test: ## Run every module's tests with the race detector.
+	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(GO) test $(TEST_FLAGS) ./...); done
+
+.PHONY: vet
+vet: ## go vet every module.
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+
+.PHONY: proto
+proto: ## Lint the protos and regenerate Go, gateway and OpenAPI code (tools pinned, built locally).
+	./scripts/proto.sh
+
+.PHONY: verify
+verify: vet ## Fail if generated code is stale, code is unformatted or go.mod files are untidy.
+	./scripts/proto-verify.sh
+	@test -z "$$(gofmt -l $(MODULES))" || { echo "gofmt needed:"; gofmt -l $(MODULES); exit 1; }
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy -diff) || { echo "go.mod of $$m is not tidy: run go mod tidy in $$m"; exit 1; }; done
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
+	@set -e; for pkg in ./pkg/signature ./pkg/ssrf ./pkg/retry ./pkg/eventtype; do \
+	  for f in $$(cd pkg && $(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
+	    (cd pkg && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg); done; done
+
+.PHONY: clean
+clean: ## Remove build output and the local data directory.
+	rm -rf $(BIN) $(DATA_DIR)

@@ -1,0 +1,67 @@
+// Package ids makes the identifiers Hookline hands out. Random identifiers
+// are ULIDs (time-ordered, 80 bits of randomness); derived identifiers are
+// stable hashes, so the same inputs always give the same ID.
+package ids
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Prefixes of every kind of identifier.
+const (
+	PrefixEvent        = "evt_"
+	PrefixSubscription = "sub_"
+	PrefixDelivery     = "dlv_"
+)
+
+var lowerBase32 = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// NewEvent returns a fresh event ID ("evt_" + ULID).
+func NewEvent(now time.Time) string { return PrefixEvent + newULID(now) }
+
+// NewSubscription returns a fresh subscription ID ("sub_" + ULID).
+func NewSubscription(now time.Time) string { return PrefixSubscription + newULID(now) }
+
+// EventFromIdempotencyKey derives the event ID for a tenant's idempotency
+// key, so a retried publish maps to the same ID even before the key is
+// recorded, and the broker's deduplication can collapse it.
+func EventFromIdempotencyKey(tenant, key string) string {
+	return PrefixEvent + "k" + hash(tenant, key)
+}
+
+// Delivery derives the delivery ID of (event, subscription): a repeated
+// fan-out of the same event produces the same ID.
+func Delivery(eventID, subscriptionID string) string {
+	return PrefixDelivery + hash(eventID, subscriptionID)
+}
+
+// AttemptMessage is the broker deduplication ID of one attempt of a
+// delivery.
+func AttemptMessage(deliveryID string, attempt int) string {
+	var b strings.Builder
+	b.Grow(len(deliveryID) + 8)
+	b.WriteString(deliveryID)
+	b.WriteString(".a")
+	b.WriteString(strconv.Itoa(attempt))
+	return b.String()
+}
+
+func hash(a, b string) string {
+	h := sha256.New()
+	h.Write([]byte(a))
+	h.Write([]byte{0})
+	h.Write([]byte(b))
+	var sum [32]byte
+	return lowerBase32.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+func newULID(now time.Time) string {
+	return strings.ToLower(ulid.MustNew(ulid.Timestamp(now), rand.Reader).String())
+}

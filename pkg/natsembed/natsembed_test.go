@@ -1,0 +1,98 @@
+package natsembed_test
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/hookline/hookline/pkg/natsembed"
+	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestStartRequiresStoreDir(t *testing.T) {
+	t.Parallel()
+	if _, err := natsembed.Start(natsembed.Options{Port: -1}); err == nil {
+		t.Fatal("Start without StoreDir succeeded")
+	}
+}
+
+func TestStartPortInUse(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	_, err = natsembed.Start(natsembed.Options{Port: port, StoreDir: t.TempDir()})
+	if err == nil {
+		t.Fatal("Start on a port in use succeeded")
+	}
+}
+
+func TestStartRestartKeepsData(t *testing.T) {
+	t.Parallel()
+	s := natsembedtest.Start(t)
+	u := s.ClientURL()
+	if _, portStr, err := net.SplitHostPort(u[len("nats://"):]); err != nil {
+		t.Fatalf("ClientURL %q: %v", u, err)
+	} else if p, _ := strconv.Atoi(portStr); p <= 0 {
+		t.Fatalf("ClientURL %q has no real port", u)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	nc, err := nats.Connect(u, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "t.x", []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := natsembedtest.Restart(t, s)
+	if s2.ClientURL() != u {
+		t.Fatalf("restarted URL %q, want %q", s2.ClientURL(), u)
+	}
+	s.Shutdown() // second call is a no-op
+
+	// The client reconnects to the new server, which has the stored message.
+	var msg *jetstream.RawStreamMsg
+	for {
+		st, err := js.Stream(ctx, "T")
+		if err == nil {
+			msg, err = st.GetMsg(ctx, 1)
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("message not found after restart: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if string(msg.Data) != "hello" {
+		t.Fatalf("got %q after restart", msg.Data)
+	}
+}

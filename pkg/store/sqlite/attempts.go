@@ -1,0 +1,162 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hookline/hookline/pkg/store"
+)
+
+const sqlInsertAttempt = `INSERT INTO attempts (delivery_id, number, event_id, subscription_id, tenant,
+    started_at, duration_ns, status_code, response_body, error)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, number) DO NOTHING`
+
+// sqlAdvanceDelivery moves a delivery to the outcome of attempt number ?
+// only if no attempt at or above that number was recorded before. The
+// first parameter says whether NextAttemptAt is cleared (a final status).
+const sqlAdvanceDelivery = `UPDATE deliveries SET
+    next_attempt_at = CASE WHEN ? THEN NULL ELSE next_attempt_at END,
+    status = ?, attempts = ?, last_status_code = ?, last_error = ?,
+    updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END
+WHERE id = ? AND attempts < ?`
+
+// sqlDropRetriesUpTo deletes a delivery's scheduled retry for an attempt
+// that is already made, once the delivery is final.
+const sqlDropRetriesUpTo = `DELETE FROM scheduled_retries WHERE delivery_id = ? AND attempt <= ?`
+
+// finalStatus reports whether a status ends the retry cycle, so nothing is
+// scheduled for the delivery any more.
+func finalStatus(st store.DeliveryStatus) bool {
+	return st == store.DeliverySucceeded || st == store.DeliveryDead || st == store.DeliveryParked
+}
+
+// RecordAttempts stores the attempts and advances their deliveries, in one
+// transaction with prepared statements. An attempt whose (delivery,
+// number) is already recorded is ignored entirely. A delivery takes the
+// attempt's Status, number (as Attempts), status code and error only when
+// the number exceeds its recorded Attempts; UpdatedAt becomes the attempt's
+// end (StartedAt + Duration) if that is later. A final status (succeeded,
+// dead, parked) clears NextAttemptAt and removes the delivery's scheduled
+// retry for that attempt or an earlier one. The outcome does not depend on
+// the order of results within the batch.
+func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResult) error {
+	if len(results) == 0 {
+		return nil
+	}
+	return s.inWriteTx(ctx, "record attempts", func(tx *sql.Tx) error {
+		insert := tx.StmtContext(ctx, s.stmts.insertAttempt)
+		advance := tx.StmtContext(ctx, s.stmts.advanceDelivery)
+		drop := tx.StmtContext(ctx, s.stmts.dropRetries)
+		for _, r := range results {
+			a := r.Attempt
+			if a.DeliveryID == "" || a.Number < 1 {
+				return fmt.Errorf("attempt %q #%d: invalid delivery id or number", a.DeliveryID, a.Number)
+			}
+			res, err := insert.ExecContext(ctx, a.DeliveryID, a.Number, a.EventID, a.SubscriptionID, a.Tenant,
+				nanos(a.StartedAt), int64(a.Duration), a.StatusCode, a.ResponseBody, a.Error)
+			if err != nil {
+				return fmt.Errorf("attempt %s #%d: %w", a.DeliveryID, a.Number, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("attempt %s #%d: %w", a.DeliveryID, a.Number, err)
+			} else if n == 0 {
+				continue // already recorded
+			}
+			final := finalStatus(r.Status)
+			end := nanos(a.StartedAt.Add(a.Duration))
+			if _, err := advance.ExecContext(ctx, final, string(r.Status), a.Number, a.StatusCode, a.Error,
+				end, end, a.DeliveryID, a.Number); err != nil {
+				return fmt.Errorf("advance delivery %s: %w", a.DeliveryID, err)
+			}
+			if final {
+				if _, err := drop.ExecContext(ctx, a.DeliveryID, a.Number); err != nil {
+					return fmt.Errorf("drop retry of %s: %w", a.DeliveryID, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+const attemptColumns = `delivery_id, number, event_id, subscription_id, tenant, started_at,
+    duration_ns, status_code, response_body, error`
+
+// ListAttempts returns up to f.Limit (default 100, at most 1000) attempts
+// matching every set filter, newest first (StartedAt descending, then
+// DeliveryID descending, then Number descending), and the token of the
+// next page.
+func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]store.Attempt, string, error) {
+	limit := pageLimit(f.Limit)
+	q := `SELECT ` + attemptColumns + ` FROM attempts WHERE 1 = 1`
+	var args []any
+	add := func(cond string, v ...any) {
+		q += ` AND ` + cond
+		args = append(args, v...)
+	}
+	if f.Tenant != "" {
+		add(`tenant = ?`, f.Tenant)
+	}
+	if f.DeliveryID != "" {
+		add(`delivery_id = ?`, f.DeliveryID)
+	}
+	if f.SubscriptionID != "" {
+		add(`subscription_id = ?`, f.SubscriptionID)
+	}
+	if f.EventID != "" {
+		add(`event_id = ?`, f.EventID)
+	}
+	if f.PageToken != "" {
+		parts, err := decodeToken(f.PageToken, 3)
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list attempts: %w", err)
+		}
+		started, err := parseInt64(parts[0])
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list attempts: %w", err)
+		}
+		num, err := parseInt64(parts[1])
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list attempts: %w", err)
+		}
+		add(`(started_at < ? OR (started_at = ? AND (delivery_id < ? OR (delivery_id = ? AND number < ?))))`,
+			started, started, parts[2], parts[2], num)
+	}
+	q += ` ORDER BY started_at DESC, delivery_id DESC, number DESC LIMIT ?`
+	args = append(args, limit+1)
+
+	rows, err := s.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list attempts: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Attempt
+	for rows.Next() {
+		var (
+			a                 store.Attempt
+			number, code, dur int64
+			started           int64
+		)
+		if err := rows.Scan(&a.DeliveryID, &number, &a.EventID, &a.SubscriptionID, &a.Tenant, &started,
+			&dur, &code, &a.ResponseBody, &a.Error); err != nil {
+			return nil, "", fmt.Errorf("sqlite: list attempts: %w", err)
+		}
+		a.Number = int(number)
+		a.StatusCode = int(code)
+		a.Duration = time.Duration(dur)
+		a.StartedAt = fromNanos(started)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list attempts: %w", err)
+	}
+	var next string
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = encodeToken(strconv.FormatInt(nanos(last.StartedAt), 10), strconv.Itoa(last.Number), last.DeliveryID)
+	}
+	return out, next, nil
+}

@@ -1,0 +1,174 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/hookline/hookline/pkg/store"
+)
+
+const deliveryColumns = `id, event_id, subscription_id, tenant, event_type, status, attempts,
+    next_attempt_at, last_status_code, last_error, created_at, updated_at`
+
+// deliveryColumnsOf is deliveryColumns qualified with a table alias.
+func deliveryColumnsOf(alias string) string {
+	return alias + `.id, ` + alias + `.event_id, ` + alias + `.subscription_id, ` + alias + `.tenant, ` +
+		alias + `.event_type, ` + alias + `.status, ` + alias + `.attempts, ` + alias + `.next_attempt_at, ` +
+		alias + `.last_status_code, ` + alias + `.last_error, ` + alias + `.created_at, ` + alias + `.updated_at`
+}
+
+const sqlInsertDelivery = `INSERT INTO deliveries (` + deliveryColumns + `)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+
+// deliveryScan receives one deliveryColumns row.
+type deliveryScan struct {
+	d                    store.Delivery
+	status               string
+	attempts, code       int64
+	next                 sql.NullInt64
+	createdAt, updatedAt int64
+}
+
+func (r *deliveryScan) dest() []any {
+	return []any{&r.d.ID, &r.d.EventID, &r.d.SubscriptionID, &r.d.Tenant, &r.d.EventType, &r.status,
+		&r.attempts, &r.next, &r.code, &r.d.LastError, &r.createdAt, &r.updatedAt}
+}
+
+func (r *deliveryScan) delivery() store.Delivery {
+	d := r.d
+	d.Status = store.DeliveryStatus(r.status)
+	d.Attempts = int(r.attempts)
+	d.LastStatusCode = int(r.code)
+	d.NextAttemptAt = fromNullNanos(r.next)
+	d.CreatedAt = fromNanos(r.createdAt)
+	d.UpdatedAt = fromNanos(r.updatedAt)
+	return d
+}
+
+// CreateDeliveries inserts deliveries in one transaction; one whose ID
+// already exists is left unchanged. An empty Status is stored as pending
+// and a zero UpdatedAt as CreatedAt.
+func (s *Store) CreateDeliveries(ctx context.Context, ds []store.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	for _, d := range ds {
+		if d.ID == "" {
+			return errors.New("sqlite: create deliveries: empty id")
+		}
+	}
+	return s.inWriteTx(ctx, "create deliveries", func(tx *sql.Tx) error {
+		st := tx.StmtContext(ctx, s.stmts.insertDelivery)
+		for _, d := range ds {
+			status := d.Status
+			if status == "" {
+				status = store.DeliveryPending
+			}
+			updated := d.UpdatedAt
+			if updated.IsZero() {
+				updated = d.CreatedAt
+			}
+			if _, err := st.ExecContext(ctx, d.ID, d.EventID, d.SubscriptionID, d.Tenant, d.EventType,
+				string(status), d.Attempts, nullNanos(d.NextAttemptAt), d.LastStatusCode, d.LastError,
+				nanos(d.CreatedAt), nanos(updated)); err != nil {
+				return fmt.Errorf("delivery %s: %w", d.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// GetDelivery returns the delivery id; store.ErrNotFound if it does not
+// exist or tenant is non-empty and differs.
+func (s *Store) GetDelivery(ctx context.Context, tenant, id string) (*store.Delivery, error) {
+	var r deliveryScan
+	err := s.read.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE id = ? AND (? = '' OR tenant = ?)`,
+		id, tenant, tenant).Scan(r.dest()...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: get delivery %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get delivery %s: %w", id, err)
+	}
+	d := r.delivery()
+	return &d, nil
+}
+
+// ListDeliveries returns up to f.Limit (default 100, at most 1000)
+// deliveries matching every set filter, newest first (CreatedAt
+// descending, then ID descending), and the token of the next page.
+func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error) {
+	limit := pageLimit(f.Limit)
+	q := `SELECT ` + deliveryColumns + ` FROM deliveries WHERE 1 = 1`
+	var args []any
+	add := func(cond string, v ...any) {
+		q += ` AND ` + cond
+		args = append(args, v...)
+	}
+	if f.Tenant != "" {
+		add(`tenant = ?`, f.Tenant)
+	}
+	if f.SubscriptionID != "" {
+		add(`subscription_id = ?`, f.SubscriptionID)
+	}
+	if f.EventID != "" {
+		add(`event_id = ?`, f.EventID)
+	}
+	if f.Status != "" {
+		add(`status = ?`, string(f.Status))
+	}
+	if !f.CreatedAfter.IsZero() {
+		add(`created_at >= ?`, f.CreatedAfter.UnixNano())
+	}
+	if !f.CreatedBefore.IsZero() {
+		add(`created_at < ?`, f.CreatedBefore.UnixNano())
+	}
+	if f.PageToken != "" {
+		parts, err := decodeToken(f.PageToken, 2)
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list deliveries: %w", err)
+		}
+		c, err := parseInt64(parts[0])
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list deliveries: %w", err)
+		}
+		add(`(created_at < ? OR (created_at = ? AND id < ?))`, c, c, parts[1])
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	args = append(args, limit+1)
+	out, err := s.queryDeliveries(ctx, s.read, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list deliveries: %w", err)
+	}
+	var next string
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = encodeToken(strconv.FormatInt(nanos(last.CreatedAt), 10), last.ID)
+	}
+	return out, next, nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (s *Store) queryDeliveries(ctx context.Context, db querier, q string, args ...any) ([]store.Delivery, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Delivery
+	for rows.Next() {
+		var r deliveryScan
+		if err := rows.Scan(r.dest()...); err != nil {
+			return nil, err
+		}
+		out = append(out, r.delivery())
+	}
+	return out, rows.Err()
+}

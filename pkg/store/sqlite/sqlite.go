@@ -1,0 +1,211 @@
+// Package sqlite implements store.Store on SQLite through the pure-Go
+// driver modernc.org/sqlite. It is the embedded store of `hookline dev` and
+// of quick tests; production binaries use the CockroachDB store instead.
+//
+// Durability: the database runs in WAL mode with synchronous=NORMAL. A
+// committed transaction survives a crash of the process (the WAL is in the
+// operating system's page cache and is replayed on the next open); only a
+// power loss or kernel crash can lose the most recent commits. That is the
+// guarantee `hookline dev` needs.
+//
+// Concurrency: every write goes through one writer connection, so writers
+// queue in Go instead of failing with SQLITE_BUSY, and write transactions
+// begin IMMEDIATE so they never have to upgrade a read lock. Reads use a
+// separate pool of read-only connections, which WAL lets run alongside the
+// writer. A ":memory:" database uses a single connection for both, because
+// every connection to ":memory:" would open a different database.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/hookline/hookline/pkg/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+var _ store.Store = (*Store)(nil)
+
+// busyTimeoutMS bounds how long a connection waits for a lock held by
+// another process (or a WAL checkpoint) before failing with SQLITE_BUSY.
+const busyTimeoutMS = 10000
+
+// Store is a store.Store backed by one SQLite database. It is safe for
+// concurrent use by many goroutines.
+type Store struct {
+	write  *sql.DB // exactly one connection; every write goes through it
+	read   *sql.DB // read-only pool; the same *sql.DB as write for ":memory:"
+	logger *slog.Logger
+
+	stmts writerStmts
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating it if needed) the SQLite database at path, applies
+// any pending migrations and returns a ready Store. path is a file name or
+// ":memory:" (a private in-memory database that lives until Close). A nil
+// logger means slog.Default().
+func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With(slog.String("component", "store.sqlite"))
+	if path == "" {
+		return nil, errors.New("sqlite: open: empty path")
+	}
+	if strings.Contains(path, "?") {
+		return nil, fmt.Errorf("sqlite: open %q: path must not carry query parameters", path)
+	}
+	memory := path == ":memory:"
+
+	writeDSN := path + "?_txlock=immediate&_busy_timeout=" + fmt.Sprint(busyTimeoutMS)
+	if !memory {
+		writeDSN += "&_journal_mode=WAL&_synchronous=NORMAL"
+	}
+	write, err := sql.Open("sqlite", writeDSN)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open writer %q: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+
+	s := &Store{write: write, read: write, logger: logger}
+	if err := write.PingContext(ctx); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("sqlite: open writer %q: %w", path, err)
+	}
+	if _, err := migrate(ctx, write, logger); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+
+	if !memory {
+		readDSN := path + "?_busy_timeout=" + fmt.Sprint(busyTimeoutMS) + "&_query_only=1"
+		read, err := sql.Open("sqlite", readDSN)
+		if err != nil {
+			write.Close()
+			return nil, fmt.Errorf("sqlite: open readers %q: %w", path, err)
+		}
+		n := max(4, runtime.GOMAXPROCS(0))
+		read.SetMaxOpenConns(n)
+		read.SetMaxIdleConns(n)
+		if err := read.PingContext(ctx); err != nil {
+			read.Close()
+			write.Close()
+			return nil, fmt.Errorf("sqlite: open readers %q: %w", path, err)
+		}
+		s.read = read
+	}
+
+	if err := s.stmts.prepare(ctx, write); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+	logger.Debug("sqlite store open", slog.String("path", path))
+	return s, nil
+}
+
+// Ready reports whether both the writer and the readers answer a query.
+func (s *Store) Ready(ctx context.Context) error {
+	var one int
+	if err := s.write.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("sqlite: ready (writer): %w", err)
+	}
+	if err := s.read.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("sqlite: ready (reader): %w", err)
+	}
+	return nil
+}
+
+// Close closes every connection. It is safe to call more than once; later
+// calls return the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		errs = append(errs, s.stmts.close())
+		if s.read != s.write {
+			errs = append(errs, s.read.Close())
+		}
+		errs = append(errs, s.write.Close())
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("sqlite: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// inWriteTx runs fn in one IMMEDIATE transaction on the writer connection
+// and commits it if fn returns nil.
+func (s *Store) inWriteTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: begin: %w", op, err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: %s: commit: %w", op, err)
+	}
+	return nil
+}
+
+// writerStmts are the hot-path statements, prepared once on the writer
+// connection and bound to each transaction with tx.StmtContext.
+type writerStmts struct {
+	insertAttempt   *sql.Stmt
+	advanceDelivery *sql.Stmt
+	dropRetries     *sql.Stmt
+	insertEvent     *sql.Stmt
+	insertDelivery  *sql.Stmt
+}
+
+func (w *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&w.insertAttempt, sqlInsertAttempt},
+		{&w.advanceDelivery, sqlAdvanceDelivery},
+		{&w.dropRetries, sqlDropRetriesUpTo},
+		{&w.insertEvent, sqlInsertEvent},
+		{&w.insertDelivery, sqlInsertDelivery},
+	} {
+		st, err := db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", firstLine(p.sql), err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+func (w *writerStmts) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{w.insertAttempt, w.advanceDelivery, w.dropRetries, w.insertEvent, w.insertDelivery} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,278 @@
+// Package store is the neutral contract for Hookline's durable state:
+// subscriptions, events, deliveries, attempts, scheduled retries and
+// idempotency keys.
+//
+// Two implementations exist: sqlite (embedded, for `hookline dev` and quick
+// tests) and crdb (CockroachDB over the PostgreSQL wire protocol, for
+// production). Both pass the conformance suite in storetest, which is the
+// executable form of the guarantees documented here.
+//
+// Every write is idempotent: a write repeated after an ambiguous failure
+// (a transaction retried after its commit was lost) leaves the same state
+// as a single write.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by every implementation. Callers test them with errors.Is.
+var (
+	// ErrNotFound means the addressed row does not exist (for that tenant).
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict means a create collided with an existing row whose
+	// content differs.
+	ErrConflict = errors.New("store: conflict")
+)
+
+// SubscriptionState says whether a subscription receives deliveries.
+type SubscriptionState string
+
+// Subscription states.
+const (
+	// SubscriptionEnabled subscriptions receive deliveries.
+	SubscriptionEnabled SubscriptionState = "enabled"
+	// SubscriptionDisabled subscriptions receive nothing; their deliveries
+	// are parked and redriven when the subscription is enabled again.
+	SubscriptionDisabled SubscriptionState = "disabled"
+)
+
+// Secret is one signing secret of a subscription.
+type Secret struct {
+	// Value is "whsec_" followed by the base64 of at least 24 random bytes.
+	Value string
+	// CreatedAt is when the secret was issued.
+	CreatedAt time.Time
+	// ExpiresAt is when the secret stops being used; zero means never.
+	// A rotated-out secret keeps signing until it expires, so receivers
+	// can switch without a gap.
+	ExpiresAt time.Time
+}
+
+// Subscription is where and how a tenant wants matching events delivered.
+type Subscription struct {
+	ID     string // "sub_" + ULID
+	Tenant string
+	// URL is the http(s) endpoint deliveries are POSTed to.
+	URL         string
+	Description string
+	// EventTypes are the patterns of event types delivered: an exact type
+	// ("order.created"), a prefix wildcard ("order.*") or everything ("*").
+	EventTypes []string
+	// Secrets sign every delivery; all unexpired secrets sign at once.
+	Secrets []Secret
+	// Headers are added to every delivery request.
+	Headers map[string]string
+	// Timeout bounds each attempt; zero means the service default.
+	Timeout time.Duration
+	// RetrySchedule is the delay before each retry; nil means the
+	// service default. Its length is the number of retries.
+	RetrySchedule []time.Duration
+	// RateLimit caps deliveries per second to this endpoint; 0 = no cap.
+	RateLimit int
+	State     SubscriptionState
+	// DisabledReason says why State is disabled (by an operator, on 410
+	// Gone, after failing continuously).
+	DisabledReason string
+	// FailingSince is when the current unbroken run of failed attempts
+	// began; zero while the endpoint is healthy.
+	FailingSince time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Event is an accepted event, kept so deliveries can be retried and
+// replayed.
+type Event struct {
+	ID         string // "evt_" + ULID, or derived from the idempotency key
+	Tenant     string
+	Type       string
+	Payload    []byte // JSON
+	Labels     map[string]string
+	OccurredAt time.Time
+	ReceivedAt time.Time
+}
+
+// DeliveryStatus is the state of one (event, subscription) delivery.
+type DeliveryStatus string
+
+// Delivery statuses.
+const (
+	// DeliveryPending: created, first attempt not yet recorded.
+	DeliveryPending DeliveryStatus = "pending"
+	// DeliverySucceeded: an attempt got a 2xx.
+	DeliverySucceeded DeliveryStatus = "succeeded"
+	// DeliveryRetrying: the last attempt failed and another is scheduled.
+	DeliveryRetrying DeliveryStatus = "retrying"
+	// DeliveryParked: held while the subscription is disabled.
+	DeliveryParked DeliveryStatus = "parked"
+	// DeliveryDead: the retry schedule is exhausted (or the subscription
+	// is gone); no further attempts are made unless redelivered.
+	DeliveryDead DeliveryStatus = "dead"
+)
+
+// Delivery is one event on its way to one subscription. Its ID is derived
+// from (EventID, SubscriptionID), so a repeated fan-out collapses.
+type Delivery struct {
+	ID             string
+	EventID        string
+	SubscriptionID string
+	Tenant         string
+	EventType      string
+	Status         DeliveryStatus
+	// Attempts is the number of the highest attempt recorded.
+	Attempts       int
+	NextAttemptAt  time.Time // zero when nothing is scheduled
+	LastStatusCode int
+	LastError      string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Attempt is one HTTP request made for a delivery.
+type Attempt struct {
+	DeliveryID     string
+	Number         int // 1-based, unique per delivery
+	EventID        string
+	SubscriptionID string
+	Tenant         string
+	StartedAt      time.Time
+	Duration       time.Duration
+	StatusCode     int    // 0 when no response was received
+	ResponseBody   []byte // capped by the delivery service
+	Error          string // network error, timeout, refused by the SSRF guard...
+}
+
+// AttemptResult is an attempt together with the delivery status it leads to.
+type AttemptResult struct {
+	Attempt Attempt
+	// Status becomes the delivery's status, provided no higher-numbered
+	// attempt of the same delivery is already recorded.
+	Status DeliveryStatus
+}
+
+// ScheduledRetry is a durable due time for the next attempt of a delivery.
+// A delivery has at most one.
+type ScheduledRetry struct {
+	DeliveryID string
+	Attempt    int // number of the attempt to make when due
+	DueAt      time.Time
+}
+
+// DueRetry is a claimed retry with what is needed to publish it.
+type DueRetry struct {
+	ScheduledRetry
+	Delivery Delivery
+	Event    Event
+}
+
+// SubscriptionFilter selects subscriptions to list.
+type SubscriptionFilter struct {
+	Tenant    string // empty: every tenant
+	State     SubscriptionState
+	Limit     int    // 0 means 100
+	PageToken string // from a previous page
+}
+
+// DeliveryFilter selects deliveries to list, newest first.
+type DeliveryFilter struct {
+	Tenant         string
+	SubscriptionID string
+	EventID        string
+	Status         DeliveryStatus
+	CreatedAfter   time.Time // inclusive; zero means unbounded
+	CreatedBefore  time.Time // exclusive; zero means unbounded
+	Limit          int       // 0 means 100
+	PageToken      string
+}
+
+// AttemptFilter selects attempts to list, newest first.
+type AttemptFilter struct {
+	Tenant         string
+	DeliveryID     string
+	SubscriptionID string
+	EventID        string
+	Limit          int // 0 means 100
+	PageToken      string
+}
+
+// Store is the durable state shared by every service replica.
+type Store interface {
+	// CreateSubscription inserts s (ID, CreatedAt and UpdatedAt set by the
+	// caller). Repeating an identical create succeeds.
+	CreateSubscription(ctx context.Context, s *Subscription) error
+	// GetSubscription returns the subscription with id, or ErrNotFound.
+	// A non-empty tenant must match.
+	GetSubscription(ctx context.Context, tenant, id string) (*Subscription, error)
+	// ListSubscriptions returns one page and the token of the next ("" at
+	// the end), ordered by ID.
+	ListSubscriptions(ctx context.Context, f SubscriptionFilter) ([]Subscription, string, error)
+	// UpdateSubscription replaces every field of the subscription s.ID
+	// (tenant must match) and sets UpdatedAt; ErrNotFound if absent.
+	UpdateSubscription(ctx context.Context, s *Subscription) error
+	// DeleteSubscription removes it; ErrNotFound if absent.
+	DeleteSubscription(ctx context.Context, tenant, id string) error
+	// SetSubscriptionState enables or disables a subscription and records
+	// the reason. Enabling clears FailingSince.
+	SetSubscriptionState(ctx context.Context, id string, state SubscriptionState, reason string, now time.Time) error
+	// SetSubscriptionFailing sets FailingSince (zero clears it).
+	SetSubscriptionFailing(ctx context.Context, id string, since time.Time) error
+
+	// InsertEvents stores events; an event whose ID exists is left as is.
+	InsertEvents(ctx context.Context, events []Event) error
+	// GetEvent returns the event with id, or ErrNotFound.
+	GetEvent(ctx context.Context, tenant, id string) (*Event, error)
+
+	// LookupIdempotencyKey returns the event ID recorded for (tenant, key).
+	LookupIdempotencyKey(ctx context.Context, tenant, key string) (eventID string, found bool, err error)
+	// PutIdempotencyKey records (tenant, key) -> eventID unless a record
+	// exists, and returns the event ID that is recorded afterwards.
+	PutIdempotencyKey(ctx context.Context, tenant, key, eventID string, now time.Time) (string, error)
+
+	// CreateDeliveries inserts deliveries; one whose ID exists is left as is.
+	CreateDeliveries(ctx context.Context, ds []Delivery) error
+	// GetDelivery returns the delivery with id, or ErrNotFound.
+	GetDelivery(ctx context.Context, tenant, id string) (*Delivery, error)
+	// ListDeliveries returns one page, newest first, and the next token.
+	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, string, error)
+
+	// RecordAttempts stores attempts and moves each delivery to its new
+	// status, in one transaction. An attempt already recorded (same
+	// delivery and number) is ignored, and a delivery whose recorded
+	// attempt count is already at or above the attempt's number keeps
+	// its status.
+	RecordAttempts(ctx context.Context, results []AttemptResult) error
+	// ListAttempts returns one page, newest first, and the next token.
+	ListAttempts(ctx context.Context, f AttemptFilter) ([]Attempt, string, error)
+
+	// ScheduleRetries stores due times (replacing a delivery's earlier one)
+	// and sets each delivery to retrying with NextAttemptAt = DueAt.
+	ScheduleRetries(ctx context.Context, rs []ScheduledRetry) error
+	// ClaimDueRetries leases up to limit retries due at or before now that
+	// no one else holds a live lease on, for lease. A claimer that dies
+	// loses its lease and the retries become claimable again.
+	ClaimDueRetries(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]DueRetry, error)
+	// CompleteRetries removes the retries once published. A retry that was
+	// rescheduled since (different Attempt) is kept.
+	CompleteRetries(ctx context.Context, rs []ScheduledRetry) error
+	// MarkDead sets deliveries to dead with the given reason.
+	MarkDead(ctx context.Context, deliveryIDs []string, reason string, now time.Time) error
+	// ParkDeliveries sets deliveries to parked, to be redriven when their
+	// subscription is enabled.
+	ParkDeliveries(ctx context.Context, deliveryIDs []string, now time.Time) error
+	// RedriveParked turns up to limit parked deliveries of enabled
+	// subscriptions into retries due now, and returns how many it moved.
+	RedriveParked(ctx context.Context, now time.Time, limit int) (int, error)
+
+	// Purge deletes up to limit events, deliveries, attempts and
+	// idempotency keys created before before, returning how many rows went.
+	// Deliveries still pending, retrying or parked are kept.
+	Purge(ctx context.Context, before time.Time, limit int) (int, error)
+
+	// Ready reports whether the store answers, for /readyz.
+	Ready(ctx context.Context) error
+	// Close releases the store's connections.
+	Close() error
+}

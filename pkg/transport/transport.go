@@ -1,0 +1,146 @@
+// Package transport is the neutral contract between Hookline's services and
+// the message broker that carries work between them.
+//
+// Two implementations exist: natsjs (NATS JetStream, the default) and kafka.
+// Both pass the conformance suite in transporttest, which is the executable
+// form of the guarantees documented here.
+package transport
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Stream names one of the three queues of the pipeline.
+type Stream string
+
+// The three streams of the pipeline.
+const (
+	// Events carries accepted events from ingest to fanout. Retention is
+	// time-bounded (not work-queue) so events can be replayed from the log.
+	Events Stream = "events"
+	// Deliveries carries one message per (event, subscription) pair from
+	// fanout (and from the scheduler, for retries) to delivery.
+	Deliveries Stream = "deliveries"
+	// Retries carries failed deliveries from delivery to the scheduler.
+	Retries Stream = "retries"
+)
+
+// Streams lists every stream, in pipeline order.
+var Streams = []Stream{Events, Deliveries, Retries}
+
+// Message is one unit of work on a stream.
+type Message struct {
+	// ID identifies the message for broker-side deduplication: publishing
+	// two messages with the same ID on the same stream within the
+	// deduplication window stores only the first. Required.
+	ID string
+	// Subject refines the stream address. For Events it is
+	// "<tenant>.<event type>"; other streams may leave it empty. It must
+	// not contain spaces, '*' or '>'.
+	Subject string
+	// Key orders and partitions messages (Kafka's message key); messages
+	// with the same key land on the same partition. Optional.
+	Key string
+	// Headers carry hookline-* metadata and the W3C trace context. Keys are
+	// case-sensitive and round-trip unchanged.
+	Headers map[string]string
+	// Data is the opaque payload.
+	Data []byte
+}
+
+// PublishResult reports what the broker did with one published message.
+type PublishResult struct {
+	// Duplicate is true when the broker already held a message with the
+	// same ID and did not store this one again.
+	Duplicate bool
+}
+
+// Publisher stores messages durably.
+type Publisher interface {
+	// Publish stores msgs on stream and returns only once every message is
+	// durably stored (or recognised as a duplicate). Results are returned
+	// in the order of msgs. On error, any subset of msgs may have been
+	// stored; callers retry with the same IDs, which deduplicates.
+	Publish(ctx context.Context, stream Stream, msgs ...Message) ([]PublishResult, error)
+}
+
+// Received is a message handed to a consumer. Exactly one of Ack or Nak
+// must eventually be called; until then InProgress keeps the broker from
+// redelivering it to another consumer.
+type Received interface {
+	// Message returns the message as published.
+	Message() *Message
+	// NumDelivered is 1 on first delivery and grows with each redelivery.
+	NumDelivered() int
+	// Ack marks the message processed; it is not delivered again.
+	Ack(ctx context.Context) error
+	// Nak asks for redelivery no sooner than delay from now.
+	Nak(ctx context.Context, delay time.Duration) error
+	// InProgress extends the time the consumer has before the broker
+	// considers the message lost and redelivers it.
+	InProgress(ctx context.Context) error
+}
+
+// Handler processes one received message. It is called from up to
+// ConsumerConfig.Concurrency goroutines at once and must Ack or Nak the
+// message (possibly after returning).
+type Handler func(ctx context.Context, msg Received)
+
+// ConsumerConfig tells Consume how to share and pace a stream's work.
+type ConsumerConfig struct {
+	// Group names a durable consumer group. Consumers with the same Group
+	// on the same stream share its messages: each message goes to one of
+	// them at a time. Required.
+	Group string
+	// Concurrency bounds how many handlers run at once in this process.
+	// Zero means 1.
+	Concurrency int
+	// AckWait is how long an unacknowledged message stays with a consumer
+	// before it is redelivered elsewhere. Zero means 30 s.
+	AckWait time.Duration
+	// MaxAckPending bounds the messages outstanding across the whole group.
+	// Zero means an implementation default sized for throughput.
+	MaxAckPending int
+}
+
+// Consumer receives messages.
+type Consumer interface {
+	// Consume calls h for every message of stream for the consumer group
+	// cfg.Group until ctx is cancelled, then waits for running handlers
+	// to return and returns nil. It returns an error if the consumer
+	// cannot be set up. Messages that are not acknowledged before
+	// cfg.AckWait are redelivered, to this or another member of the group.
+	Consume(ctx context.Context, stream Stream, cfg ConsumerConfig, h Handler) error
+}
+
+// Transport is a connected broker client.
+type Transport interface {
+	Publisher
+	Consumer
+	// Ready reports whether the broker is reachable, for /readyz.
+	Ready(ctx context.Context) error
+	// Close releases the connection. In-flight Consume calls must be
+	// cancelled through their contexts first.
+	Close() error
+}
+
+// ErrClosed is returned by operations on a closed Transport.
+var ErrClosed = errors.New("transport: closed")
+
+// Header names shared by every service. Values are strings.
+const (
+	HeaderEventID        = "hookline-event-id"
+	HeaderTenant         = "hookline-tenant"
+	HeaderEventType      = "hookline-event-type"
+	HeaderOccurredAt     = "hookline-occurred-at" // RFC 3339 with nanoseconds
+	HeaderReceivedAt     = "hookline-received-at" // RFC 3339 with nanoseconds
+	HeaderLabels         = "hookline-labels"      // JSON object of string labels
+	HeaderDeliveryID     = "hookline-delivery-id"
+	HeaderSubscriptionID = "hookline-subscription-id"
+	HeaderAttempt        = "hookline-attempt"     // 1-based number of the attempt to make
+	HeaderRetryAfter     = "hookline-retry-after" // seconds the receiver asked us to wait
+	HeaderTraceparent    = "traceparent"
+	HeaderTracestate     = "tracestate"
+)

@@ -1,0 +1,3 @@
+module github.com/hookline/hookline/proto
+
+go 1.26

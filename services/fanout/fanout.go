@@ -1,0 +1,243 @@
+// Package fanout turns each accepted event into one delivery per matching
+// subscription.
+//
+// For every message of the EVENTS stream it stores the event and one
+// delivery per subscription whose patterns select the event type (disabled
+// subscriptions included: their deliveries are parked, not dropped), then
+// publishes one DELIVERIES message per delivery, and only then
+// acknowledges the event. Delivery ids are derived from (event id,
+// subscription id), so an event fanned out twice — after a crash between
+// publish and ack — collapses into the same deliveries.
+package fanout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hookline/hookline/pkg/ids"
+	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/transport"
+	"github.com/hookline/hookline/services/delivery"
+	"github.com/hookline/hookline/services/internal/groupcommit"
+	"github.com/hookline/hookline/services/internal/subcache"
+)
+
+// Config tunes the fanout service.
+type Config struct {
+	// Concurrency bounds the events processed at once.
+	Concurrency int
+	// AckWait is how long an event may stay unacknowledged before the
+	// broker hands it to another replica.
+	AckWait time.Duration
+	// StoreBatch caps the events written to the store in one batch.
+	StoreBatch int
+	// SubscriptionRefresh is how often the subscription cache reloads.
+	SubscriptionRefresh time.Duration
+	// RetryDelay is how long a failed event waits before it is tried again.
+	RetryDelay time.Duration
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{Concurrency: 128, AckWait: 30 * time.Second, StoreBatch: 256, SubscriptionRefresh: time.Second, RetryDelay: time.Second}
+}
+
+// RegisterFlags registers the fanout flags on fs.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	d := DefaultConfig()
+	fs.IntVar(&c.Concurrency, "fanout-concurrency", d.Concurrency, "events fanned out at once")
+	fs.DurationVar(&c.AckWait, "fanout-ack-wait", d.AckWait, "time an event may stay unacknowledged before another replica gets it")
+	fs.IntVar(&c.StoreBatch, "fanout-store-batch", d.StoreBatch, "most events written to the store in one batch")
+	fs.DurationVar(&c.SubscriptionRefresh, "fanout-subscription-refresh", d.SubscriptionRefresh, "how often the subscription cache reloads from the store")
+	fs.DurationVar(&c.RetryDelay, "fanout-retry-delay", d.RetryDelay, "delay before an event whose fan-out failed (store or broker down) is tried again")
+}
+
+// Validate reports every problem with c, each naming its flag.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("--fanout-concurrency %d: must be at least 1", c.Concurrency))
+	}
+	if c.AckWait < time.Second {
+		errs = append(errs, fmt.Errorf("--fanout-ack-wait %v: must be at least 1s", c.AckWait))
+	}
+	if c.StoreBatch < 1 {
+		errs = append(errs, fmt.Errorf("--fanout-store-batch %d: must be at least 1", c.StoreBatch))
+	}
+	if c.SubscriptionRefresh <= 0 {
+		errs = append(errs, fmt.Errorf("--fanout-subscription-refresh %v: must be positive", c.SubscriptionRefresh))
+	}
+	if c.RetryDelay < 0 {
+		errs = append(errs, fmt.Errorf("--fanout-retry-delay %v: must not be negative", c.RetryDelay))
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are the fanout service's collaborators.
+type Deps struct {
+	Store     store.Store
+	Transport transport.Transport
+	Logger    *slog.Logger
+	// Subscriptions is an optional cache shared with other services in the
+	// same process; nil makes a private one.
+	Subscriptions *subcache.Cache
+}
+
+// Service fans events out to subscriptions.
+type Service struct {
+	cfg     Config
+	deps    Deps
+	logger  *slog.Logger
+	subs    *subcache.Cache
+	ownSubs bool
+	writes  *groupcommit.Batcher[fanned]
+}
+
+// fanned is one event with its deliveries, written together.
+type fanned struct {
+	event      store.Event
+	deliveries []store.Delivery
+}
+
+// New validates cfg and builds the service.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("fanout config: %w", err)
+	}
+	if deps.Store == nil || deps.Transport == nil {
+		return nil, errors.New("fanout: Store and Transport are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	s := &Service{cfg: cfg, deps: deps, logger: deps.Logger.With("service", "fanout"), subs: deps.Subscriptions}
+	if s.subs == nil {
+		s.subs = subcache.New(deps.Store, cfg.SubscriptionRefresh, s.logger)
+		s.ownSubs = true
+	}
+	return s, nil
+}
+
+// Run consumes the EVENTS stream until ctx is cancelled, then waits for
+// in-flight events (which are acknowledged only if fully fanned out).
+func (s *Service) Run(ctx context.Context) error {
+	s.writes = groupcommit.New(s.flush, s.cfg.StoreBatch, 1)
+	defer s.writes.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if s.ownSubs {
+		if err := s.subs.Refresh(ctx); err != nil && ctx.Err() == nil {
+			s.logger.Warn("initial subscription load failed", "err", err)
+		}
+		subCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = s.subs.Run(subCtx) }()
+	}
+	s.logger.Info("fanout consuming", "concurrency", s.cfg.Concurrency)
+	err := s.deps.Transport.Consume(ctx, transport.Events, transport.ConsumerConfig{
+		Group: "fanout", Concurrency: s.cfg.Concurrency, AckWait: s.cfg.AckWait,
+	}, s.handle)
+	if err != nil {
+		return fmt.Errorf("fanout: consume events: %w", err)
+	}
+	return nil
+}
+
+// Ready reports whether the store and the broker answer.
+func (s *Service) Ready(ctx context.Context) error {
+	return errors.Join(s.deps.Store.Ready(ctx), s.deps.Transport.Ready(ctx))
+}
+
+func (s *Service) handle(ctx context.Context, msg transport.Received) {
+	ev, err := parseEvent(msg.Message())
+	if err != nil {
+		// Ingest validated the event; a message that does not parse can
+		// never succeed, so it is logged and dropped rather than retried.
+		s.logger.Error("dropping malformed event message", "msg_id", msg.Message().ID, "err", err)
+		_ = msg.Ack(ctx)
+		return
+	}
+	if err := s.fanOut(ctx, ev); err != nil {
+		s.logger.Warn("fan-out failed; will retry", "event_id", ev.ID, "err", err)
+		_ = msg.Nak(context.WithoutCancel(ctx), s.cfg.RetryDelay)
+		return
+	}
+	if err := msg.Ack(ctx); err != nil {
+		s.logger.Warn("ack event", "event_id", ev.ID, "err", err)
+	}
+}
+
+// fanOut stores ev and its deliveries, then publishes the deliveries.
+func (s *Service) fanOut(ctx context.Context, ev store.Event) error {
+	subs := s.subs.Matching(ev.Tenant, ev.Type)
+	ds := make([]store.Delivery, len(subs))
+	for i, sub := range subs {
+		ds[i] = store.Delivery{
+			ID: ids.Delivery(ev.ID, sub.ID), EventID: ev.ID, SubscriptionID: sub.ID,
+			Tenant: ev.Tenant, EventType: ev.Type, Status: store.DeliveryPending,
+			CreatedAt: ev.ReceivedAt, UpdatedAt: ev.ReceivedAt,
+		}
+	}
+	if err := s.writes.Add(ctx, fanned{event: ev, deliveries: ds}); err != nil {
+		return fmt.Errorf("store event and deliveries: %w", err)
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	msgs := make([]transport.Message, len(ds))
+	for i := range ds {
+		msgs[i] = delivery.NewMessage(&ds[i], &ev, 1)
+	}
+	if _, err := s.deps.Transport.Publish(ctx, transport.Deliveries, msgs...); err != nil {
+		return fmt.Errorf("publish %d deliveries: %w", len(msgs), err)
+	}
+	return nil
+}
+
+func (s *Service) flush(ctx context.Context, batch []fanned) error {
+	events := make([]store.Event, len(batch))
+	var ds []store.Delivery
+	for i, f := range batch {
+		events[i] = f.event
+		ds = append(ds, f.deliveries...)
+	}
+	if err := s.deps.Store.InsertEvents(ctx, events); err != nil {
+		return fmt.Errorf("insert %d events: %w", len(events), err)
+	}
+	if len(ds) > 0 {
+		if err := s.deps.Store.CreateDeliveries(ctx, ds); err != nil {
+			return fmt.Errorf("create %d deliveries: %w", len(ds), err)
+		}
+	}
+	return nil
+}
+
+// parseEvent decodes an EVENTS message written by ingest.
+func parseEvent(m *transport.Message) (store.Event, error) {
+	h := m.Headers
+	ev := store.Event{ID: h[transport.HeaderEventID], Tenant: h[transport.HeaderTenant], Type: h[transport.HeaderEventType], Payload: m.Data}
+	if ev.ID == "" || ev.Tenant == "" || ev.Type == "" {
+		return ev, fmt.Errorf("missing %s, %s or %s header", transport.HeaderEventID, transport.HeaderTenant, transport.HeaderEventType)
+	}
+	var err error
+	if ev.OccurredAt, err = time.Parse(time.RFC3339Nano, h[transport.HeaderOccurredAt]); err != nil {
+		return ev, fmt.Errorf("header %s: %w", transport.HeaderOccurredAt, err)
+	}
+	if ev.ReceivedAt, err = time.Parse(time.RFC3339Nano, h[transport.HeaderReceivedAt]); err != nil {
+		return ev, fmt.Errorf("header %s: %w", transport.HeaderReceivedAt, err)
+	}
+	if l := h[transport.HeaderLabels]; l != "" {
+		if err := json.Unmarshal([]byte(l), &ev.Labels); err != nil {
+			return ev, fmt.Errorf("header %s: %w", transport.HeaderLabels, err)
+		}
+	}
+	return ev, nil
+}

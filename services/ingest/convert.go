@@ -1,0 +1,136 @@
+package ingest
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hookline/hookline/pkg/store"
+	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
+)
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func fromTS(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.AsTime()
+}
+
+func subscriptionToProto(s *store.Subscription, now time.Time) *hooklinev1.Subscription {
+	out := &hooklinev1.Subscription{
+		Id:             s.ID,
+		Tenant:         s.Tenant,
+		Url:            s.URL,
+		Description:    s.Description,
+		EventTypes:     s.EventTypes,
+		Headers:        s.Headers,
+		RateLimit:      int32(s.RateLimit),
+		State:          stateToProto(s.State),
+		DisabledReason: s.DisabledReason,
+		FailingSince:   ts(s.FailingSince),
+		CreateTime:     ts(s.CreatedAt),
+		UpdateTime:     ts(s.UpdatedAt),
+	}
+	if s.Timeout > 0 {
+		out.Timeout = durationpb.New(s.Timeout)
+	}
+	for _, d := range s.RetrySchedule {
+		out.RetrySchedule = append(out.RetrySchedule, durationpb.New(d))
+	}
+	for _, sec := range s.Secrets {
+		if !sec.ExpiresAt.IsZero() && !sec.ExpiresAt.After(now) {
+			continue
+		}
+		out.Secrets = append(out.Secrets, &hooklinev1.Secret{Value: sec.Value, CreateTime: ts(sec.CreatedAt), ExpireTime: ts(sec.ExpiresAt)})
+	}
+	return out
+}
+
+func stateToProto(s store.SubscriptionState) hooklinev1.SubscriptionState {
+	switch s {
+	case store.SubscriptionEnabled:
+		return hooklinev1.SubscriptionState_SUBSCRIPTION_STATE_ENABLED
+	case store.SubscriptionDisabled:
+		return hooklinev1.SubscriptionState_SUBSCRIPTION_STATE_DISABLED
+	}
+	return hooklinev1.SubscriptionState_SUBSCRIPTION_STATE_UNSPECIFIED
+}
+
+func stateFromProto(s hooklinev1.SubscriptionState) store.SubscriptionState {
+	switch s {
+	case hooklinev1.SubscriptionState_SUBSCRIPTION_STATE_ENABLED:
+		return store.SubscriptionEnabled
+	case hooklinev1.SubscriptionState_SUBSCRIPTION_STATE_DISABLED:
+		return store.SubscriptionDisabled
+	}
+	return ""
+}
+
+var deliveryStatuses = map[store.DeliveryStatus]hooklinev1.DeliveryStatus{
+	store.DeliveryPending:   hooklinev1.DeliveryStatus_DELIVERY_STATUS_PENDING,
+	store.DeliverySucceeded: hooklinev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED,
+	store.DeliveryRetrying:  hooklinev1.DeliveryStatus_DELIVERY_STATUS_RETRYING,
+	store.DeliveryParked:    hooklinev1.DeliveryStatus_DELIVERY_STATUS_PARKED,
+	store.DeliveryDead:      hooklinev1.DeliveryStatus_DELIVERY_STATUS_DEAD,
+}
+
+func statusFromProto(s hooklinev1.DeliveryStatus) store.DeliveryStatus {
+	for k, v := range deliveryStatuses {
+		if v == s {
+			return k
+		}
+	}
+	return ""
+}
+
+func deliveryToProto(d *store.Delivery) *hooklinev1.Delivery {
+	return &hooklinev1.Delivery{
+		Id:              d.ID,
+		EventId:         d.EventID,
+		SubscriptionId:  d.SubscriptionID,
+		Tenant:          d.Tenant,
+		EventType:       d.EventType,
+		Status:          deliveryStatuses[d.Status],
+		Attempts:        int32(d.Attempts),
+		NextAttemptTime: ts(d.NextAttemptAt),
+		LastStatusCode:  int32(d.LastStatusCode),
+		LastError:       d.LastError,
+		CreateTime:      ts(d.CreatedAt),
+		UpdateTime:      ts(d.UpdatedAt),
+	}
+}
+
+func attemptToProto(a *store.Attempt) *hooklinev1.Attempt {
+	return &hooklinev1.Attempt{
+		DeliveryId:     a.DeliveryID,
+		Number:         int32(a.Number),
+		EventId:        a.EventID,
+		SubscriptionId: a.SubscriptionID,
+		Tenant:         a.Tenant,
+		StartTime:      ts(a.StartedAt),
+		Duration:       durationpb.New(a.Duration),
+		StatusCode:     int32(a.StatusCode),
+		ResponseBody:   string(a.ResponseBody),
+		Error:          a.Error,
+	}
+}
+
+func eventToProto(e *store.Event) *hooklinev1.Event {
+	return &hooklinev1.Event{
+		Id:          e.ID,
+		Tenant:      e.Tenant,
+		EventType:   e.Type,
+		Payload:     e.Payload,
+		Labels:      e.Labels,
+		OccurredAt:  ts(e.OccurredAt),
+		ReceiveTime: ts(e.ReceivedAt),
+	}
+}
