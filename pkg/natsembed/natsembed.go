@@ -69,8 +69,16 @@ func Start(opts Options) (*Server, error) {
 	}
 	// Always install our logger: the server's default logger calls
 	// os.Exit on Fatalf, which must never happen inside hookline.
-	ns.SetLogger(newLogAdapter(opts.Logger), false, false)
+	logs := newLogAdapter(opts.Logger)
+	ns.SetLogger(logs, false, false)
+	// Start enables JetStream and opens the listener synchronously; a
+	// failure of either is reported through Fatalf and Start returns.
 	ns.Start()
+	if msg := logs.fatalMessage(); msg != "" {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, fmt.Errorf("natsembed: start server on %s:%d: %s", opts.Host, opts.Port, msg)
+	}
 	if !ns.ReadyForConnections(readyTimeout) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
@@ -107,7 +115,17 @@ func (s *Server) Shutdown() {
 }
 
 // logAdapter forwards the server's printf-style logging to slog.
-type logAdapter struct{ l *slog.Logger }
+type logAdapter struct {
+	l     *slog.Logger
+	mu    sync.Mutex
+	fatal string // first Fatalf message
+}
+
+func (a *logAdapter) fatalMessage() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fatal
+}
 
 func newLogAdapter(l *slog.Logger) *logAdapter {
 	if l == nil {
@@ -128,7 +146,14 @@ func (a *logAdapter) Warnf(format string, v ...any)   { a.log(slog.LevelWarn, fo
 
 // Fatalf logs at error level and does not exit: a fatal start-up condition
 // surfaces as an error from Start instead.
-func (a *logAdapter) Fatalf(format string, v ...any) { a.log(slog.LevelError, format, v) }
+func (a *logAdapter) Fatalf(format string, v ...any) {
+	a.mu.Lock()
+	if a.fatal == "" {
+		a.fatal = fmt.Sprintf(format, v...)
+	}
+	a.mu.Unlock()
+	a.log(slog.LevelError, format, v)
+}
 func (a *logAdapter) Errorf(format string, v ...any) { a.log(slog.LevelError, format, v) }
 func (a *logAdapter) Debugf(format string, v ...any) { a.log(slog.LevelDebug, format, v) }
 func (a *logAdapter) Tracef(format string, v ...any) { a.log(slog.LevelDebug-4, format, v) }

@@ -229,7 +229,7 @@ func TestClientCommands(t *testing.T) {
 				Timeout: durationpb.New(15 * time.Second), RetrySchedule: []*durationpb.Duration{durationpb.New(5 * time.Second), durationpb.New(time.Minute)},
 				RateLimit: 10,
 			}}},
-			wantOut: []string{"id:", "sub_1\n", "state:", "enabled\n", "signing secret:  whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"},
+			wantOut: []string{"id:", "sub_1\n", "state:", "enabled\n", "signing secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"},
 		},
 		{
 			name: "subscriptions update puts only given flags in the mask",

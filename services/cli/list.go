@@ -42,6 +42,7 @@ func list[T proto.Message](ctx context.Context, c *client, lf *listFlags, header
 		return err
 	}
 	var rows [][]string
+	var more string // next page token left unfollowed
 	token := lf.pageToken
 	for {
 		items, next, err := fetch(ctx, size, token)
@@ -61,7 +62,7 @@ func list[T proto.Message](ctx context.Context, c *client, lf *listFlags, header
 			break
 		}
 		if !lf.all {
-			defer fmt.Fprintf(c.out.errw, "more results: --page-token %s (or --all)\n", next)
+			more = next
 			break
 		}
 		if next == token {
@@ -69,8 +70,13 @@ func list[T proto.Message](ctx context.Context, c *client, lf *listFlags, header
 		}
 		token = next
 	}
-	if c.out.json {
-		return nil
+	if !c.out.json {
+		if err := c.out.table(header, rows); err != nil {
+			return err
+		}
 	}
-	return c.out.table(header, rows)
+	if more != "" {
+		fmt.Fprintf(c.out.errw, "more results: --page-token %s (or --all)\n", more)
+	}
+	return nil
 }

@@ -361,11 +361,14 @@ func printListenBanner(w io.Writer, addr string, cfg ReceiverConfig) {
 	if tenant == "" {
 		tenant = "default"
 	}
-	sig := "off (start with --secret whsec_... to verify)"
-	if len(cfg.Secrets) > 0 {
-		sig = fmt.Sprintf("on (%d secret(s))", len(cfg.Secrets))
+	sig := "signatures not verified"
+	if n := len(cfg.Secrets); n > 0 {
+		sig = fmt.Sprintf("verifying signatures with %d secret(s)", n)
 	}
-	fmt.Fprintf(w, "Listening on %s (signature verification %s)\n", url, sig)
+	fmt.Fprintf(w, "Listening on %s (%s)\n", url, sig)
 	fmt.Fprintf(w, "Point a subscription at it with:\n  hookline subscriptions create --tenant %s --url %s --event-type '*'\n", tenant, url)
+	if len(cfg.Secrets) == 0 {
+		fmt.Fprintln(w, "and restart with --secret <its signing secret> to verify signatures.")
+	}
 	fmt.Fprintln(w, "Press Ctrl-C to stop.")
 }

@@ -84,7 +84,6 @@ func signed(t *testing.T, secret, id string, ts time.Time, body string) http.Hea
 	return h
 }
 
-
 func newSecret(t *testing.T) string {
 	t.Helper()
 	s, err := signature.NewSecret()
@@ -208,7 +207,7 @@ func TestReceiverTextAndJSONLines(t *testing.T) {
 	_, srv := newTestReceiver(t, ReceiverConfig{Out: text, MaxBody: 10})
 	post(t, srv.URL+"/hooks", idHeader("msg_t"), body)
 	line := text.String()
-	if want := "  msg_t  attempt=1  signature=unchecked  status=200  POST /hooks  {\"order\": \"…\n"; !strings.HasSuffix(line, want) {
+	if want := "  msg_t  attempt=1  signature=unchecked  status=200  POST /hooks  {\"order\": …\n"; !strings.HasSuffix(line, want) {
 		t.Errorf("text line %q does not end with %q", line, want)
 	}
 

@@ -217,8 +217,11 @@ func (s *Service) validateURL(ctx context.Context, v *violations, field, raw str
 	if err := s.guard.CheckURL(ctx, raw, s.resolver); err != nil {
 		// A host that does not resolve now is accepted: the dialer's guard
 		// checks every address again at delivery time.
-		if errors.Is(err, ssrf.ErrForbidden) {
+		switch {
+		case errors.Is(err, ssrf.ErrForbidden):
 			v.add(field, "%v (allow-list the range with --ingest-allow-cidrs to permit it)", err)
+		case errors.Is(err, ssrf.ErrInvalidURL):
+			v.add(field, "%v", err)
 		}
 	}
 }

@@ -1,0 +1,344 @@
+package sqlite
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/storetest"
+)
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func openFile(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "hookline.db"), testLogger(t))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) store.Store { return openFile(t) })
+}
+
+func TestConformanceMemory(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := Open(t.Context(), ":memory:", testLogger(t))
+		if err != nil {
+			t.Fatalf("Open(:memory:): %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestMigrationsFreshAndReopen(t *testing.T) {
+	t.Parallel()
+	ms, err := migrations()
+	if err != nil {
+		t.Fatalf("migrations: %v", err)
+	}
+	if len(ms) == 0 {
+		t.Fatal("no embedded migrations")
+	}
+	var want []int
+	for i, m := range ms {
+		if m.version != i+1 {
+			t.Fatalf("migration %s has version %d, want %d (contiguous from 1)", m.name, m.version, i+1)
+		}
+		want = append(want, m.version)
+	}
+
+	path := filepath.Join(t.TempDir(), "hookline.db")
+	var logs bytes.Buffer
+	s, err := Open(t.Context(), path, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	got := appliedVersions(t, s)
+	if !slices.Equal(versionsOf(got), want) {
+		t.Fatalf("fresh database recorded versions %v, want %v", versionsOf(got), want)
+	}
+	for _, a := range got {
+		if a.appliedAt <= 0 {
+			t.Fatalf("version %d has applied_at %d", a.version, a.appliedAt)
+		}
+	}
+	if n := strings.Count(logs.String(), "applied migration"); n != len(ms) {
+		t.Fatalf("fresh open logged %d applied migrations, want %d:\n%s", n, len(ms), logs.String())
+	}
+	sub := storetest.NewSubscription("acme")
+	if err := s.CreateSubscription(t.Context(), sub); err != nil {
+		t.Fatalf("CreateSubscription: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	// Reopening an up-to-date database applies nothing and keeps the data.
+	logs.Reset()
+	s, err = Open(t.Context(), path, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if strings.Contains(logs.String(), "applied migration") {
+		t.Fatalf("reopen applied migrations:\n%s", logs.String())
+	}
+	if again := appliedVersions(t, s); !slices.Equal(again, got) {
+		t.Fatalf("reopen changed schema_migrations: %v, was %v", again, got)
+	}
+	applied, err := migrate(t.Context(), s.write, testLogger(t))
+	if err != nil || len(applied) != 0 {
+		t.Fatalf("migrate on an up-to-date database applied %v, err %v", applied, err)
+	}
+	if _, err := s.GetSubscription(t.Context(), "acme", sub.ID); err != nil {
+		t.Fatalf("subscription lost across reopen: %v", err)
+	}
+}
+
+type appliedMigration struct {
+	version   int
+	appliedAt int64
+}
+
+func appliedVersions(t *testing.T, s *Store) []appliedMigration {
+	t.Helper()
+	rows, err := s.read.QueryContext(t.Context(), `SELECT version, applied_at FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatalf("query schema_migrations: %v", err)
+	}
+	defer rows.Close()
+	var out []appliedMigration
+	for rows.Next() {
+		var a appliedMigration
+		if err := rows.Scan(&a.version, &a.appliedAt); err != nil {
+			t.Fatalf("scan: %v", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("rows: %v", err)
+	}
+	return out
+}
+
+func versionsOf(as []appliedMigration) []int {
+	var out []int
+	for _, a := range as {
+		out = append(out, a.version)
+	}
+	return out
+}
+
+func TestOpenConfiguresWAL(t *testing.T) {
+	t.Parallel()
+	s := openFile(t)
+	var mode string
+	var syncLevel, busy int
+	if err := s.write.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.write.QueryRowContext(t.Context(), `PRAGMA synchronous`).Scan(&syncLevel); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.read.QueryRowContext(t.Context(), `PRAGMA busy_timeout`).Scan(&busy); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" || syncLevel != 1 || busy != busyTimeoutMS {
+		t.Fatalf("journal_mode %q synchronous %d busy_timeout %d; want wal, 1 (NORMAL), %d", mode, syncLevel, busy, busyTimeoutMS)
+	}
+	// The read pool refuses writes.
+	if _, err := s.read.ExecContext(t.Context(), `DELETE FROM subscriptions`); err == nil {
+		t.Fatal("a write through the read pool succeeded")
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{"", "x.db?_pragma=foo", filepath.Join(t.TempDir(), "missing", "dir", "x.db")} {
+		if s, err := Open(t.Context(), path, testLogger(t)); err == nil {
+			s.Close()
+			t.Fatalf("Open(%q) succeeded", path)
+		}
+	}
+}
+
+// TestConcurrentStoresSharedFile opens the same file twice, as two
+// processes would, and hammers both: with busy_timeout and IMMEDIATE
+// transactions no write fails, and no retry is claimed twice across them.
+func TestConcurrentStoresSharedFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	var stores [2]*Store
+	for i := range stores {
+		s, err := Open(t.Context(), path, testLogger(t))
+		if err != nil {
+			t.Fatalf("Open #%d: %v", i, err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	ctx := t.Context()
+	sub := storetest.NewSubscription("acme")
+	if err := stores[0].CreateSubscription(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	const workers, perWorker = 6, 20
+	var evs []store.Event
+	var ds []store.Delivery
+	var rs []store.ScheduledRetry
+	for i := range workers * perWorker {
+		ev := storetest.NewEvent("acme", "order.created", storetest.Base)
+		d := storetest.NewDelivery(ev, sub, storetest.Base)
+		evs, ds = append(evs, ev), append(ds, d)
+		rs = append(rs, store.ScheduledRetry{DeliveryID: d.ID, Attempt: 2, DueAt: storetest.Base.Add(-time.Duration(i))})
+	}
+	if err := stores[1].InsertEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := stores[0].CreateDeliveries(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	if err := stores[1].ScheduleRetries(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	claimed := map[string]int{}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		s := stores[w%2]
+		wg.Go(func() {
+			// Each worker records attempt 1 of its own deliveries in batches...
+			mine := ds[w*perWorker : (w+1)*perWorker]
+			for i := 0; i < len(mine); i += 5 {
+				var batch []store.AttemptResult
+				for _, d := range mine[i : i+5] {
+					batch = append(batch, store.AttemptResult{Attempt: storetest.NewAttempt(d, 1, storetest.Base), Status: store.DeliveryRetrying})
+				}
+				if err := s.RecordAttempts(ctx, batch); err != nil {
+					errs <- err
+					return
+				}
+				// ...and claims retries in between.
+				due, err := s.ClaimDueRetries(ctx, storetest.Base, 4, time.Hour)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				for _, d := range due {
+					claimed[d.DeliveryID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent write failed: %v", err)
+	}
+	// Drain what is left through the other store.
+	for {
+		due, err := stores[1].ClaimDueRetries(ctx, storetest.Base, 50, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(due) == 0 {
+			break
+		}
+		for _, d := range due {
+			claimed[d.DeliveryID]++
+		}
+	}
+	if len(claimed) != len(ds) {
+		t.Fatalf("claimed %d distinct retries, want %d", len(claimed), len(ds))
+	}
+	for id, n := range claimed {
+		if n != 1 {
+			t.Fatalf("retry %s claimed %d times", id, n)
+		}
+	}
+	for _, d := range ds {
+		got, err := stores[0].GetDelivery(ctx, "", d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Attempts != 1 {
+			t.Fatalf("delivery %s has %d attempts recorded, want 1", d.ID, got.Attempts)
+		}
+	}
+}
+
+// BenchmarkRecordAttempts measures the hot path: batches of attempt
+// results, each advancing its delivery, in one transaction per batch.
+func BenchmarkRecordAttempts(b *testing.B) {
+	for _, batch := range []int{1, 100} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"), testLogger(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			sub := storetest.NewSubscription("acme")
+			if err := s.CreateSubscription(b.Context(), sub); err != nil {
+				b.Fatal(err)
+			}
+			const pool = 1000
+			ds := make([]store.Delivery, pool)
+			evs := make([]store.Event, pool)
+			for i := range ds {
+				evs[i] = storetest.NewEvent("acme", "order.created", storetest.Base)
+				ds[i] = storetest.NewDelivery(evs[i], sub, storetest.Base)
+			}
+			if err := s.InsertEvents(b.Context(), evs); err != nil {
+				b.Fatal(err)
+			}
+			if err := s.CreateDeliveries(b.Context(), ds); err != nil {
+				b.Fatal(err)
+			}
+			results := make([]store.AttemptResult, batch)
+			rows := 0
+			for b.Loop() {
+				for j := range results {
+					d := ds[rows%pool]
+					a := storetest.NewAttempt(d, rows/pool+1, storetest.Base.Add(time.Duration(rows)))
+					results[j] = store.AttemptResult{Attempt: a, Status: store.DeliveryRetrying}
+					rows++
+				}
+				if err := s.RecordAttempts(b.Context(), results); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}

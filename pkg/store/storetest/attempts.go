@@ -1,0 +1,202 @@
+package storetest
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hookline/hookline/pkg/store"
+)
+
+func result(a store.Attempt, st store.DeliveryStatus) store.AttemptResult {
+	return store.AttemptResult{Attempt: a, Status: st}
+}
+
+func listAllAttempts(t *testing.T, s store.Store, f store.AttemptFilter) []store.Attempt {
+	t.Helper()
+	return collectPages(t, func(tok string) ([]store.Attempt, string, error) {
+		f.PageToken = tok
+		return s.ListAttempts(ctx(t), f)
+	}, f.Limit)
+}
+
+func testAttemptsForwardOnly(t *testing.T, s store.Store) {
+	f := Seed(t, s, "acme", Base)
+	d := f.Delivery
+
+	a1 := NewAttempt(d, 1, Base.Add(time.Second))
+	a1.StatusCode, a1.Error = 0, "dial tcp: connection refused"
+	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(a1, store.DeliveryRetrying)}), "RecordAttempts(1)")
+	got := getDelivery(t, s, d.ID)
+	if got.Status != store.DeliveryRetrying || got.Attempts != 1 || got.LastStatusCode != 0 || got.LastError != a1.Error {
+		t.Fatalf("after attempt 1: %+v", got)
+	}
+	if end := a1.StartedAt.Add(a1.Duration); !got.UpdatedAt.Equal(end) {
+		t.Fatalf("UpdatedAt %v, want end of attempt 1 %v", got.UpdatedAt, end)
+	}
+
+	a3 := NewAttempt(d, 3, Base.Add(time.Hour))
+	a3.StatusCode, a3.ResponseBody = 200, []byte("ok")
+	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(a3, store.DeliverySucceeded)}), "RecordAttempts(3)")
+	after3 := getDelivery(t, s, d.ID)
+	if after3.Status != store.DeliverySucceeded || after3.Attempts != 3 || after3.LastStatusCode != 200 || after3.LastError != "" {
+		t.Fatalf("after attempt 3: %+v", after3)
+	}
+
+	// Attempt 2 arrives late: it is recorded but moves nothing.
+	a2 := NewAttempt(d, 2, Base.Add(30*time.Minute))
+	a2.StatusCode = 502
+	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(a2, store.DeliveryRetrying)}), "RecordAttempts(2)")
+	wantEqual(t, after3, getDelivery(t, s, d.ID), "delivery after a late lower attempt")
+
+	got3 := listAllAttempts(t, s, store.AttemptFilter{DeliveryID: d.ID})
+	wantEqual(t, []store.Attempt{a3, a2, a1}, got3, "attempts of the delivery")
+}
+
+func testAttemptsDuplicateIgnored(t *testing.T, s store.Store) {
+	f := Seed(t, s, "acme", Base)
+	a := NewAttempt(f.Delivery, 1, Base.Add(time.Second))
+	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(a, store.DeliveryRetrying)}), "RecordAttempts")
+	want := getDelivery(t, s, f.Delivery.ID)
+
+	dup := a
+	dup.StatusCode, dup.ResponseBody, dup.StartedAt = 200, []byte("different"), Base.Add(time.Hour)
+	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(dup, store.DeliverySucceeded), result(a, store.DeliveryRetrying)}), "RecordAttempts(duplicate)")
+	wantEqual(t, want, getDelivery(t, s, f.Delivery.ID), "delivery after duplicate attempt")
+	wantEqual(t, []store.Attempt{a}, listAllAttempts(t, s, store.AttemptFilter{DeliveryID: f.Delivery.ID}), "attempts after duplicate")
+	must(t, s.RecordAttempts(ctx(t), nil), "RecordAttempts(empty)")
+}
+
+func testAttemptsBatch(t *testing.T, s store.Store) {
+	sub := NewSubscription("acme")
+	var fs []Fixture
+	for i := range 20 {
+		fs = append(fs, SeedFor(t, s, sub, Base.Add(time.Duration(i)*time.Millisecond)))
+	}
+	// One batch: several attempts per delivery, highest number first for
+	// some, plus a repeat of an attempt within the same batch.
+	var batch []store.AttemptResult
+	want := map[string]store.DeliveryStatus{}
+	for i, f := range fs {
+		n := 1 + i%3
+		for k := n; k >= 1; k-- {
+			a := NewAttempt(f.Delivery, k, Base.Add(time.Duration(k)*time.Minute))
+			st := store.DeliveryRetrying
+			if k == n && i%2 == 0 {
+				st = store.DeliverySucceeded
+				a.StatusCode = 204
+			}
+			batch = append(batch, result(a, st))
+			if k == n {
+				want[f.Delivery.ID] = st
+			}
+		}
+		if i%2 == 1 { // a repeat of attempt 1 later in the same batch is ignored
+			batch = append(batch, result(NewAttempt(f.Delivery, 1, Base), store.DeliveryDead))
+		}
+	}
+	must(t, s.RecordAttempts(ctx(t), batch), "RecordAttempts(batch)")
+	for i, f := range fs {
+		got := getDelivery(t, s, f.Delivery.ID)
+		n := 1 + i%3
+		if got.Status != want[f.Delivery.ID] || got.Attempts != n {
+			t.Fatalf("delivery %d: status %q attempts %d, want %q %d", i, got.Status, got.Attempts, want[f.Delivery.ID], n)
+		}
+		if as := listAllAttempts(t, s, store.AttemptFilter{DeliveryID: f.Delivery.ID}); len(as) != n {
+			t.Fatalf("delivery %d: %d attempts recorded, want %d", i, len(as), n)
+		}
+	}
+}
+
+func testAttemptsFinalClearsNext(t *testing.T, s store.Store) {
+	for _, st := range []store.DeliveryStatus{store.DeliverySucceeded, store.DeliveryDead, store.DeliveryParked} {
+		f := Seed(t, s, "acme", Base)
+		must(t, s.ScheduleRetries(ctx(t), []store.ScheduledRetry{{DeliveryID: f.Delivery.ID, Attempt: 1, DueAt: Base}}), "ScheduleRetries")
+		if got := getDelivery(t, s, f.Delivery.ID); !got.NextAttemptAt.Equal(Base) {
+			t.Fatalf("NextAttemptAt %v after scheduling, want %v", got.NextAttemptAt, Base)
+		}
+		a := NewAttempt(f.Delivery, 1, Base.Add(time.Second))
+		must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(a, st)}), "RecordAttempts")
+		got := getDelivery(t, s, f.Delivery.ID)
+		if got.Status != st || !got.NextAttemptAt.IsZero() {
+			t.Fatalf("after a %s attempt: status %q NextAttemptAt %v", st, got.Status, got.NextAttemptAt)
+		}
+		// The retry for the attempt just made is not claimed again.
+		due, err := s.ClaimDueRetries(ctx(t), Base.Add(time.Hour), 10, time.Minute)
+		must(t, err, "ClaimDueRetries")
+		if len(due) != 0 {
+			t.Fatalf("after a %s attempt, claimed %+v", st, due)
+		}
+	}
+	// A retrying outcome keeps the scheduled time.
+	f := Seed(t, s, "acme", Base)
+	must(t, s.ScheduleRetries(ctx(t), []store.ScheduledRetry{{DeliveryID: f.Delivery.ID, Attempt: 2, DueAt: Base.Add(time.Hour)}}), "ScheduleRetries")
+	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(NewAttempt(f.Delivery, 1, Base), store.DeliveryRetrying)}), "RecordAttempts")
+	if got := getDelivery(t, s, f.Delivery.ID); !got.NextAttemptAt.Equal(Base.Add(time.Hour)) {
+		t.Fatalf("retrying attempt changed NextAttemptAt to %v", got.NextAttemptAt)
+	}
+}
+
+// newestAttemptFirst: StartedAt descending, then DeliveryID descending,
+// then Number descending.
+func newestAttemptFirst(a, b store.Attempt) int {
+	if c := b.StartedAt.Compare(a.StartedAt); c != 0 {
+		return c
+	}
+	if c := cmpStr(b.DeliveryID, a.DeliveryID); c != 0 {
+		return c
+	}
+	return b.Number - a.Number
+}
+
+func testAttemptsList(t *testing.T, s store.Store) {
+	subs := []*store.Subscription{NewSubscription("acme"), NewSubscription("acme"), NewSubscription("globex")}
+	var all []store.Attempt
+	var batch []store.AttemptResult
+	var fs []Fixture
+	for i := range 12 {
+		f := SeedFor(t, s, subs[i%3], Base.Add(time.Duration(i)*time.Second))
+		fs = append(fs, f)
+		for n := 1; n <= 1+i%3; n++ {
+			// Many equal StartedAt values, across and within deliveries.
+			a := NewAttempt(f.Delivery, n, Base.Add(time.Duration((i+n)%4)*time.Minute))
+			a.Duration = time.Duration(i*n) * time.Millisecond
+			a.ResponseBody = []byte(fmt.Sprintf("body %d/%d", i, n))
+			a.Error = fmt.Sprintf("error %d/%d", i, n)
+			all = append(all, a)
+			batch = append(batch, result(a, store.DeliveryRetrying))
+		}
+	}
+	must(t, s.RecordAttempts(ctx(t), batch), "RecordAttempts")
+	filters := []store.AttemptFilter{
+		{},
+		{Tenant: "acme"},
+		{Tenant: "globex"},
+		{DeliveryID: fs[5].Delivery.ID},
+		{SubscriptionID: subs[1].ID},
+		{EventID: fs[8].Event.ID},
+		{Tenant: "acme", SubscriptionID: subs[0].ID},
+		{Tenant: "globex", SubscriptionID: subs[0].ID},
+	}
+	for _, f := range filters {
+		var want []store.Attempt
+		for _, a := range all {
+			if (f.Tenant == "" || a.Tenant == f.Tenant) &&
+				(f.DeliveryID == "" || a.DeliveryID == f.DeliveryID) &&
+				(f.SubscriptionID == "" || a.SubscriptionID == f.SubscriptionID) &&
+				(f.EventID == "" || a.EventID == f.EventID) {
+				want = append(want, a)
+			}
+		}
+		slices.SortFunc(want, newestAttemptFirst)
+		for _, limit := range []int{1, 5, 0} {
+			f.Limit = limit
+			wantEqual(t, want, listAllAttempts(t, s, f), fmt.Sprintf("ListAttempts(%+v)", f))
+		}
+	}
+	_, _, err := s.ListAttempts(ctx(t), store.AttemptFilter{PageToken: "@@@"})
+	if err == nil {
+		t.Fatal("ListAttempts with a garbage token succeeded")
+	}
+}

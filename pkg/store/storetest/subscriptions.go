@@ -1,0 +1,259 @@
+package storetest
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hookline/hookline/pkg/store"
+)
+
+func testSubscriptionCreateGet(t *testing.T, s store.Store) {
+	sub := NewSubscription("acme")
+	// Times given in another zone come back equal, in UTC.
+	zone := time.FixedZone("UTC+5", 5*3600)
+	sub.CreatedAt = Base.In(zone)
+	sub.UpdatedAt = Base.Add(time.Second).In(zone)
+	sub.FailingSince = Base.Add(-time.Hour)
+	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+
+	for _, tenant := range []string{"acme", ""} {
+		got, err := s.GetSubscription(ctx(t), tenant, sub.ID)
+		must(t, err, "GetSubscription")
+		wantEqual(t, sub, got, "subscription (tenant "+tenant+")")
+	}
+	_, err := s.GetSubscription(ctx(t), "", "sub_missing")
+	wantErr(t, err, store.ErrNotFound, "GetSubscription(missing)")
+}
+
+func testSubscriptionCreateIdempotent(t *testing.T, s store.Store) {
+	sub := NewSubscription("acme")
+	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	same := *sub
+	must(t, s.CreateSubscription(ctx(t), &same), "repeated identical CreateSubscription")
+
+	changed := *sub
+	changed.URL = "https://elsewhere.example.com/"
+	wantErr(t, s.CreateSubscription(ctx(t), &changed), store.ErrConflict, "CreateSubscription(same id, other URL)")
+	changed = *sub
+	changed.Secrets = []store.Secret{NewSecret()}
+	wantErr(t, s.CreateSubscription(ctx(t), &changed), store.ErrConflict, "CreateSubscription(same id, other secret)")
+
+	wantEqual(t, sub, ptr(getSubscription(t, s, sub.ID)), "subscription after conflicting creates")
+}
+
+func testSubscriptionOptionalFields(t *testing.T, s store.Store) {
+	// nil RetrySchedule means the service default; an empty one means no
+	// retries at all. The store must keep them apart.
+	def := NewSubscription("acme")
+	def.RetrySchedule = nil
+	def.Timeout = 0
+	def.Headers = nil
+	def.Description = ""
+	def.RateLimit = 0
+	none := NewSubscription("acme")
+	none.RetrySchedule = []time.Duration{}
+	for _, sub := range []*store.Subscription{def, none} {
+		must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	}
+	gotDef := getSubscription(t, s, def.ID)
+	if gotDef.RetrySchedule != nil {
+		t.Fatalf("nil RetrySchedule came back as %#v", gotDef.RetrySchedule)
+	}
+	wantEqual(t, def, &gotDef, "subscription with defaults")
+	gotNone := getSubscription(t, s, none.ID)
+	if gotNone.RetrySchedule == nil || len(gotNone.RetrySchedule) != 0 {
+		t.Fatalf("empty RetrySchedule came back as %#v", gotNone.RetrySchedule)
+	}
+}
+
+func testSubscriptionTenantScoping(t *testing.T, s store.Store) {
+	sub := NewSubscription("acme")
+	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	_, err := s.GetSubscription(ctx(t), "globex", sub.ID)
+	wantErr(t, err, store.ErrNotFound, "GetSubscription(other tenant)")
+	wantErr(t, s.DeleteSubscription(ctx(t), "globex", sub.ID), store.ErrNotFound, "DeleteSubscription(other tenant)")
+	other := *sub
+	other.Tenant = "globex"
+	other.URL = "https://globex.example.com/"
+	wantErr(t, s.UpdateSubscription(ctx(t), &other), store.ErrNotFound, "UpdateSubscription(other tenant)")
+	wantEqual(t, sub, ptr(getSubscription(t, s, sub.ID)), "subscription after foreign-tenant writes")
+}
+
+func testSubscriptionUpdate(t *testing.T, s store.Store) {
+	sub := NewSubscription("acme")
+	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+
+	upd := *sub
+	upd.URL = "https://new.example.com/hook"
+	upd.Description = "moved"
+	upd.EventTypes = []string{"*"}
+	upd.Secrets = []store.Secret{NewSecret()}
+	upd.Headers = map[string]string{"Authorization": "Bearer x"}
+	upd.Timeout = 3 * time.Second
+	upd.RetrySchedule = []time.Duration{time.Minute}
+	upd.RateLimit = 7
+	upd.UpdatedAt = Base.Add(time.Hour)
+	must(t, s.UpdateSubscription(ctx(t), &upd), "UpdateSubscription")
+	wantEqual(t, &upd, ptr(getSubscription(t, s, sub.ID)), "updated subscription")
+
+	// Without a caller-set UpdatedAt the store sets one.
+	again := upd
+	again.UpdatedAt = time.Time{}
+	again.Description = "again"
+	must(t, s.UpdateSubscription(ctx(t), &again), "UpdateSubscription (zero UpdatedAt)")
+	got := getSubscription(t, s, sub.ID)
+	if got.UpdatedAt.IsZero() || got.Description != "again" {
+		t.Fatalf("after update with zero UpdatedAt: UpdatedAt %v, Description %q", got.UpdatedAt, got.Description)
+	}
+	if !got.CreatedAt.Equal(sub.CreatedAt) {
+		t.Fatalf("CreatedAt changed: %v, want %v", got.CreatedAt, sub.CreatedAt)
+	}
+
+	missing := NewSubscription("acme")
+	wantErr(t, s.UpdateSubscription(ctx(t), missing), store.ErrNotFound, "UpdateSubscription(missing)")
+}
+
+func testSubscriptionDelete(t *testing.T, s store.Store) {
+	sub := NewSubscription("acme")
+	keep := NewSubscription("acme")
+	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	must(t, s.CreateSubscription(ctx(t), keep), "CreateSubscription")
+	must(t, s.DeleteSubscription(ctx(t), "acme", sub.ID), "DeleteSubscription")
+	_, err := s.GetSubscription(ctx(t), "", sub.ID)
+	wantErr(t, err, store.ErrNotFound, "GetSubscription(deleted)")
+	wantErr(t, s.DeleteSubscription(ctx(t), "", sub.ID), store.ErrNotFound, "DeleteSubscription(again)")
+	getSubscription(t, s, keep.ID)
+}
+
+func testSubscriptionSetState(t *testing.T, s store.Store) {
+	sub := NewSubscription("acme")
+	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	must(t, s.SetSubscriptionFailing(ctx(t), sub.ID, Base.Add(-time.Hour)), "SetSubscriptionFailing")
+
+	t1 := Base.Add(time.Minute)
+	must(t, s.SetSubscriptionState(ctx(t), sub.ID, store.SubscriptionDisabled, "410 Gone", t1), "disable")
+	got := getSubscription(t, s, sub.ID)
+	if got.State != store.SubscriptionDisabled || got.DisabledReason != "410 Gone" || !got.UpdatedAt.Equal(t1) {
+		t.Fatalf("after disable: state %q reason %q updated %v", got.State, got.DisabledReason, got.UpdatedAt)
+	}
+	if !got.FailingSince.Equal(Base.Add(-time.Hour)) {
+		t.Fatalf("disabling changed FailingSince to %v", got.FailingSince)
+	}
+
+	t2 := Base.Add(2 * time.Minute)
+	must(t, s.SetSubscriptionState(ctx(t), sub.ID, store.SubscriptionEnabled, "operator", t2), "enable")
+	got = getSubscription(t, s, sub.ID)
+	if got.State != store.SubscriptionEnabled || !got.FailingSince.IsZero() || !got.UpdatedAt.Equal(t2) {
+		t.Fatalf("after enable: state %q failing since %v updated %v", got.State, got.FailingSince, got.UpdatedAt)
+	}
+	if got.DisabledReason != "" {
+		t.Fatalf("after enable: DisabledReason %q, want empty", got.DisabledReason)
+	}
+	wantErr(t, s.SetSubscriptionState(ctx(t), "sub_missing", store.SubscriptionDisabled, "x", t2), store.ErrNotFound, "SetSubscriptionState(missing)")
+}
+
+func testSubscriptionSetFailing(t *testing.T, s store.Store) {
+	sub := NewSubscription("acme")
+	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	since := Base.Add(3 * time.Minute)
+	must(t, s.SetSubscriptionFailing(ctx(t), sub.ID, since), "SetSubscriptionFailing")
+	if got := getSubscription(t, s, sub.ID); !got.FailingSince.Equal(since) {
+		t.Fatalf("FailingSince %v, want %v", got.FailingSince, since)
+	}
+	must(t, s.SetSubscriptionFailing(ctx(t), sub.ID, time.Time{}), "SetSubscriptionFailing(zero)")
+	if got := getSubscription(t, s, sub.ID); !got.FailingSince.IsZero() {
+		t.Fatalf("FailingSince %v after clearing", got.FailingSince)
+	}
+	wantErr(t, s.SetSubscriptionFailing(ctx(t), "sub_missing", since), store.ErrNotFound, "SetSubscriptionFailing(missing)")
+}
+
+func testSubscriptionList(t *testing.T, s store.Store) {
+	var all []*store.Subscription
+	for i := range 10 {
+		tenant := "acme"
+		if i >= 7 {
+			tenant = "globex"
+		}
+		sub := NewSubscription(tenant)
+		if i%3 == 0 {
+			sub.State = store.SubscriptionDisabled
+			sub.DisabledReason = "operator"
+		}
+		must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+		all = append(all, sub)
+	}
+	for _, f := range []store.SubscriptionFilter{
+		{},
+		{Tenant: "acme"},
+		{Tenant: "globex"},
+		{State: store.SubscriptionDisabled},
+		{Tenant: "acme", State: store.SubscriptionEnabled},
+		{Tenant: "nobody"},
+	} {
+		var want []store.Subscription
+		for _, sub := range all {
+			if (f.Tenant == "" || sub.Tenant == f.Tenant) && (f.State == "" || sub.State == f.State) {
+				want = append(want, *sub)
+			}
+		}
+		slices.SortFunc(want, func(a, b store.Subscription) int { return cmpStr(a.ID, b.ID) })
+		for _, limit := range []int{0, 1, 3, 100} {
+			f.Limit = limit
+			got := collectPages(t, func(tok string) ([]store.Subscription, string, error) {
+				f.PageToken = tok
+				return s.ListSubscriptions(ctx(t), f)
+			}, limit)
+			wantEqual(t, want, got, "ListSubscriptions")
+		}
+	}
+	_, _, err := s.ListSubscriptions(ctx(t), store.SubscriptionFilter{PageToken: "%%%not a token"})
+	if err == nil {
+		t.Fatal("ListSubscriptions with a garbage token succeeded")
+	}
+}
+
+// collectPages follows page tokens to the end, checking that no page
+// exceeds limit (or 100 when limit is 0) and that an empty page ends the
+// listing.
+func collectPages[T any](t *testing.T, page func(token string) ([]T, string, error), limit int) []T {
+	t.Helper()
+	if limit == 0 {
+		limit = 100
+	}
+	var all []T
+	tok := ""
+	for i := 0; ; i++ {
+		if i > 1000 {
+			t.Fatal("pagination does not end")
+		}
+		items, next, err := page(tok)
+		must(t, err, "list page")
+		if len(items) > limit {
+			t.Fatalf("page of %d items, limit %d", len(items), limit)
+		}
+		if next != "" && len(items) == 0 {
+			t.Fatal("empty page with a next token")
+		}
+		all = append(all, items...)
+		if next == "" {
+			return all
+		}
+		if next == tok {
+			t.Fatal("page token did not advance")
+		}
+		tok = next
+	}
+}
+
+func cmpStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,763 @@
+// Package natsjs implements transport.Transport on NATS JetStream.
+//
+// Each transport.Stream maps to one JetStream stream:
+//
+//	transport.Events     HOOKLINE_EVENTS      hookline.events.>      limits retention, MaxAge
+//	transport.Deliveries HOOKLINE_DELIVERIES  hookline.deliveries.>  work-queue retention
+//	transport.Retries    HOOKLINE_RETRIES     hookline.retries.>     work-queue retention
+//
+// A message is published on "hookline.<stream>.<Message.Subject>" (an empty
+// Subject becomes the reserved token "_"), with Message.ID in the
+// Nats-Msg-Id header for broker-side deduplication and Message.Key in the
+// KeyHeader header. Consumer groups are durable pull consumers with explicit
+// acks, shared by every replica of the group.
+//
+// Because work-queue streams allow only one unfiltered consumer, each of
+// Deliveries and Retries supports a single consumer group; Events supports
+// any number.
+package natsjs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookline/hookline/pkg/transport"
+)
+
+// KeyHeader is the message header that carries transport.Message.Key. It is
+// reserved: Publish rejects user headers with this name, and it never
+// appears in a received Message's Headers.
+const KeyHeader = "hookline-transport-key"
+
+// emptySubjectToken stands for an empty Message.Subject in the NATS subject.
+const emptySubjectToken = "_"
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultReplicas          = 1
+	DefaultEventsMaxAge      = 7 * 24 * time.Hour
+	DefaultDuplicateWindow   = 2 * time.Minute
+	DefaultMaxAsyncPending   = 4096
+	DefaultPublishAckTimeout = 10 * time.Second
+	DefaultPublishTimeout    = 30 * time.Second
+	DefaultReconnectWait     = 250 * time.Millisecond
+	DefaultReconnectBufSize  = 32 << 20
+	DefaultAckWait           = 30 * time.Second
+	DefaultMaxAckPending     = 20000
+)
+
+// maxPullBatch caps the messages requested in one pull.
+const maxPullBatch = 1024
+
+// Config configures a Transport.
+type Config struct {
+	// URL is the NATS server URL (a comma-separated list for a cluster).
+	// Required.
+	URL string
+	// Name identifies the connection in the server's monitoring.
+	Name string
+	// Replicas is the replication factor of the streams (3 on a
+	// production cluster). Zero means DefaultReplicas.
+	Replicas int
+	// EventsMaxAge bounds how long events stay replayable. Zero means
+	// DefaultEventsMaxAge.
+	EventsMaxAge time.Duration
+	// DuplicateWindow is how long the broker remembers message IDs for
+	// deduplication. Zero means DefaultDuplicateWindow.
+	DuplicateWindow time.Duration
+	// MaxAsyncPending bounds the publishes awaiting their ack on this
+	// connection, across concurrent Publish calls. Zero means
+	// DefaultMaxAsyncPending.
+	MaxAsyncPending int
+	// PublishAckTimeout is how long one publish waits for its ack before
+	// it is retried. Zero means DefaultPublishAckTimeout.
+	PublishAckTimeout time.Duration
+	// PublishTimeout bounds how long Publish keeps retrying transient
+	// failures (disconnects, lost acks) when ctx allows. Zero means
+	// DefaultPublishTimeout.
+	PublishTimeout time.Duration
+	// ReconnectWait is the pause between reconnect attempts (jittered).
+	// Zero means DefaultReconnectWait. Reconnection never gives up.
+	ReconnectWait time.Duration
+	// ReconnectBufSize bounds the bytes buffered while reconnecting. Zero
+	// means DefaultReconnectBufSize.
+	ReconnectBufSize int
+	// Options are extra connection options, such as credentials or TLS.
+	Options []nats.Option
+}
+
+func (c *Config) setDefaults() {
+	if c.Replicas == 0 {
+		c.Replicas = DefaultReplicas
+	}
+	if c.EventsMaxAge == 0 {
+		c.EventsMaxAge = DefaultEventsMaxAge
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = DefaultDuplicateWindow
+	}
+	if c.MaxAsyncPending == 0 {
+		c.MaxAsyncPending = DefaultMaxAsyncPending
+	}
+	if c.PublishAckTimeout == 0 {
+		c.PublishAckTimeout = DefaultPublishAckTimeout
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.ReconnectWait == 0 {
+		c.ReconnectWait = DefaultReconnectWait
+	}
+	if c.ReconnectBufSize == 0 {
+		c.ReconnectBufSize = DefaultReconnectBufSize
+	}
+}
+
+// streamInfo is the JetStream side of one transport.Stream.
+type streamInfo struct {
+	name   string // JetStream stream name
+	prefix string // subject prefix, ending in '.'
+}
+
+func lookupStream(s transport.Stream) (streamInfo, error) {
+	switch s {
+	case transport.Events:
+		return streamInfo{"HOOKLINE_EVENTS", "hookline.events."}, nil
+	case transport.Deliveries:
+		return streamInfo{"HOOKLINE_DELIVERIES", "hookline.deliveries."}, nil
+	case transport.Retries:
+		return streamInfo{"HOOKLINE_RETRIES", "hookline.retries."}, nil
+	}
+	return streamInfo{}, fmt.Errorf("natsjs: unknown stream %q", s)
+}
+
+// Transport is a transport.Transport on a NATS JetStream connection. It is
+// safe for concurrent use.
+type Transport struct {
+	cfg    Config
+	log    *slog.Logger
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	closed atomic.Bool
+}
+
+var _ transport.Transport = (*Transport)(nil)
+
+// New connects to NATS and creates or updates the three streams. It is
+// idempotent and safe when several replicas start at once. The connection
+// reconnects forever; if the server is not reachable yet, New keeps
+// trying until ctx ends. A nil logger discards logs.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("natsjs: Config.URL is required")
+	}
+	cfg.setDefaults()
+	if cfg.DuplicateWindow > cfg.EventsMaxAge {
+		return nil, fmt.Errorf("natsjs: DuplicateWindow %s exceeds EventsMaxAge %s", cfg.DuplicateWindow, cfg.EventsMaxAge)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "natsjs")
+
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(cfg.ReconnectWait),
+		nats.ReconnectJitter(cfg.ReconnectWait/2, cfg.ReconnectWait/2),
+		nats.ReconnectBufSize(cfg.ReconnectBufSize),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				logger.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			logger.Error("nats async error", "subject", subj, "err", err)
+		}),
+	}
+	opts = append(opts, cfg.Options...)
+	nc, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: connect to %s: %w", cfg.URL, err)
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxAsyncPending),
+		jetstream.WithPublishAsyncTimeout(cfg.PublishAckTimeout),
+	)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("natsjs: jetstream context: %w", err)
+	}
+	t := &Transport{cfg: cfg, log: logger, nc: nc, js: js}
+	for _, s := range transport.Streams {
+		if err := t.ensureStream(ctx, s); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func (t *Transport) streamConfig(s transport.Stream) jetstream.StreamConfig {
+	info, _ := lookupStream(s)
+	sc := jetstream.StreamConfig{
+		Name:       info.name,
+		Subjects:   []string{info.prefix + ">"},
+		Storage:    jetstream.FileStorage,
+		Replicas:   t.cfg.Replicas,
+		Duplicates: t.cfg.DuplicateWindow,
+		Discard:    jetstream.DiscardOld,
+	}
+	if s == transport.Events {
+		sc.Retention = jetstream.LimitsPolicy
+		sc.MaxAge = t.cfg.EventsMaxAge
+	} else {
+		sc.Retention = jetstream.WorkQueuePolicy
+	}
+	return sc
+}
+
+// ensureStream creates or updates one stream, retrying transient failures
+// (server not reachable yet, concurrent creation by another replica) until
+// ctx ends. JetStream API errors other than a creation race are final.
+func (t *Transport) ensureStream(ctx context.Context, s transport.Stream) error {
+	sc := t.streamConfig(s)
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := t.js.CreateOrUpdateStream(actx, sc)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		// Replicas starting together may race to create the stream; the
+		// loser's next attempt updates it. Other API errors are final.
+		race := errors.Is(err, jetstream.ErrStreamNameAlreadyInUse)
+		var apiErr *jetstream.APIError
+		if (errors.As(err, &apiErr) && !race) || (race && attempt >= 5) {
+			return fmt.Errorf("natsjs: create or update stream %s: %w", sc.Name, err)
+		}
+		t.log.Warn("natsjs: stream not ready, retrying", "stream", sc.Name, "attempt", attempt, "err", err)
+		if cerr := sleepCtx(ctx, wait); cerr != nil {
+			return fmt.Errorf("natsjs: create or update stream %s: %w (last error: %v)", sc.Name, cerr, err)
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Ready reports whether the connection is up and JetStream answers a cheap
+// account-info request.
+func (t *Transport) Ready(ctx context.Context) error {
+	if t.closed.Load() {
+		return transport.ErrClosed
+	}
+	if st := t.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("natsjs: connection %s", st)
+	}
+	if _, err := t.js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("natsjs: jetstream account info: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connection; pending publishes fail. It is idempotent.
+// In-flight Consume calls must be cancelled through their contexts first.
+func (t *Transport) Close() error {
+	if t.closed.Swap(true) {
+		return nil
+	}
+	t.nc.Close()
+	return nil
+}
+
+// wrapErr wraps err with op and maps errors caused by a closed connection to ErrClosed.
+func (t *Transport) wrapErr(op string, err error) error {
+	if t.closed.Load() || errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("natsjs: %s: %w (%w)", op, transport.ErrClosed, err)
+	}
+	return fmt.Errorf("natsjs: %s: %w", op, err)
+}
+
+// validHeaderKey reports whether a user header name survives the NATS
+// header encoding and is not reserved.
+func validHeaderKey(k string) bool {
+	if k == "" || k == KeyHeader || len(k) >= 5 && strings.EqualFold(k[:5], "Nats-") {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c <= ' ' || c == ':' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether a header value round-trips unchanged:
+// no line breaks and no leading blanks (NATS trims them).
+func validHeaderValue(v string) bool {
+	if v != "" && (v[0] == ' ' || v[0] == '\t') {
+		return false
+	}
+	return !strings.ContainsAny(v, "\r\n")
+}
+
+// validSubject reports whether s is usable as the tail of a NATS subject:
+// dot-separated non-empty tokens without blanks or wildcards.
+func validSubject(s string) bool {
+	if s == emptySubjectToken {
+		return false
+	}
+	prevDot := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '.':
+			if prevDot {
+				return false
+			}
+			prevDot = true
+		case c <= ' ' || c == '*' || c == '>' || c == 0x7f:
+			return false
+		default:
+			prevDot = false
+		}
+	}
+	return !prevDot
+}
+
+// toNats builds the NATS message for m on the stream with the given subject
+// prefix.
+func toNats(prefix string, m *transport.Message) (*nats.Msg, error) {
+	if m.ID == "" {
+		return nil, errors.New("message ID is required")
+	}
+	if !validHeaderValue(m.ID) || !validHeaderValue(m.Key) {
+		return nil, errors.New("message ID and Key must not contain line breaks or start with a blank")
+	}
+	subject := prefix + emptySubjectToken
+	if m.Subject != "" {
+		if !validSubject(m.Subject) {
+			return nil, fmt.Errorf("invalid subject %q: need dot-separated non-empty tokens without blanks, '*' or '>', and not %q", m.Subject, emptySubjectToken)
+		}
+		subject = prefix + m.Subject
+	}
+	n := len(m.Headers) + 1
+	if m.Key != "" {
+		n++
+	}
+	h := make(nats.Header, n)
+	for k, v := range m.Headers {
+		if !validHeaderKey(k) {
+			return nil, fmt.Errorf("invalid or reserved header name %q", k)
+		}
+		if !validHeaderValue(v) {
+			return nil, fmt.Errorf("header %q: value must not contain line breaks or start with a blank", k)
+		}
+		h[k] = []string{v}
+	}
+	h[jetstream.MsgIDHeader] = []string{m.ID}
+	if m.Key != "" {
+		h[KeyHeader] = []string{m.Key}
+	}
+	return &nats.Msg{Subject: subject, Header: h, Data: m.Data}, nil
+}
+
+// transientPublishErr reports whether a failed publish may succeed if
+// retried with the same message ID.
+func transientPublishErr(err error) bool {
+	return errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout) ||
+		errors.Is(err, jetstream.ErrTooManyStalledMsgs)
+}
+
+// Publish stores msgs on stream. All messages are published asynchronously
+// (bounded by Config.MaxAsyncPending on the connection) and Publish then
+// waits for every ack, so a batch costs about one round trip. Transient
+// failures (a reconnect, a lost ack) are retried with the same message ID
+// for up to Config.PublishTimeout while ctx allows; a retried message whose
+// first attempt was stored after all reports Duplicate=true.
+func (t *Transport) Publish(ctx context.Context, stream transport.Stream, msgs ...transport.Message) ([]transport.PublishResult, error) {
+	if t.closed.Load() {
+		return nil, transport.ErrClosed
+	}
+	info, err := lookupStream(stream)
+	if err != nil {
+		return nil, err
+	}
+	nm := make([]*nats.Msg, len(msgs))
+	for i := range msgs {
+		if nm[i], err = toNats(info.prefix, &msgs[i]); err != nil {
+			return nil, fmt.Errorf("natsjs: publish message %d (id %q): %w", i, msgs[i].ID, err)
+		}
+	}
+	results := make([]transport.PublishResult, len(msgs))
+	if len(msgs) == 0 {
+		return results, nil
+	}
+
+	deadline := time.Now().Add(t.cfg.PublishTimeout)
+	pending := make([]int, len(msgs)) // indexes still to publish
+	for i := range pending {
+		pending[i] = i
+	}
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	wait := 50 * time.Millisecond
+	for {
+		failed, lastErr := t.publishRound(ctx, nm, pending, futures, results)
+		if lastErr == nil {
+			return results, nil
+		}
+		if ctx.Err() != nil || !transientPublishErr(lastErr) || time.Now().Add(wait).After(deadline) {
+			return nil, t.wrapErr(fmt.Sprintf("publish %d messages to %s", len(msgs), info.name), lastErr)
+		}
+		t.log.Debug("natsjs: retrying publish", "stream", info.name, "messages", len(failed), "err", lastErr)
+		if err := sleepCtx(ctx, wait); err != nil {
+			return nil, t.wrapErr(fmt.Sprintf("publish %d messages to %s", len(msgs), info.name), err)
+		}
+		wait = min(wait*2, time.Second)
+		pending = failed
+	}
+}
+
+// publishRound publishes nm[i] for every i in idx and waits for every ack.
+// It returns the indexes that failed transiently and the last error; a
+// non-transient error or ctx's end returns at once.
+func (t *Transport) publishRound(ctx context.Context, nm []*nats.Msg, idx []int, futures []jetstream.PubAckFuture, results []transport.PublishResult) ([]int, error) {
+	var failed []int
+	var lastErr error
+	waitFor := func(i int) error {
+		f := futures[i]
+		futures[i] = nil
+		select {
+		case ack := <-f.Ok():
+			results[i].Duplicate = ack.Duplicate
+			return nil
+		case err := <-f.Err():
+			if !transientPublishErr(err) {
+				return err
+			}
+			failed = append(failed, i)
+			lastErr = err
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	window := t.cfg.MaxAsyncPending
+	for n, i := range idx {
+		if n >= window {
+			// Keep at most window publishes of this call in flight.
+			if err := waitFor(idx[n-window]); err != nil {
+				return nil, err
+			}
+		}
+		f, err := t.js.PublishMsgAsync(nm[i])
+		if err != nil {
+			if !transientPublishErr(err) {
+				return nil, err
+			}
+			failed = append(failed, i)
+			lastErr = err
+			continue
+		}
+		futures[i] = f
+	}
+	for _, i := range idx {
+		if futures[i] == nil {
+			continue
+		}
+		if err := waitFor(i); err != nil {
+			return nil, err
+		}
+	}
+	return failed, lastErr
+}
+
+// Consume runs a durable pull consumer named cfg.Group on stream and calls
+// h from at most cfg.Concurrency goroutines until ctx is cancelled. Messages
+// are pulled in batches of about twice the concurrency, so at most that
+// many wait in this process besides those being handled. On cancellation it
+// stops pulling, naks the messages it pulled but did not start (so the
+// group gets them again at once), waits for running handlers and returns
+// nil. It keeps consuming across reconnects and server restarts.
+func (t *Transport) Consume(ctx context.Context, stream transport.Stream, cfg transport.ConsumerConfig, h transport.Handler) error {
+	if t.closed.Load() {
+		return transport.ErrClosed
+	}
+	info, err := lookupStream(stream)
+	if err != nil {
+		return err
+	}
+	if cfg.Group == "" {
+		return errors.New("natsjs: consume: ConsumerConfig.Group is required")
+	}
+	if h == nil {
+		return errors.New("natsjs: consume: nil handler")
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 1
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = DefaultAckWait
+	}
+	if cfg.MaxAckPending <= 0 {
+		cfg.MaxAckPending = DefaultMaxAckPending
+	}
+	batch := min(2*cfg.Concurrency, maxPullBatch, cfg.MaxAckPending)
+	cc := jetstream.ConsumerConfig{
+		Durable:       cfg.Group,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxAckPending: cfg.MaxAckPending,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		ReplayPolicy:  jetstream.ReplayInstantPolicy,
+	}
+	log := t.log.With("stream", info.name, "group", cfg.Group)
+
+	cons, err := t.js.CreateOrUpdateConsumer(ctx, info.name, cc)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // cancelled during setup: nothing to stop
+		}
+		return t.wrapErr(fmt.Sprintf("create consumer %s on %s", cfg.Group, info.name), err)
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(batch))
+	if err != nil {
+		return t.wrapErr(fmt.Sprintf("pull from consumer %s on %s", cfg.Group, info.name), err)
+	}
+
+	work := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	for range cfg.Concurrency {
+		wg.Go(func() {
+			for m := range work {
+				h(ctx, &received{m: m, prefixLen: len(info.prefix)})
+			}
+		})
+	}
+	defer func() {
+		close(work)
+		wg.Wait()
+	}()
+
+	wait := 50 * time.Millisecond
+	for {
+		m, err := iter.Next(jetstream.NextContext(ctx))
+		if err == nil {
+			wait = 50 * time.Millisecond
+			select {
+			case work <- m:
+				continue
+			case <-ctx.Done():
+				_ = m.Nak()
+			}
+		}
+		if ctx.Err() != nil {
+			t.drain(iter)
+			return nil
+		}
+		switch {
+		case errors.Is(err, jetstream.ErrNoHeartbeat):
+			// The iterator re-issues its pull request by itself.
+			log.Warn("natsjs: missed consumer heartbeats")
+			continue
+		case t.closed.Load() || t.nc.IsClosed():
+			iter.Stop()
+			return fmt.Errorf("natsjs: consume %s on %s: %w", cfg.Group, info.name, transport.ErrClosed)
+		}
+		// The iterator stopped (consumer deleted, bad request, ...):
+		// recreate the consumer and resume, with backoff.
+		log.Warn("natsjs: consumer iterator failed, recreating", "err", err)
+		iter.Stop()
+		for {
+			if err := sleepCtx(ctx, wait); err != nil {
+				return nil
+			}
+			wait = min(wait*2, 5*time.Second)
+			iter, err = t.reopen(ctx, info, cc, batch)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Warn("natsjs: recreate consumer failed", "err", err)
+		}
+	}
+}
+
+// reopen recreates the consumer (and, if the broker lost it, the stream)
+// and starts a new iterator.
+func (t *Transport) reopen(ctx context.Context, info streamInfo, cc jetstream.ConsumerConfig, batch int) (jetstream.MessagesContext, error) {
+	cons, err := t.js.CreateOrUpdateConsumer(ctx, info.name, cc)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		for _, s := range transport.Streams {
+			if si, _ := lookupStream(s); si.name == info.name {
+				if err := t.ensureStream(ctx, s); err != nil {
+					return nil, err
+				}
+			}
+		}
+		cons, err = t.js.CreateOrUpdateConsumer(ctx, info.name, cc)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return cons.Messages(jetstream.PullMaxMessages(batch))
+}
+
+// drainTimeout bounds how long Consume spends handing back buffered
+// messages on shutdown.
+const drainTimeout = 2 * time.Second
+
+// drain stops iter and naks the messages it had already buffered, so the
+// group can redeliver them without waiting for AckWait.
+func (t *Transport) drain(iter jetstream.MessagesContext) {
+	iter.Drain()
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	for {
+		m, err := iter.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			iter.Stop()
+			return
+		}
+		_ = m.Nak()
+	}
+}
+
+// received adapts a jetstream.Msg to transport.Received.
+type received struct {
+	m         jetstream.Msg
+	prefixLen int
+
+	once sync.Once
+	msg  transport.Message
+	nd   int
+}
+
+func (r *received) decode() {
+	r.once.Do(func() {
+		nm := r.m
+		subj := nm.Subject()
+		if len(subj) > r.prefixLen {
+			subj = subj[r.prefixLen:]
+		}
+		if subj == emptySubjectToken {
+			subj = ""
+		}
+		r.msg.Subject = subj
+		r.msg.Data = nm.Data()
+		hdr := nm.Headers()
+		n := 0
+		for k := range hdr {
+			if k != KeyHeader && !strings.HasPrefix(k, "Nats-") {
+				n++
+			}
+		}
+		if n > 0 {
+			r.msg.Headers = make(map[string]string, n)
+		}
+		for k, v := range hdr {
+			if len(v) == 0 {
+				continue
+			}
+			switch {
+			case k == jetstream.MsgIDHeader:
+				r.msg.ID = v[0]
+			case k == KeyHeader:
+				r.msg.Key = v[0]
+			case strings.HasPrefix(k, "Nats-"):
+			default:
+				r.msg.Headers[k] = v[0]
+			}
+		}
+		if md, err := nm.Metadata(); err == nil {
+			r.nd = int(md.NumDelivered)
+		}
+	})
+}
+
+// Message returns the message as published.
+func (r *received) Message() *transport.Message {
+	r.decode()
+	return &r.msg
+}
+
+// NumDelivered is the broker's delivery count for this message.
+func (r *received) NumDelivered() int {
+	r.decode()
+	return r.nd
+}
+
+// Ack acknowledges the message with a plain (fire-and-forget) ack rather
+// than a double ack that waits for the server's confirmation. At-least-once
+// still holds: the ack is sent only after processing, so if it is lost the
+// broker redelivers the message after AckWait; the cost is a rare
+// duplicate, never a loss.
+//
+// The ack is fire-and-forget, so ctx is not consulted: a handler that
+// finishes its work while Consume's context is being cancelled can still
+// ack with that context.
+func (r *received) Ack(_ context.Context) error {
+	if err := r.m.Ack(); err != nil {
+		return fmt.Errorf("natsjs: ack: %w", err)
+	}
+	return nil
+}
+
+// Nak asks for redelivery after delay (at once if delay <= 0). Like Ack it
+// is fire-and-forget and does not consult ctx.
+func (r *received) Nak(_ context.Context, delay time.Duration) error {
+	var err error
+	if delay > 0 {
+		err = r.m.NakWithDelay(delay)
+	} else {
+		err = r.m.Nak()
+	}
+	if err != nil {
+		return fmt.Errorf("natsjs: nak: %w", err)
+	}
+	return nil
+}
+
+// InProgress resets the message's AckWait timer on the broker. Like Ack it
+// is fire-and-forget and does not consult ctx.
+func (r *received) InProgress(_ context.Context) error {
+	if err := r.m.InProgress(); err != nil {
+		return fmt.Errorf("natsjs: in progress: %w", err)
+	}
+	return nil
+}

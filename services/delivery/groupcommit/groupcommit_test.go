@@ -1,0 +1,133 @@
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestBatchesConcurrentCallers(t *testing.T) {
+	t.Parallel()
+	var calls, total atomic.Int64
+	release := make(chan struct{})
+	b := New(Config{MaxItems: 64, Linger: time.Hour}, func(_ context.Context, items []int, errs []error) {
+		<-release
+		calls.Add(1)
+		total.Add(int64(len(items)))
+	})
+	defer b.Close()
+	const n = 256
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if err := b.Do(context.Background(), i); err != nil {
+				t.Errorf("Do(%d) = %v", i, err)
+			}
+		})
+	}
+	close(release)
+	wg.Wait()
+	// With Linger an hour, only full batches can flush: exactly n/64.
+	if got := calls.Load(); got != n/64 {
+		t.Fatalf("flushes = %d; want %d", got, n/64)
+	}
+	if total.Load() != n {
+		t.Fatalf("items flushed = %d; want %d", total.Load(), n)
+	}
+}
+
+func TestLingerFlushesPartialBatch(t *testing.T) {
+	t.Parallel()
+	b := New(Config{MaxItems: 1000, Linger: time.Millisecond}, func(context.Context, []string, []error) {})
+	defer b.Close()
+	done := make(chan error, 1)
+	go func() { done <- b.Do(context.Background(), "x") }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lone item was never flushed")
+	}
+}
+
+func TestPerItemErrors(t *testing.T) {
+	t.Parallel()
+	bad := errors.New("bad")
+	b := New(Config{MaxItems: 8, Linger: time.Millisecond}, func(_ context.Context, items []int, errs []error) {
+		for i, v := range items {
+			if v%2 == 1 {
+				errs[i] = bad
+			}
+		}
+	})
+	defer b.Close()
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			err := b.Do(context.Background(), i)
+			if (i%2 == 1) != errors.Is(err, bad) {
+				t.Errorf("Do(%d) = %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestCloseFlushesQueuedAndRejectsLater(t *testing.T) {
+	t.Parallel()
+	var flushed atomic.Int64
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	b := New(Config{MaxItems: 1, Linger: time.Millisecond}, func(_ context.Context, items []int, _ []error) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+		flushed.Add(int64(len(items)))
+	})
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			if err := b.Do(context.Background(), i); err != nil {
+				t.Errorf("Do = %v", err)
+			}
+		})
+	}
+	<-entered
+	closed := make(chan struct{})
+	go func() { b.Close(); close(closed) }()
+	close(release)
+	<-closed
+	wg.Wait()
+	if flushed.Load() != 3 {
+		t.Fatalf("flushed %d; want 3", flushed.Load())
+	}
+	if err := b.Do(context.Background(), 9); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Do after Close = %v; want ErrClosed", err)
+	}
+	b.Close() // idempotent
+}
+
+func TestFlushTimeout(t *testing.T) {
+	t.Parallel()
+	b := New(Config{Timeout: 5 * time.Millisecond}, func(ctx context.Context, _ []int, errs []error) {
+		<-ctx.Done()
+		for i := range errs {
+			errs[i] = ctx.Err()
+		}
+	})
+	defer b.Close()
+	if err := b.Do(context.Background(), 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Do = %v; want deadline exceeded", err)
+	}
+}

@@ -1,0 +1,396 @@
+// Package scheduler is Hookline's scheduler service: it turns failed
+// attempts into durable due times and releases them back to the delivery
+// service when they are due.
+//
+// It consumes the RETRIES stream (format documented in package delivery):
+// for each failed attempt it looks up the subscription's retry schedule
+// (or the default), and either stores the next attempt's due time
+// (store.ScheduleRetries) or, when the schedule is exhausted or the
+// subscription is gone, dead-letters the delivery. Writes are group
+// committed and a RETRIES message is acknowledged only once its write is
+// durable.
+//
+// Every PollInterval it redrives parked deliveries of enabled
+// subscriptions (store.RedriveParked) and claims due retries under a lease
+// (store.ClaimDueRetries), publishes them to DELIVERIES in one call,
+// and completes them (store.CompleteRetries), looping at once while full
+// batches come back. Due times live in the store, so they survive
+// restarts; the claim lease makes any number of replicas safe, and a
+// replica that dies after claiming only delays its retries by the lease.
+// A released retry's message ID is ids.AttemptMessage(delivery, attempt)
+// + ".r" + the due time in base-36 Unix nanoseconds, so a retry published
+// twice (lease expired mid-publish) deduplicates in the broker, while a
+// later re-scheduling of the same attempt number (a redrive, an operator's
+// redelivery) is a new message.
+//
+// Every RetentionInterval it purges rows older than Retention
+// (store.Purge) in batches.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hookline/hookline/pkg/retry"
+	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/transport"
+	"github.com/hookline/hookline/services/delivery"
+	"github.com/hookline/hookline/services/delivery/groupcommit"
+	"github.com/hookline/hookline/services/internal/subcache"
+)
+
+// Group is the consumer group of the scheduler on RETRIES.
+const Group = "scheduler"
+
+// Deps are the connections the service uses; Store and Transport are
+// required.
+type Deps struct {
+	Store     store.Store
+	Transport transport.Transport
+	Logger    *slog.Logger
+	// Subscriptions is an optional cache shared with other services in the
+	// same process (its owner runs it); nil makes a private one, which Run
+	// refreshes every SubscriptionRefresh.
+	Subscriptions *subcache.Cache
+}
+
+// Service schedules retries; create it with New and start it with Run.
+type Service struct {
+	cfg      Config
+	store    store.Store
+	tr       transport.Transport
+	log      *slog.Logger
+	cache    *subcache.Cache
+	ownCache bool
+
+	started atomic.Bool
+	bg      context.Context
+	batch   *groupcommit.Batcher[write]
+}
+
+// New validates cfg and builds the service. It starts no goroutines.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("scheduler: invalid config: %w", err)
+	}
+	if deps.Store == nil || deps.Transport == nil {
+		return nil, errors.New("scheduler: Store and Transport are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	log := deps.Logger.With("service", "scheduler")
+	s := &Service{cfg: cfg, store: deps.Store, tr: deps.Transport, log: log, cache: deps.Subscriptions}
+	if s.cache == nil {
+		s.cache = subcache.New(deps.Store, cfg.SubscriptionRefresh, log)
+		s.ownCache = true
+	}
+	return s, nil
+}
+
+// Ready reports whether the store and the broker answer.
+func (s *Service) Ready(ctx context.Context) error {
+	if err := s.store.Ready(ctx); err != nil {
+		return fmt.Errorf("scheduler: store: %w", err)
+	}
+	if err := s.tr.Ready(ctx); err != nil {
+		return fmt.Errorf("scheduler: transport: %w", err)
+	}
+	return nil
+}
+
+// Run consumes RETRIES and runs the release, redrive and retention loops
+// until ctx is cancelled; then it stops consuming, lets the current
+// release batch finish, writes pending schedules and returns nil. Run may
+// be called once.
+func (s *Service) Run(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("scheduler: Run called more than once")
+	}
+	s.bg = context.WithoutCancel(ctx)
+	s.batch = groupcommit.New(groupcommit.Config{
+		MaxItems: s.cfg.BatchSize,
+		Linger:   s.cfg.BatchLinger,
+		Timeout:  30 * time.Second,
+	}, s.flush)
+	defer s.batch.Close()
+
+	loops, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
+	var wg sync.WaitGroup
+	if s.ownCache {
+		wg.Go(func() { _ = s.cache.Run(loops) })
+	}
+	wg.Go(func() { s.releaseLoop(loops) })
+	if s.cfg.Retention > 0 {
+		wg.Go(func() { s.retentionLoop(loops) })
+	}
+	s.log.Info("scheduler consuming", "concurrency", s.cfg.Concurrency)
+	err := s.tr.Consume(ctx, transport.Retries, transport.ConsumerConfig{
+		Group:         Group,
+		Concurrency:   s.cfg.Concurrency,
+		AckWait:       s.cfg.AckWait,
+		MaxAckPending: s.cfg.MaxAckPending,
+	}, s.handle)
+	if err != nil {
+		err = fmt.Errorf("scheduler: consume %s: %w", transport.Retries, err)
+	}
+	// Consume returns on cancellation, or at once when setup failed: stop
+	// the loops either way.
+	stopLoops()
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	s.log.Info("scheduler stopped")
+	return nil
+}
+
+// write is one store write queued on the batcher: a retry to schedule, or
+// a delivery to dead-letter with a reason.
+type write struct {
+	retry      store.ScheduledRetry
+	deadReason string // non-empty: dead-letter retry.DeliveryID
+}
+
+// flush writes one ScheduleRetries call and one MarkDead call per reason.
+func (s *Service) flush(ctx context.Context, ws []write, errs []error) {
+	now := time.Now()
+	var (
+		rs   []store.ScheduledRetry
+		dead map[string][]string
+	)
+	for _, w := range ws {
+		if w.deadReason == "" {
+			rs = append(rs, w.retry)
+			continue
+		}
+		if dead == nil {
+			dead = make(map[string][]string)
+		}
+		dead[w.deadReason] = append(dead[w.deadReason], w.retry.DeliveryID)
+	}
+	if len(rs) > 0 {
+		if err := s.store.ScheduleRetries(ctx, rs); err != nil {
+			s.log.Warn("scheduling retries failed; requests will be redelivered", "count", len(rs), "err", err)
+			err = fmt.Errorf("schedule retries: %w", err)
+			for i, w := range ws {
+				if w.deadReason == "" {
+					errs[i] = err
+				}
+			}
+		}
+	}
+	for reason, ids := range dead {
+		if err := s.store.MarkDead(ctx, ids, reason, now); err != nil {
+			s.log.Warn("dead-lettering deliveries failed", "count", len(ids), "err", err)
+			err = fmt.Errorf("mark dead: %w", err)
+			for i, w := range ws {
+				if w.deadReason == reason {
+					errs[i] = err
+				}
+			}
+		}
+	}
+}
+
+// handle schedules the retry asked for by one RETRIES message.
+func (s *Service) handle(_ context.Context, msg transport.Received) {
+	m := msg.Message()
+	r, err := delivery.ParseRetryMessage(m)
+	if err != nil {
+		if r.DeliveryID == "" {
+			s.log.Error("dropping retry message without a delivery id", "msg_id", m.ID, "err", err)
+			s.ack(msg)
+			return
+		}
+		s.log.Warn("dead-lettering delivery with a malformed retry message", "delivery_id", r.DeliveryID, "err", err)
+		s.commit(msg, write{retry: store.ScheduledRetry{DeliveryID: r.DeliveryID}, deadReason: "malformed retry message: " + err.Error()})
+		return
+	}
+	sub, err := s.cache.Get(s.bg, r.SubscriptionID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.commit(msg, write{retry: store.ScheduledRetry{DeliveryID: r.DeliveryID}, deadReason: delivery.ReasonSubscriptionDeleted})
+		return
+	case err != nil:
+		s.log.Warn("loading subscription failed", "subscription_id", r.SubscriptionID, "err", err)
+		s.nak(msg, s.cfg.ErrorBackoff)
+		return
+	}
+	schedule := sub.RetrySchedule
+	if schedule == nil {
+		schedule = s.cfg.DefaultSchedule
+	}
+	delay, ok := retry.Delay(schedule, r.FailedAttempt, r.RetryAfter, s.cfg.Jitter, rand.Float64)
+	if !ok {
+		reason := fmt.Sprintf("retry schedule exhausted after %d attempts", r.FailedAttempt)
+		if s.commit(msg, write{retry: store.ScheduledRetry{DeliveryID: r.DeliveryID}, deadReason: reason}) {
+			s.log.Info("delivery dead-lettered", "delivery_id", r.DeliveryID, "subscription_id", r.SubscriptionID,
+				"tenant", sub.Tenant, "reason", reason)
+		}
+		return
+	}
+	s.commit(msg, write{retry: store.ScheduledRetry{
+		DeliveryID: r.DeliveryID,
+		Attempt:    r.FailedAttempt + 1,
+		DueAt:      time.Now().Add(delay),
+	}})
+}
+
+// commit writes w through the batcher, then acknowledges msg; when the
+// write fails it asks for redelivery after ErrorBackoff instead.
+func (s *Service) commit(msg transport.Received, w write) bool {
+	if err := s.batch.Do(s.bg, w); err != nil {
+		s.nak(msg, s.cfg.ErrorBackoff)
+		return false
+	}
+	s.ack(msg)
+	return true
+}
+
+func (s *Service) ack(msg transport.Received) {
+	if err := msg.Ack(s.bg); err != nil {
+		s.log.Warn("ack failed; the message will be redelivered", "msg_id", msg.Message().ID, "err", err)
+	}
+}
+
+func (s *Service) nak(msg transport.Received, delay time.Duration) {
+	if err := msg.Nak(s.bg, delay); err != nil {
+		s.log.Warn("nak failed; the message will be redelivered after the ack wait", "msg_id", msg.Message().ID, "err", err)
+	}
+}
+
+// releaseLoop redrives parked deliveries and releases due retries every
+// PollInterval until ctx ends.
+func (s *Service) releaseLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		s.redrive(ctx)
+		s.release(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// redrive turns parked deliveries of enabled subscriptions into retries
+// due now (released by the next release).
+func (s *Service) redrive(ctx context.Context) {
+	for ctx.Err() == nil {
+		n, err := s.store.RedriveParked(ctx, time.Now(), s.cfg.RedriveLimit)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("redriving parked deliveries failed", "err", err)
+			}
+			return
+		}
+		if n > 0 {
+			s.log.Info("redrove parked deliveries", "count", n)
+		}
+		if n < s.cfg.RedriveLimit {
+			return
+		}
+	}
+}
+
+// release publishes due retries batch after batch, until a batch is not
+// full, ctx ends, or something fails (the lease then returns the batch
+// to the pool).
+func (s *Service) release(ctx context.Context) {
+	for ctx.Err() == nil {
+		n, err := s.releaseBatch()
+		if err != nil {
+			s.log.Warn("releasing due retries failed", "err", err)
+			return
+		}
+		if n < s.cfg.ClaimLimit {
+			return
+		}
+	}
+}
+
+// releaseBatch claims, publishes and completes one batch and returns its
+// size. Once claimed, a batch is carried through even if Run's context
+// is cancelled, bounded by the lease.
+func (s *Service) releaseBatch() (int, error) {
+	ctx, cancel := context.WithTimeout(s.bg, s.cfg.ClaimLease)
+	defer cancel()
+	due, err := s.store.ClaimDueRetries(ctx, time.Now(), s.cfg.ClaimLimit, s.cfg.ClaimLease)
+	if err != nil {
+		return 0, fmt.Errorf("claim due retries: %w", err)
+	}
+	if len(due) == 0 {
+		return 0, nil
+	}
+	msgs := make([]transport.Message, len(due))
+	done := make([]store.ScheduledRetry, len(due))
+	for i := range due {
+		msgs[i] = ReleaseMessage(&due[i])
+		done[i] = due[i].ScheduledRetry
+	}
+	if _, err := s.tr.Publish(ctx, transport.Deliveries, msgs...); err != nil {
+		return 0, fmt.Errorf("publish %d due retries: %w", len(msgs), err)
+	}
+	if err := s.store.CompleteRetries(ctx, done); err != nil {
+		return 0, fmt.Errorf("complete %d released retries: %w", len(done), err)
+	}
+	s.log.Debug("released due retries", "count", len(due))
+	return len(due), nil
+}
+
+// ReleaseMessage is the DELIVERIES message that releases a due retry:
+// delivery.NewMessage for attempt r.Attempt, with an ID that also names
+// the due time (see the package documentation).
+func ReleaseMessage(r *store.DueRetry) transport.Message {
+	m := delivery.NewMessage(&r.Delivery, &r.Event, r.Attempt)
+	m.ID += ".r" + strconv.FormatInt(r.DueAt.UnixNano(), 36)
+	return m
+}
+
+// retentionLoop purges expired rows now and then every RetentionInterval.
+func (s *Service) retentionLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.RetentionInterval)
+	defer t.Stop()
+	for {
+		s.purge(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// purge deletes rows older than Retention, PurgeBatch at a time, until a
+// call deletes fewer than PurgeBatch.
+func (s *Service) purge(ctx context.Context) {
+	before := time.Now().Add(-s.cfg.Retention)
+	total := 0
+	for ctx.Err() == nil {
+		n, err := s.store.Purge(ctx, before, s.cfg.PurgeBatch)
+		total += n
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("purging expired rows failed", "err", err)
+			}
+			break
+		}
+		if n < s.cfg.PurgeBatch {
+			break
+		}
+	}
+	if total > 0 {
+		s.log.Info("purged expired rows", "count", total, "before", before)
+	}
+}
