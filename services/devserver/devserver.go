@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -190,6 +189,7 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			if err := f(ctx); err != nil {
+				s.logger.Error("service failed; stopping the others", "service", name, "err", err)
 				errc <- fmt.Errorf("%s: %w", name, err)
 				cancel()
 			}
@@ -228,4 +228,3 @@ func (s *Server) close() {
 // never run. Run closes them itself.
 func (s *Server) Close() { s.close() }
 
-var _ = time.Second

@@ -63,9 +63,9 @@ func pageLimit(n int) int {
 // errBadToken is wrapped by every page-token decoding failure.
 var errBadToken = errors.New("invalid page token")
 
-// Page tokens are the sort key of the last row returned, joined by '|' and
-// base64url-encoded. IDs never contain '|'... but the last field may, so
-// the ID is always placed last and split with SplitN.
+// Page tokens are the sort key of the last row returned, its fields joined
+// by '|' and base64url-encoded. Only the last field may be free text (an
+// ID), so it is always placed last and the token is split with SplitN.
 
 func encodeToken(parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(parts, "|")))

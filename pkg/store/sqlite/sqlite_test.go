@@ -267,7 +267,10 @@ func TestConcurrentStoresSharedFile(t *testing.T) {
 		t.Fatalf("concurrent write failed: %v", err)
 	}
 	// Drain what is left through the other store.
-	for {
+	for round := 0; ; round++ {
+		if round > len(ds) {
+			t.Fatal("claiming does not drain")
+		}
 		due, err := stores[1].ClaimDueRetries(ctx, storetest.Base, 50, time.Hour)
 		if err != nil {
 			t.Fatal(err)

@@ -159,8 +159,9 @@ func testAttemptsList(t *testing.T, s store.Store) {
 		f := SeedFor(t, s, subs[i%3], Base.Add(time.Duration(i)*time.Second))
 		fs = append(fs, f)
 		for n := 1; n <= 1+i%3; n++ {
-			// Many equal StartedAt values, across and within deliveries.
-			a := NewAttempt(f.Delivery, n, Base.Add(time.Duration((i+n)%4)*time.Minute))
+			// Many equal StartedAt values, across and within deliveries
+			// (attempts 2 and 3 of a delivery start at the same instant).
+			a := NewAttempt(f.Delivery, n, Base.Add(time.Duration((i+n/2)%4)*time.Minute))
 			a.Duration = time.Duration(i*n) * time.Millisecond
 			a.ResponseBody = []byte(fmt.Sprintf("body %d/%d", i, n))
 			a.Error = fmt.Sprintf("error %d/%d", i, n)
@@ -190,7 +191,7 @@ func testAttemptsList(t *testing.T, s store.Store) {
 			}
 		}
 		slices.SortFunc(want, newestAttemptFirst)
-		for _, limit := range []int{1, 5, 0} {
+		for _, limit := range []int{2, 5, 0} {
 			f.Limit = limit
 			wantEqual(t, want, listAllAttempts(t, s, f), fmt.Sprintf("ListAttempts(%+v)", f))
 		}

@@ -21,6 +21,9 @@ func testPurge(t *testing.T, s store.Store) {
 		}
 		byStatus[st] = f
 	}
+	// An old delivery parked before any attempt: it stays.
+	parkedEarly := SeedFor(t, s, sub, old)
+	must(t, s.ParkDeliveries(ctx(t), []string{parkedEarly.Delivery.ID}, old), "ParkDeliveries")
 	// An old event shared by a dead and a retrying delivery: it stays.
 	other := NewSubscription("acme")
 	must(t, s.CreateSubscription(ctx(t), other), "CreateSubscription")
@@ -81,6 +84,11 @@ func testPurge(t *testing.T, s store.Store) {
 	if as := listAllAttempts(t, s, store.AttemptFilter{DeliveryID: byStatus[store.DeliveryRetrying].Delivery.ID}); len(as) != 1 {
 		t.Fatalf("attempts of a retrying delivery: %d, want 1", len(as))
 	}
+	if got := getDelivery(t, s, parkedEarly.Delivery.ID); got.Status != store.DeliveryParked {
+		t.Fatalf("parked delivery became %q", got.Status)
+	}
+	_, err = s.GetEvent(ctx(t), "", parkedEarly.Event.ID)
+	must(t, err, "GetEvent(parked early)")
 	getDelivery(t, s, freshF.Delivery.ID)
 	if as := listAllAttempts(t, s, store.AttemptFilter{DeliveryID: freshF.Delivery.ID}); len(as) != 1 {
 		t.Fatalf("attempts of a fresh delivery: %d, want 1", len(as))

@@ -102,6 +102,10 @@ func testRetriesLeaseExpiry(t *testing.T, s store.Store) {
 	if due := claim(t, s, Base.Add(29*time.Second), 10, 30*time.Second); len(due) != 0 {
 		t.Fatal("retry claimed again inside its lease")
 	}
+	// A lease is live up to and including its end...
+	if due := claim(t, s, Base.Add(30*time.Second), 10, 30*time.Second); len(due) != 0 {
+		t.Fatal("retry claimed again at the instant its lease ends")
+	}
 	// ...and claimable again once the lease has expired.
 	due := claim(t, s, Base.Add(31*time.Second), 10, 30*time.Second)
 	if len(due) != 1 || due[0].DeliveryID != f.Delivery.ID || due[0].Attempt != 2 {
@@ -144,7 +148,7 @@ func testRetriesClaimLimit(t *testing.T, s store.Store) {
 func testRetriesConcurrentClaimers(t *testing.T, s store.Store) {
 	sub := NewSubscription("acme")
 	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
-	const n = 120
+	const n = 80
 	var evs []store.Event
 	var ds []store.Delivery
 	var rs []store.ScheduledRetry
@@ -174,6 +178,10 @@ func testRetriesConcurrentClaimers(t *testing.T, s store.Store) {
 					return
 				}
 				claimed[w] = append(claimed[w], claimedIDs(due)...)
+				if len(claimed[w]) > n { // more than exist: leases are broken
+					errs[w] = fmt.Errorf("worker claimed %d retries of %d", len(claimed[w]), n)
+					return
+				}
 			}
 		})
 	}
@@ -353,7 +361,7 @@ func testRedriveLimit(t *testing.T, s store.Store) {
 func testConcurrentRecordAndClaim(t *testing.T, s store.Store) {
 	sub := NewSubscription("acme")
 	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
-	const writers, perWriter = 4, 30
+	const writers, perWriter = 4, 12
 	fs := make([][]store.Delivery, writers)
 	for w := range writers {
 		var evs []store.Event
@@ -367,21 +375,28 @@ func testConcurrentRecordAndClaim(t *testing.T, s store.Store) {
 	}
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 64)
+	errc := make(chan error, 1)
 	stop := make(chan struct{})
 	kick := make(chan struct{}, 1)
-	claimed := make(chan string, 4*writers*perWriter) // room for bugs: never blocks
+	var mu sync.Mutex
+	claimed := map[string]bool{}
+	fail := func(err error) {
+		select {
+		case errc <- err:
+		default:
+		}
+	} // room for bugs: never blocks
 	// Writers: attempt 1 fails, a retry is scheduled, attempt 2 succeeds.
 	for w := range writers {
 		wg.Go(func() {
 			for i, d := range fs[w] {
 				a := NewAttempt(d, 1, Base.Add(time.Duration(i)*time.Second))
 				if err := s.RecordAttempts(ctx(t), []store.AttemptResult{result(a, store.DeliveryRetrying)}); err != nil {
-					errc <- fmt.Errorf("record attempt 1: %w", err)
+					fail(fmt.Errorf("record attempt 1: %w", err))
 					return
 				}
 				if err := s.ScheduleRetries(ctx(t), []store.ScheduledRetry{{DeliveryID: d.ID, Attempt: 2, DueAt: Base}}); err != nil {
-					errc <- fmt.Errorf("schedule: %w", err)
+					fail(fmt.Errorf("schedule: %w", err))
 					return
 				}
 				select { // wake a claimer without blocking
@@ -399,7 +414,7 @@ func testConcurrentRecordAndClaim(t *testing.T, s store.Store) {
 				stopped := closed(stop) // read before claiming: an empty claim after stop means drained
 				due, err := s.ClaimDueRetries(ctx(t), Base.Add(time.Second), 5, time.Hour)
 				if err != nil {
-					errc <- fmt.Errorf("claim: %w", err)
+					fail(fmt.Errorf("claim: %w", err))
 					return
 				}
 				var results []store.AttemptResult
@@ -409,14 +424,21 @@ func testConcurrentRecordAndClaim(t *testing.T, s store.Store) {
 					a.StatusCode = 200
 					results = append(results, result(a, store.DeliverySucceeded))
 					done = append(done, dr.ScheduledRetry)
-					claimed <- dr.DeliveryID
+					mu.Lock()
+					dup := claimed[dr.DeliveryID]
+					claimed[dr.DeliveryID] = true
+					mu.Unlock()
+					if dup {
+						fail(fmt.Errorf("retry of %s claimed twice", dr.DeliveryID))
+						return
+					}
 				}
 				if err := s.RecordAttempts(ctx(t), results); err != nil {
-					errc <- fmt.Errorf("record attempt 2: %w", err)
+					fail(fmt.Errorf("record attempt 2: %w", err))
 					return
 				}
 				if err := s.CompleteRetries(ctx(t), done); err != nil {
-					errc <- fmt.Errorf("complete: %w", err)
+					fail(fmt.Errorf("complete: %w", err))
 					return
 				}
 				if len(due) == 0 {
@@ -433,9 +455,9 @@ func testConcurrentRecordAndClaim(t *testing.T, s store.Store) {
 	}
 	// A reader lists while all this happens.
 	claimers.Go(func() {
-		for range 40 {
+		for range 10 {
 			if _, _, err := s.ListDeliveries(ctx(t), store.DeliveryFilter{Limit: 50}); err != nil {
-				errc <- fmt.Errorf("list: %w", err)
+				fail(fmt.Errorf("list: %w", err))
 				return
 			}
 		}
@@ -447,14 +469,6 @@ func testConcurrentRecordAndClaim(t *testing.T, s store.Store) {
 	for err := range errc {
 		t.Fatal(err)
 	}
-	close(claimed)
-	seen := map[string]bool{}
-	for id := range claimed {
-		if seen[id] {
-			t.Fatalf("retry of %s claimed twice", id)
-		}
-		seen[id] = true
-	}
 	for w := range writers {
 		for _, d := range fs[w] {
 			got := getDelivery(t, s, d.ID)
@@ -463,8 +477,8 @@ func testConcurrentRecordAndClaim(t *testing.T, s store.Store) {
 			}
 		}
 	}
-	if len(seen) != writers*perWriter {
-		t.Fatalf("claimed %d retries, want %d", len(seen), writers*perWriter)
+	if len(claimed) != writers*perWriter {
+		t.Fatalf("claimed %d retries, want %d", len(claimed), writers*perWriter)
 	}
 }
 

@@ -69,16 +69,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}
 }
 
-// ctx returns a context bounded by the test's deadline (or a minute).
+// ctx returns the test's context, cancelled when the test ends.
 func ctx(t *testing.T) context.Context {
 	t.Helper()
-	c := t.Context()
-	if _, ok := c.Deadline(); ok {
-		return c
-	}
-	c, cancel := context.WithTimeout(c, time.Minute)
-	t.Cleanup(cancel)
-	return c
+	return t.Context()
 }
 
 func must(t testing.TB, err error, what string) {

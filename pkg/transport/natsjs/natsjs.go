@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -242,7 +243,7 @@ func (t *Transport) ensureStream(ctx context.Context, s transport.Stream) error 
 	wait := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := t.js.CreateOrUpdateStream(actx, sc)
+		err := t.createOrUpdateStream(actx, sc)
 		cancel()
 		if err == nil {
 			return nil
@@ -260,6 +261,30 @@ func (t *Transport) ensureStream(ctx context.Context, s transport.Stream) error 
 		}
 		wait = min(wait*2, 2*time.Second)
 	}
+}
+
+// createOrUpdateStream creates the stream, or updates it only if its
+// configuration differs from sc: replicas restarting must not rewrite an
+// unchanged stream (an update is a replicated operation on a cluster).
+func (t *Transport) createOrUpdateStream(ctx context.Context, sc jetstream.StreamConfig) error {
+	st, err := t.js.Stream(ctx, sc.Name)
+	switch {
+	case err == nil:
+		if sameStreamConfig(st.CachedInfo().Config, sc) {
+			return nil
+		}
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return err
+	}
+	_, err = t.js.CreateOrUpdateStream(ctx, sc)
+	return err
+}
+
+// sameStreamConfig compares the fields Hookline sets.
+func sameStreamConfig(a, b jetstream.StreamConfig) bool {
+	return slices.Equal(a.Subjects, b.Subjects) && a.Retention == b.Retention &&
+		a.Storage == b.Storage && a.Replicas == b.Replicas && a.Duplicates == b.Duplicates &&
+		a.MaxAge == b.MaxAge && a.Discard == b.Discard
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -352,19 +377,20 @@ func validSubject(s string) bool {
 	return !prevDot
 }
 
-// toNats builds the NATS message for m on the stream with the given subject
-// prefix.
-func toNats(prefix string, m *transport.Message) (*nats.Msg, error) {
+// toNats fills out with the NATS message for m on the stream with the given
+// subject prefix. Header values are carved out of *slab (one allocation per
+// batch instead of one per header).
+func toNats(out *nats.Msg, slab *[]string, prefix string, m *transport.Message) error {
 	if m.ID == "" {
-		return nil, errors.New("message ID is required")
+		return errors.New("message ID is required")
 	}
 	if !validHeaderValue(m.ID) || !validHeaderValue(m.Key) {
-		return nil, errors.New("message ID and Key must not contain line breaks or start with a blank")
+		return errors.New("message ID and Key must not contain line breaks or start with a blank")
 	}
 	subject := prefix + emptySubjectToken
 	if m.Subject != "" {
 		if !validSubject(m.Subject) {
-			return nil, fmt.Errorf("invalid subject %q: need dot-separated non-empty tokens without blanks, '*' or '>', and not %q", m.Subject, emptySubjectToken)
+			return fmt.Errorf("invalid subject %q: need dot-separated non-empty tokens without blanks, '*' or '>', and not %q", m.Subject, emptySubjectToken)
 		}
 		subject = prefix + m.Subject
 	}
@@ -373,20 +399,30 @@ func toNats(prefix string, m *transport.Message) (*nats.Msg, error) {
 		n++
 	}
 	h := make(nats.Header, n)
+	val := func(v string) []string {
+		sl := *slab
+		if len(sl) == 0 {
+			sl = make([]string, 64)
+		}
+		sl[0] = v
+		*slab = sl[1:]
+		return sl[0:1:1]
+	}
 	for k, v := range m.Headers {
 		if !validHeaderKey(k) {
-			return nil, fmt.Errorf("invalid or reserved header name %q", k)
+			return fmt.Errorf("invalid or reserved header name %q", k)
 		}
 		if !validHeaderValue(v) {
-			return nil, fmt.Errorf("header %q: value must not contain line breaks or start with a blank", k)
+			return fmt.Errorf("header %q: value must not contain line breaks or start with a blank", k)
 		}
-		h[k] = []string{v}
+		h[k] = val(v)
 	}
-	h[jetstream.MsgIDHeader] = []string{m.ID}
+	h[jetstream.MsgIDHeader] = val(m.ID)
 	if m.Key != "" {
-		h[KeyHeader] = []string{m.Key}
+		h[KeyHeader] = val(m.Key)
 	}
-	return &nats.Msg{Subject: subject, Header: h, Data: m.Data}, nil
+	*out = nats.Msg{Subject: subject, Header: h, Data: m.Data}
+	return nil
 }
 
 // transientPublishErr reports whether a failed publish may succeed if
@@ -415,9 +451,16 @@ func (t *Transport) Publish(ctx context.Context, stream transport.Stream, msgs .
 	if err != nil {
 		return nil, err
 	}
+	nhdr := 0
+	for i := range msgs {
+		nhdr += len(msgs[i].Headers) + 2
+	}
+	slab := make([]string, nhdr)
+	backing := make([]nats.Msg, len(msgs))
 	nm := make([]*nats.Msg, len(msgs))
 	for i := range msgs {
-		if nm[i], err = toNats(info.prefix, &msgs[i]); err != nil {
+		nm[i] = &backing[i]
+		if err := toNats(nm[i], &slab, info.prefix, &msgs[i]); err != nil {
 			return nil, fmt.Errorf("natsjs: publish message %d (id %q): %w", i, msgs[i].ID, err)
 		}
 	}
@@ -458,6 +501,9 @@ func (t *Transport) publishRound(ctx context.Context, nm []*nats.Msg, idx []int,
 	var lastErr error
 	waitFor := func(i int) error {
 		f := futures[i]
+		if f == nil {
+			return nil // failed to publish; already in failed
+		}
 		futures[i] = nil
 		select {
 		case ack := <-f.Ok():
@@ -494,9 +540,6 @@ func (t *Transport) publishRound(ctx context.Context, nm []*nats.Msg, idx []int,
 		futures[i] = f
 	}
 	for _, i := range idx {
-		if futures[i] == nil {
-			continue
-		}
 		if err := waitFor(i); err != nil {
 			return nil, err
 		}
@@ -506,11 +549,13 @@ func (t *Transport) publishRound(ctx context.Context, nm []*nats.Msg, idx []int,
 
 // Consume runs a durable pull consumer named cfg.Group on stream and calls
 // h from at most cfg.Concurrency goroutines until ctx is cancelled. Messages
-// are pulled in batches of about twice the concurrency, so at most that
-// many wait in this process besides those being handled. On cancellation it
-// stops pulling, naks the messages it pulled but did not start (so the
-// group gets them again at once), waits for running handlers and returns
-// nil. It keeps consuming across reconnects and server restarts.
+// are pulled in requests of up to twice the concurrency, one request at a
+// time, so at most that many wait in this process besides those being
+// handled. On cancellation it stops pulling, naks the messages it pulled
+// but did not start (so the group gets them again at once), waits for
+// running handlers and returns nil. It keeps consuming across reconnects
+// and server restarts. Group must be a valid JetStream consumer name (no
+// '.', '*', '>' or blanks).
 func (t *Transport) Consume(ctx context.Context, stream transport.Stream, cfg transport.ConsumerConfig, h transport.Handler) error {
 	if t.closed.Load() {
 		return transport.ErrClosed
@@ -553,10 +598,6 @@ func (t *Transport) Consume(ctx context.Context, stream transport.Stream, cfg tr
 		}
 		return t.wrapErr(fmt.Sprintf("create consumer %s on %s", cfg.Group, info.name), err)
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(batch))
-	if err != nil {
-		return t.wrapErr(fmt.Sprintf("pull from consumer %s on %s", cfg.Group, info.name), err)
-	}
 
 	work := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
@@ -572,55 +613,84 @@ func (t *Transport) Consume(ctx context.Context, stream transport.Stream, cfg tr
 		wg.Wait()
 	}()
 
-	wait := 50 * time.Millisecond
-	for {
-		m, err := iter.Next(jetstream.NextContext(ctx))
+	wait := minBackoff
+	for ctx.Err() == nil {
+		err := t.fetch(ctx, cons, batch, work)
 		if err == nil {
-			wait = 50 * time.Millisecond
+			wait = minBackoff
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if t.closed.Load() || t.nc.IsClosed() {
+			return fmt.Errorf("natsjs: consume %s on %s: %w", cfg.Group, info.name, transport.ErrClosed)
+		}
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+			errors.Is(err, jetstream.ErrBadRequest) {
+			log.Warn("natsjs: consumer lost, recreating", "err", err)
+			if c, rerr := t.recreateConsumer(ctx, info, cc); rerr == nil {
+				cons = c
+			} else {
+				log.Warn("natsjs: recreate consumer failed", "err", rerr)
+			}
+		} else {
+			log.Debug("natsjs: pull failed, retrying", "err", err)
+		}
+		if sleepCtx(ctx, wait) != nil {
+			break
+		}
+		wait = min(wait*2, maxBackoff)
+	}
+	return nil
+}
+
+// Backoff bounds between failed pulls.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// fetchWait is how long one pull request waits for messages before the
+// next one replaces it. Short enough that a lost request or a server
+// restart costs little; long enough that an idle consumer is cheap.
+const fetchWait = 5 * time.Second
+
+// fetch issues one pull request for up to batch messages and hands each
+// message to a worker as it arrives. It returns nil when the request
+// completes or expires normally. If ctx ends, the messages of the request
+// that no worker took are nak'd so the group gets them again at once.
+//
+// Explicit pull requests are used rather than the Messages iterator so
+// that a lost or unanswered request can never stall the consumer for
+// longer than fetchWait.
+func (t *Transport) fetch(ctx context.Context, cons jetstream.Consumer, batch int, work chan<- jetstream.Msg) error {
+	fctx, cancel := context.WithTimeout(ctx, fetchWait)
+	defer cancel()
+	mb, err := cons.Fetch(batch, jetstream.FetchContext(fctx))
+	if err != nil {
+		return err
+	}
+	for m := range mb.Messages() {
+		if ctx.Err() == nil {
 			select {
 			case work <- m:
 				continue
 			case <-ctx.Done():
-				_ = m.Nak()
 			}
 		}
-		if ctx.Err() != nil {
-			t.drain(iter)
-			return nil
-		}
-		switch {
-		case errors.Is(err, jetstream.ErrNoHeartbeat):
-			// The iterator re-issues its pull request by itself.
-			log.Warn("natsjs: missed consumer heartbeats")
-			continue
-		case t.closed.Load() || t.nc.IsClosed():
-			iter.Stop()
-			return fmt.Errorf("natsjs: consume %s on %s: %w", cfg.Group, info.name, transport.ErrClosed)
-		}
-		// The iterator stopped (consumer deleted, bad request, ...):
-		// recreate the consumer and resume, with backoff.
-		log.Warn("natsjs: consumer iterator failed, recreating", "err", err)
-		iter.Stop()
-		for {
-			if err := sleepCtx(ctx, wait); err != nil {
-				return nil
-			}
-			wait = min(wait*2, 5*time.Second)
-			iter, err = t.reopen(ctx, info, cc, batch)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			log.Warn("natsjs: recreate consumer failed", "err", err)
-		}
+		_ = m.Nak()
 	}
+	err = mb.Error()
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+		return nil
+	}
+	return err
 }
 
-// reopen recreates the consumer (and, if the broker lost it, the stream)
-// and starts a new iterator.
-func (t *Transport) reopen(ctx context.Context, info streamInfo, cc jetstream.ConsumerConfig, batch int) (jetstream.MessagesContext, error) {
+// recreateConsumer recreates the consumer and, if the broker lost it, the
+// stream.
+func (t *Transport) recreateConsumer(ctx context.Context, info streamInfo, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	cons, err := t.js.CreateOrUpdateConsumer(ctx, info.name, cc)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		for _, s := range transport.Streams {
@@ -632,30 +702,7 @@ func (t *Transport) reopen(ctx context.Context, info streamInfo, cc jetstream.Co
 		}
 		cons, err = t.js.CreateOrUpdateConsumer(ctx, info.name, cc)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return cons.Messages(jetstream.PullMaxMessages(batch))
-}
-
-// drainTimeout bounds how long Consume spends handing back buffered
-// messages on shutdown.
-const drainTimeout = 2 * time.Second
-
-// drain stops iter and naks the messages it had already buffered, so the
-// group can redeliver them without waiting for AckWait.
-func (t *Transport) drain(iter jetstream.MessagesContext) {
-	iter.Drain()
-	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-	defer cancel()
-	for {
-		m, err := iter.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			iter.Stop()
-			return
-		}
-		_ = m.Nak()
-	}
+	return cons, err
 }
 
 // received adapts a jetstream.Msg to transport.Received.

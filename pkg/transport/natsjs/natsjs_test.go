@@ -2,6 +2,8 @@ package natsjs_test
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -43,7 +45,11 @@ func open(t testing.TB, url string) *natsjs.Transport {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	tr, err := natsjs.New(ctx, natsjs.Config{URL: url, Name: t.Name()}, nil)
+	var logger *slog.Logger
+	if os.Getenv("NATSJS_TEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	tr, err := natsjs.New(ctx, natsjs.Config{URL: url, Name: t.Name()}, logger)
 	if err != nil {
 		t.Fatalf("natsjs.New: %v", err)
 	}

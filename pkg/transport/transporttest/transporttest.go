@@ -39,6 +39,11 @@ const timeout = 20 * time.Second
 // Run runs the conformance suite. newHarness is called once per subtest
 // and must return a harness on a fresh broker that no other subtest uses,
 // so the subtests can run in parallel.
+//
+// Beyond the documented contract, the suite relies on: handlers receiving a
+// context that ends when Consume's does; AckWait values of one second being
+// honoured; a new group starting from the oldest retained message; and
+// Consume on an already cancelled context returning nil.
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	tests := []struct {
 		name string
@@ -558,7 +563,11 @@ func testGroupSharesWork(t *testing.T, h Harness) {
 	ms, want := msgs("work", n)
 	publish(t, a, transport.Deliveries, ms...)
 	if !s.waitUntil(timeout, hasAll(want)) {
-		t.Fatalf("group consumed %d distinct of %d messages", len(ids(s.snapshot())), n)
+		var split [2]int
+		for _, r := range s.snapshot() {
+			split[r.client]++
+		}
+		t.Fatalf("group consumed %d distinct of %d messages (members: %d/%d)", len(ids(s.snapshot())), n, split[0], split[1])
 	}
 	var per [2]map[string]bool
 	per[0], per[1] = map[string]bool{}, map[string]bool{}
@@ -625,6 +634,7 @@ func testBatchPublishOrder(t *testing.T, h Harness) {
 func testConsumeStopsOnCancel(t *testing.T, h Harness) {
 	tr := h.Open(t)
 	started := make(chan struct{})
+	release := make(chan struct{})
 	var running atomic.Int32
 	var startOnce sync.Once
 	ctx, cancel := context.WithCancel(context.Background())
@@ -635,7 +645,8 @@ func testConsumeStopsOnCancel(t *testing.T, h Harness) {
 			running.Add(1)
 			defer running.Add(-1)
 			startOnce.Do(func() { close(started) })
-			<-hctx.Done() // a handler busy until shutdown
+			<-hctx.Done() // the handler's context ends with Consume's
+			<-release     // then it takes a while to wind down
 			_ = m.Nak(context.Background(), 0)
 		})
 	}()
@@ -649,11 +660,18 @@ func testConsumeStopsOnCancel(t *testing.T, h Harness) {
 	cancel()
 	select {
 	case err := <-done:
+		close(release)
+		t.Fatalf("Consume returned (%v) while a handler was still running", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-done:
 		if err != nil {
 			t.Fatalf("Consume returned %v after cancel, want nil", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("Consume did not return within 10s of cancel")
+		t.Fatal("Consume did not return within 10s of cancel and its handlers returning")
 	}
 	if n := running.Load(); n != 0 {
 		t.Fatalf("Consume returned while %d handlers were still running", n)

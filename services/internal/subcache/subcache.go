@@ -32,6 +32,10 @@ type Cache struct {
 	byID     map[string]*store.Subscription
 	byTenant map[string][]*store.Subscription
 	loaded   bool
+	// seq counts local writes; touched records the seq of each id's last
+	// one, so a reload that started before a local write does not undo it.
+	seq     uint64
+	touched map[string]uint64
 }
 
 // New returns a cache over st, refreshed every refresh by Run.
@@ -42,7 +46,7 @@ func New(st store.Store, refresh time.Duration, logger *slog.Logger) *Cache {
 	if refresh <= 0 {
 		refresh = time.Second
 	}
-	return &Cache{st: st, refresh: refresh, logger: logger, byID: map[string]*store.Subscription{}, byTenant: map[string][]*store.Subscription{}}
+	return &Cache{st: st, refresh: refresh, logger: logger, byID: map[string]*store.Subscription{}, byTenant: map[string][]*store.Subscription{}, touched: map[string]uint64{}}
 }
 
 // Run loads the cache, then reloads it every refresh interval until ctx is
@@ -65,7 +69,10 @@ func (c *Cache) Run(ctx context.Context) error {
 
 // Refresh reloads every subscription from the store.
 func (c *Cache) Refresh(ctx context.Context) error {
-	byID := make(map[string]*store.Subscription, len(c.byID))
+	c.mu.RLock()
+	startSeq, size := c.seq, len(c.byID)
+	c.mu.RUnlock()
+	byID := make(map[string]*store.Subscription, size)
 	token := ""
 	for {
 		page, next, err := c.st.ListSubscriptions(ctx, store.SubscriptionFilter{Limit: 1000, PageToken: token})
@@ -81,13 +88,24 @@ func (c *Cache) Refresh(ctx context.Context) error {
 		}
 		token = next
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, seq := range c.touched {
+		if seq <= startSeq {
+			delete(c.touched, id) // the reload saw this write
+			continue
+		}
+		if cur, ok := c.byID[id]; ok {
+			byID[id] = cur
+		} else {
+			delete(byID, id)
+		}
+	}
 	byTenant := make(map[string][]*store.Subscription)
 	for _, s := range byID {
 		byTenant[s.Tenant] = append(byTenant[s.Tenant], s)
 	}
-	c.mu.Lock()
 	c.byID, c.byTenant, c.loaded = byID, byTenant, true
-	c.mu.Unlock()
 	return nil
 }
 
@@ -127,6 +145,8 @@ func (c *Cache) Put(s *store.Subscription) {
 	cp := *s
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.seq++
+	c.touched[cp.ID] = c.seq
 	c.byID[cp.ID] = &cp
 	list := c.byTenant[cp.Tenant]
 	out := make([]*store.Subscription, 0, len(list)+1)
@@ -142,6 +162,8 @@ func (c *Cache) Put(s *store.Subscription) {
 func (c *Cache) Remove(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.seq++
+	c.touched[id] = c.seq
 	s, ok := c.byID[id]
 	if !ok {
 		return

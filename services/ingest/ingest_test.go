@@ -1,0 +1,103 @@
+package ingest
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
+	"github.com/hookline/hookline/pkg/store/sqlite"
+	"github.com/hookline/hookline/pkg/transport/natsjs"
+	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
+)
+
+const token = "test-token-0123456789"
+
+// startIngest runs an ingest service with authentication on, on a real
+// embedded NATS server and SQLite store.
+func startIngest(t *testing.T) *Service {
+	t.Helper()
+	ctx := context.Background()
+	ns := natsembedtest.Start(t)
+	tr, err := natsjs.New(ctx, natsjs.Config{URL: ns.ClientURL()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := DefaultConfig()
+	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", ""
+	cfg.AuthTokens = []string{token}
+	s, err := New(cfg, Deps{Store: st, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- s.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s
+}
+
+func TestBearerTokenRequired(t *testing.T) {
+	t.Parallel()
+	s := startIngest(t)
+	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := hooklinev1.NewIngestServiceClient(conn)
+	req := &hooklinev1.PublishRequest{Tenant: "acme", EventType: "order.created", Payload: []byte(`{}`)}
+	tests := []struct {
+		name string
+		auth string
+		want codes.Code
+	}{
+		{"no credentials", "", codes.Unauthenticated},
+		{"wrong token", "Bearer nope-nope-nope-nope", codes.Unauthenticated},
+		{"not bearer", "Basic " + token, codes.Unauthenticated},
+		{"right token", "Bearer " + token, codes.OK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tt.auth != "" {
+				ctx = metadata.AppendToOutgoingContext(ctx, "authorization", tt.auth)
+			}
+			_, err := client.Publish(ctx, req)
+			if got := status.Code(err); got != tt.want {
+				t.Fatalf("code = %v (%v), want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigValidateNamesEveryFlag(t *testing.T) {
+	t.Parallel()
+	cfg := Config{GRPCAddr: "nope", HTTPAddr: "also-nope", AuthTokens: []string{"short"}, AllowCIDRs: []string{"not-a-cidr"}, DefaultSecretTTL: -1}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("bad config validated")
+	}
+	for _, flag := range []string{"--ingest-grpc-addr", "--ingest-http-addr", "--ingest-max-payload-bytes", "--ingest-max-batch-events",
+		"--ingest-auth-tokens", "--ingest-allow-cidrs", "--ingest-previous-secret-ttl", "--ingest-subscription-refresh"} {
+		if !strings.Contains(err.Error(), flag) {
+			t.Errorf("error does not name %s:\n%v", flag, err)
+		}
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+}

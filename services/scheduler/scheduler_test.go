@@ -1,0 +1,475 @@
+package scheduler_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.uber.org/goleak"
+
+	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
+	"github.com/hookline/hookline/pkg/retry"
+	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/sqlite"
+	"github.com/hookline/hookline/pkg/store/storetest"
+	"github.com/hookline/hookline/pkg/transport"
+	"github.com/hookline/hookline/pkg/transport/natsjs"
+	"github.com/hookline/hookline/services/delivery"
+	"github.com/hookline/hookline/services/scheduler"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func testLogger() *slog.Logger {
+	if os.Getenv("HOOKLINE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// countingStore is the real store, counting RedriveParked calls.
+type countingStore struct {
+	store.Store
+	redrives atomic.Int64
+}
+
+func (c *countingStore) RedriveParked(ctx context.Context, now time.Time, limit int) (int, error) {
+	n, err := c.Store.RedriveParked(ctx, now, limit)
+	c.redrives.Add(1)
+	return n, err
+}
+
+// countingTransport is the real transport, counting messages published
+// to DELIVERIES.
+type countingTransport struct {
+	transport.Transport
+	published atomic.Int64
+}
+
+func (c *countingTransport) Publish(ctx context.Context, s transport.Stream, msgs ...transport.Message) ([]transport.PublishResult, error) {
+	res, err := c.Transport.Publish(ctx, s, msgs...)
+	if err == nil && s == transport.Deliveries {
+		c.published.Add(int64(len(msgs)))
+	}
+	return res, err
+}
+
+type env struct {
+	t  *testing.T
+	st *countingStore
+	tr *countingTransport
+
+	mu         sync.Mutex
+	deliveries map[string][]transport.Message
+	got        chan string // delivery ids of DELIVERIES messages, as they arrive
+	consumeMu  sync.Once
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	ns := natsembedtest.Start(t)
+	tr, err := natsjs.New(ctx, natsjs.Config{URL: ns.ClientURL()}, testLogger())
+	if err != nil {
+		t.Fatalf("natsjs.New: %v", err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	raw, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hookline.db"), testLogger())
+	if err != nil {
+		t.Fatalf("sqlite.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	return &env{t: t, st: &countingStore{Store: raw}, tr: &countingTransport{Transport: tr},
+		deliveries: map[string][]transport.Message{}, got: make(chan string, 1024)}
+}
+
+func testConfig() scheduler.Config {
+	cfg := scheduler.DefaultConfig()
+	cfg.PollInterval = 20 * time.Millisecond
+	cfg.ErrorBackoff = 50 * time.Millisecond
+	cfg.Jitter = 0
+	return cfg
+}
+
+// run starts a scheduler replica, stopped when the returned function is
+// called or the test ends; Run must return nil.
+func (e *env) run(cfg scheduler.Config) (stop func()) {
+	e.t.Helper()
+	svc, err := scheduler.New(cfg, scheduler.Deps{Store: e.st, Transport: e.tr, Logger: testLogger()})
+	if err != nil {
+		e.t.Fatalf("scheduler.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					e.t.Errorf("Run = %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				e.t.Fatal("Run did not return")
+			}
+		})
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+// consume records DELIVERIES messages in the background.
+func (e *env) consume() {
+	e.consumeMu.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			err := e.tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: "test"}, func(_ context.Context, r transport.Received) {
+				m := *r.Message()
+				id := m.Headers[transport.HeaderDeliveryID]
+				e.mu.Lock()
+				e.deliveries[id] = append(e.deliveries[id], m)
+				e.mu.Unlock()
+				e.got <- id
+				_ = r.Ack(context.Background())
+			})
+			if err != nil {
+				e.t.Errorf("Consume: %v", err)
+			}
+		}()
+		e.t.Cleanup(func() { cancel(); <-done })
+	})
+}
+
+// waitFor waits until DELIVERIES messages for every id have arrived.
+func (e *env) waitFor(ids ...string) {
+	e.t.Helper()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	deadline := time.After(20 * time.Second)
+	for len(want) > 0 {
+		select {
+		case id := <-e.got:
+			delete(want, id)
+		case <-deadline:
+			e.t.Fatalf("no DELIVERIES message for %d deliveries", len(want))
+		}
+	}
+}
+
+func (e *env) messages(id string) []transport.Message {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]transport.Message(nil), e.deliveries[id]...)
+}
+
+func (e *env) seed(mutate ...func(*store.Subscription)) storetest.Fixture {
+	e.t.Helper()
+	sub := storetest.NewSubscription("acme")
+	sub.RetrySchedule = []time.Duration{20 * time.Millisecond, 20 * time.Millisecond}
+	for _, m := range mutate {
+		m(sub)
+	}
+	return storetest.SeedFor(e.t, e.st, sub, time.Now())
+}
+
+// failed records attempt n of f's delivery as failed and publishes its
+// RETRIES message, as the delivery service does.
+func (e *env) failed(f storetest.Fixture, n int, retryAfter time.Duration) {
+	e.t.Helper()
+	ctx := context.Background()
+	a := storetest.NewAttempt(f.Delivery, n, time.Now())
+	if err := e.st.RecordAttempts(ctx, []store.AttemptResult{{Attempt: a, Status: store.DeliveryRetrying}}); err != nil {
+		e.t.Fatal(err)
+	}
+	m := delivery.NewRetryMessage(delivery.RetryRequest{DeliveryID: f.Delivery.ID, SubscriptionID: f.Sub.ID,
+		EventID: f.Event.ID, Tenant: f.Sub.Tenant, FailedAttempt: n, RetryAfter: retryAfter})
+	if _, err := e.tr.Publish(ctx, transport.Retries, m); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) getDelivery(id string) *store.Delivery {
+	e.t.Helper()
+	d, err := e.st.GetDelivery(context.Background(), "", id)
+	if err != nil {
+		e.t.Fatalf("GetDelivery: %v", err)
+	}
+	return d
+}
+
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+func TestExhaustedOrScheduled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.PollInterval = time.Hour // release nothing: look at the schedule only
+	e.run(cfg)
+	tests := []struct {
+		name     string
+		schedule []time.Duration
+		failed   int
+		wantDead string
+		minDue   time.Duration
+	}{
+		{"custom schedule exhausted", []time.Duration{time.Minute}, 2, "retry schedule exhausted after 2 attempts", 0},
+		{"default schedule exhausted", nil, 8, "retry schedule exhausted after 8 attempts", 0},
+		{"empty schedule means no retries", []time.Duration{}, 1, "retry schedule exhausted after 1 attempts", 0},
+		{"custom schedule", []time.Duration{time.Minute, time.Hour}, 2, "", time.Hour},
+		{"default schedule", nil, 7, "", 10 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := e.seed(func(s *store.Subscription) { s.RetrySchedule = tt.schedule })
+			before := time.Now()
+			e.failed(f, tt.failed, 0)
+			if tt.wantDead != "" {
+				eventually(t, "dead", func() bool { return e.getDelivery(f.Delivery.ID).Status == store.DeliveryDead })
+				if r := e.getDelivery(f.Delivery.ID).LastError; r != tt.wantDead {
+					t.Fatalf("reason %q; want %q", r, tt.wantDead)
+				}
+				return
+			}
+			eventually(t, "scheduled", func() bool { return !e.getDelivery(f.Delivery.ID).NextAttemptAt.IsZero() })
+			d := e.getDelivery(f.Delivery.ID)
+			if d.Status != store.DeliveryRetrying || d.NextAttemptAt.Before(before.Add(tt.minDue)) || d.NextAttemptAt.After(time.Now().Add(tt.minDue)) {
+				t.Fatalf("delivery %+v; want retrying, due in %v", d, tt.minDue)
+			}
+		})
+	}
+}
+
+func TestRetryAfterWins(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.run(testConfig())
+	f := e.seed()
+	before := time.Now()
+	e.failed(f, 1, time.Hour)
+	eventually(t, "scheduled", func() bool { return !e.getDelivery(f.Delivery.ID).NextAttemptAt.IsZero() })
+	if due := e.getDelivery(f.Delivery.ID).NextAttemptAt; due.Before(before.Add(time.Hour)) {
+		t.Fatalf("due %v; want at least an hour after %v", due, before)
+	}
+}
+
+func TestDueRetriesReleasedExactlyOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.consume()
+	cfg := testConfig()
+	cfg.ClaimLimit = 7 // several batches per poll
+	stop1, stop2 := e.run(cfg), e.run(cfg)
+	const n = 40
+	var fs []storetest.Fixture
+	var ids []string
+	for range n {
+		f := e.seed()
+		fs = append(fs, f)
+		ids = append(ids, f.Delivery.ID)
+		e.failed(f, 1, 0)
+	}
+	e.waitFor(ids...)
+	eventually(t, "retries completed", func() bool {
+		for _, id := range ids {
+			if !e.getDelivery(id).NextAttemptAt.IsZero() && len(e.messages(id)) == 0 {
+				return false
+			}
+		}
+		due, err := e.st.ClaimDueRetries(context.Background(), time.Now().Add(time.Hour), 1000, time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(due) == 0
+	})
+	stop1()
+	stop2()
+	if got := e.tr.published.Load(); got != n {
+		t.Fatalf("published %d DELIVERIES messages for %d due retries", got, n)
+	}
+	for _, f := range fs {
+		ms := e.messages(f.Delivery.ID)
+		if len(ms) != 1 {
+			t.Fatalf("delivery %s released %d times", f.Delivery.ID, len(ms))
+		}
+		m := ms[0]
+		if m.Headers[transport.HeaderAttempt] != "2" || string(m.Data) != string(f.Event.Payload) ||
+			!strings.HasPrefix(m.ID, f.Delivery.ID+".a2.r") || m.Key != f.Sub.ID {
+			t.Fatalf("released message = %+v", m)
+		}
+		env, err := delivery.ParseMessage(&m)
+		if err != nil || env.EventID != f.Event.ID || env.Tenant != "acme" {
+			t.Fatalf("released message parses to %+v, %v", env, err)
+		}
+	}
+}
+
+func TestParkedRedrivenAfterEnable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.consume()
+	ctx := context.Background()
+	f := e.seed(func(s *store.Subscription) { s.State, s.DisabledReason = store.SubscriptionDisabled, "operator" })
+	if err := e.st.ParkDeliveries(ctx, []string{f.Delivery.ID}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.run(testConfig())
+	eventually(t, "a few redrive polls", func() bool { return e.st.redrives.Load() >= 3 })
+	if n := e.tr.published.Load(); n != 0 {
+		t.Fatalf("published %d messages while the subscription was disabled", n)
+	}
+	if err := e.st.SetSubscriptionState(ctx, f.Sub.ID, store.SubscriptionEnabled, "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(f.Delivery.ID)
+	m := e.messages(f.Delivery.ID)[0]
+	if m.Headers[transport.HeaderAttempt] != "1" {
+		t.Fatalf("redriven attempt = %q; want 1", m.Headers[transport.HeaderAttempt])
+	}
+	// The redriven attempt is a new message even though attempt 1 was
+	// published before (by fanout) with the plain attempt id.
+	if m.ID == delivery.NewMessage(&f.Delivery, &f.Event, 1).ID {
+		t.Fatal("redriven message reuses the fan-out message id; the broker would drop it as a duplicate")
+	}
+}
+
+func TestDeletedSubscriptionAndMalformed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.run(testConfig())
+	ctx := context.Background()
+
+	// A subscription that was never stored stands for one deleted long
+	// ago (a recent deletion may linger in a replica's cache until its
+	// next refresh).
+	f := e.seed()
+	f.Sub = storetest.NewSubscription("acme")
+	e.failed(f, 1, 0)
+
+	g := e.seed()
+	bad := delivery.NewRetryMessage(delivery.RetryRequest{DeliveryID: g.Delivery.ID, SubscriptionID: g.Sub.ID, FailedAttempt: 1})
+	bad.Headers[transport.HeaderAttempt] = "first"
+	noID := delivery.NewRetryMessage(delivery.RetryRequest{DeliveryID: "dlv_x", SubscriptionID: g.Sub.ID, FailedAttempt: 1})
+	delete(noID.Headers, transport.HeaderDeliveryID)
+	if _, err := e.tr.Publish(ctx, transport.Retries, bad, noID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "deleted subscription's delivery dead", func() bool { return e.getDelivery(f.Delivery.ID).Status == store.DeliveryDead })
+	if r := e.getDelivery(f.Delivery.ID).LastError; r != delivery.ReasonSubscriptionDeleted {
+		t.Fatalf("reason %q", r)
+	}
+	eventually(t, "malformed retry's delivery dead", func() bool { return e.getDelivery(g.Delivery.ID).Status == store.DeliveryDead })
+	if r := e.getDelivery(g.Delivery.ID).LastError; !strings.Contains(r, "malformed retry message") {
+		t.Fatalf("reason %q", r)
+	}
+}
+
+func TestRetentionPurge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	old := storetest.SeedFor(t, e.st, storetest.NewSubscription("acme"), time.Now().Add(-3*time.Hour))
+	a := storetest.NewAttempt(old.Delivery, 1, time.Now().Add(-3*time.Hour))
+	if err := e.st.RecordAttempts(ctx, []store.AttemptResult{{Attempt: a, Status: store.DeliverySucceeded}}); err != nil {
+		t.Fatal(err)
+	}
+	oldPending := storetest.SeedFor(t, e.st, storetest.NewSubscription("acme"), time.Now().Add(-3*time.Hour))
+	fresh := e.seed()
+	cfg := testConfig()
+	cfg.Retention = time.Hour
+	cfg.RetentionInterval = 20 * time.Millisecond
+	cfg.PurgeBatch = 1 // several purge calls per run
+	e.run(cfg)
+	eventually(t, "old event purged", func() bool {
+		_, err := e.st.GetEvent(ctx, "", old.Event.ID)
+		return errors.Is(err, store.ErrNotFound)
+	})
+	if _, err := e.st.GetDelivery(ctx, "", old.Delivery.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("old succeeded delivery: %v; want purged", err)
+	}
+	for _, id := range []string{fresh.Delivery.ID, oldPending.Delivery.ID} {
+		if _, err := e.st.GetDelivery(ctx, "", id); err != nil {
+			t.Fatalf("delivery %s purged: %v", id, err)
+		}
+	}
+	if _, err := e.st.GetEvent(ctx, "", fresh.Event.ID); err != nil {
+		t.Fatalf("fresh event purged: %v", err)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	var cfg scheduler.Config
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	if cfg.PollInterval != time.Second || cfg.Retention != 720*time.Hour || cfg.RetentionInterval != 10*time.Minute ||
+		retry.FormatSchedule(cfg.DefaultSchedule) != retry.FormatSchedule(retry.DefaultSchedule) {
+		t.Fatalf("defaults = %+v", cfg)
+	}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !strings.HasPrefix(f.Name, "scheduler-") || f.Usage == "" {
+			t.Errorf("flag %q: want a scheduler- prefix and help text", f.Name)
+		}
+	})
+	if err := fs.Parse([]string{"--scheduler-default-schedule=1s, 2m", "--scheduler-retention=0"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.DefaultSchedule) != 2 || cfg.DefaultSchedule[1] != 2*time.Minute || cfg.Retention != 0 {
+		t.Fatalf("parsed = %+v", cfg)
+	}
+	if err := fs.Parse([]string{"--scheduler-default-schedule=1s,-2m"}); err == nil {
+		t.Fatal("negative delay accepted")
+	}
+	if len(retry.DefaultSchedule) != 7 {
+		t.Fatal("parsing a flag changed retry.DefaultSchedule")
+	}
+
+	tests := []struct {
+		name   string
+		mutate func(*scheduler.Config)
+		flags  []string
+	}{
+		{"jitter", func(c *scheduler.Config) { c.Jitter = 1.5 }, []string{"--scheduler-jitter"}},
+		{"schedule", func(c *scheduler.Config) { c.DefaultSchedule = []time.Duration{-time.Second} }, []string{"--scheduler-default-schedule"}},
+		{"several", func(c *scheduler.Config) { c.PollInterval, c.ClaimLimit, c.Retention = 0, 0, -1 },
+			[]string{"--scheduler-poll-interval", "--scheduler-claim-limit", "--scheduler-retention"}},
+	}
+	for _, tt := range tests {
+		c := scheduler.DefaultConfig()
+		tt.mutate(&c)
+		err := c.Validate()
+		for _, f := range tt.flags {
+			if err == nil || !strings.Contains(err.Error(), f) {
+				t.Errorf("%s: Validate() = %v; want an error naming %s", tt.name, err, f)
+			}
+		}
+	}
+}
