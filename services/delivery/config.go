@@ -86,7 +86,7 @@ func DefaultConfig() Config {
 		BatchLinger:            2 * time.Millisecond,
 		BatchFlushers:          2,
 		ErrorBackoff:           5 * time.Second,
-		SubscriptionRefresh:    30 * time.Second,
+		SubscriptionRefresh:    time.Second,
 		ShutdownGrace:          10 * time.Second,
 	}
 }

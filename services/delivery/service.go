@@ -14,7 +14,7 @@ import (
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
-	"github.com/hookline/hookline/services/delivery/groupcommit"
+	"github.com/hookline/hookline/services/internal/groupcommit"
 	"github.com/hookline/hookline/services/internal/subcache"
 )
 

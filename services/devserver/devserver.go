@@ -158,10 +158,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	if s.fanout, err = fanout.New(cfg.Fanout, fanout.Deps{Store: s.store, Transport: s.transport, Logger: logger, Subscriptions: s.subs}); err != nil {
 		return nil, err
 	}
-	if s.delivery, err = delivery.New(cfg.Delivery, delivery.Deps{Store: s.store, Transport: s.transport, Logger: logger}); err != nil {
+	if s.delivery, err = delivery.New(cfg.Delivery, delivery.Deps{Store: s.store, Transport: s.transport, Logger: logger, Subscriptions: s.subs}); err != nil {
 		return nil, err
 	}
-	if s.scheduler, err = scheduler.New(cfg.Scheduler, scheduler.Deps{Store: s.store, Transport: s.transport, Logger: logger}); err != nil {
+	if s.scheduler, err = scheduler.New(cfg.Scheduler, scheduler.Deps{Store: s.store, Transport: s.transport, Logger: logger, Subscriptions: s.subs}); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -227,4 +227,3 @@ func (s *Server) close() {
 // Close stops the embedded dependencies of a server that was built but
 // never run. Run closes them itself.
 func (s *Server) Close() { s.close() }
-

@@ -128,7 +128,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // Run consumes the EVENTS stream until ctx is cancelled, then waits for
 // in-flight events (which are acknowledged only if fully fanned out).
 func (s *Service) Run(ctx context.Context) error {
-	s.writes = groupcommit.New(s.flush, s.cfg.StoreBatch, 1)
+	s.writes = groupcommit.New(groupcommit.Config{MaxItems: s.cfg.StoreBatch, Linger: time.Millisecond}, s.flush)
 	defer s.writes.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -186,7 +186,7 @@ func (s *Service) fanOut(ctx context.Context, ev store.Event) error {
 			CreatedAt: ev.ReceivedAt, UpdatedAt: ev.ReceivedAt,
 		}
 	}
-	if err := s.writes.Add(ctx, fanned{event: ev, deliveries: ds}); err != nil {
+	if err := s.writes.Do(ctx, fanned{event: ev, deliveries: ds}); err != nil {
 		return fmt.Errorf("store event and deliveries: %w", err)
 	}
 	if len(ds) == 0 {
@@ -202,22 +202,28 @@ func (s *Service) fanOut(ctx context.Context, ev store.Event) error {
 	return nil
 }
 
-func (s *Service) flush(ctx context.Context, batch []fanned) error {
+// flush writes a batch of events and their deliveries; both writes are
+// idempotent, so a batch that fails part-way is simply written again.
+func (s *Service) flush(ctx context.Context, batch []fanned, errs []error) {
 	events := make([]store.Event, len(batch))
 	var ds []store.Delivery
 	for i, f := range batch {
 		events[i] = f.event
 		ds = append(ds, f.deliveries...)
 	}
-	if err := s.deps.Store.InsertEvents(ctx, events); err != nil {
-		return fmt.Errorf("insert %d events: %w", len(events), err)
-	}
-	if len(ds) > 0 {
-		if err := s.deps.Store.CreateDeliveries(ctx, ds); err != nil {
-			return fmt.Errorf("create %d deliveries: %w", len(ds), err)
+	err := s.deps.Store.InsertEvents(ctx, events)
+	if err != nil {
+		err = fmt.Errorf("insert %d events: %w", len(events), err)
+	} else if len(ds) > 0 {
+		if err = s.deps.Store.CreateDeliveries(ctx, ds); err != nil {
+			err = fmt.Errorf("create %d deliveries: %w", len(ds), err)
 		}
 	}
-	return nil
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+	}
 }
 
 // parseEvent decodes an EVENTS message written by ingest.

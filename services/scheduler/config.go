@@ -71,7 +71,7 @@ func DefaultConfig() Config {
 		BatchSize:           256,
 		BatchLinger:         2 * time.Millisecond,
 		ErrorBackoff:        5 * time.Second,
-		SubscriptionRefresh: 30 * time.Second,
+		SubscriptionRefresh: time.Second,
 	}
 }
 

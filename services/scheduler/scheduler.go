@@ -42,7 +42,7 @@ import (
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/services/delivery"
-	"github.com/hookline/hookline/services/delivery/groupcommit"
+	"github.com/hookline/hookline/services/internal/groupcommit"
 	"github.com/hookline/hookline/services/internal/subcache"
 )
 

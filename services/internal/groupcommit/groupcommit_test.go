@@ -3,80 +3,131 @@ package groupcommit
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestBatchesConcurrentAdds(t *testing.T) {
+func TestBatchesConcurrentCallers(t *testing.T) {
 	t.Parallel()
+	var calls, total atomic.Int64
 	release := make(chan struct{})
-	var calls, items atomic.Int64
-	var first sync.Once
-	started := make(chan struct{})
-	b := New(func(_ context.Context, vs []int) error {
-		first.Do(func() { close(started); <-release }) // hold the first flush so others queue
+	b := New(Config{MaxItems: 64, Linger: time.Hour}, func(_ context.Context, items []int, errs []error) {
+		<-release
 		calls.Add(1)
-		items.Add(int64(len(vs)))
-		return nil
-	}, 64, 1)
+		total.Add(int64(len(items)))
+	})
 	defer b.Close()
-
+	const n = 256
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = b.Add(context.Background(), -1) }()
-	<-started
-	const n = 100
-	errs := make(chan error, n)
 	for i := range n {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs <- b.Add(context.Background(), i) }()
-	}
-	// Wait until all n are queued behind the held flush, then release it.
-	for len(b.in) < min(n, cap(b.in)) {
-		runtimeGosched()
+		wg.Go(func() {
+			if err := b.Do(context.Background(), i); err != nil {
+				t.Errorf("Do(%d) = %v", i, err)
+			}
+		})
 	}
 	close(release)
 	wg.Wait()
-	close(errs)
-	for err := range errs {
+	// With Linger an hour, only full batches can flush: exactly n/64.
+	if got := calls.Load(); got != n/64 {
+		t.Fatalf("flushes = %d; want %d", got, n/64)
+	}
+	if total.Load() != n {
+		t.Fatalf("items flushed = %d; want %d", total.Load(), n)
+	}
+}
+
+func TestLingerFlushesPartialBatch(t *testing.T) {
+	t.Parallel()
+	b := New(Config{MaxItems: 1000, Linger: time.Millisecond}, func(context.Context, []string, []error) {})
+	defer b.Close()
+	done := make(chan error, 1)
+	go func() { done <- b.Do(context.Background(), "x") }()
+	select {
+	case err := <-done:
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	if items.Load() != n+1 {
-		t.Fatalf("flushed %d items, want %d", items.Load(), n+1)
-	}
-	if calls.Load() > 4 {
-		t.Fatalf("%d flushes for %d items: not batched", calls.Load(), n+1)
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lone item was never flushed")
 	}
 }
 
-func TestFlushErrorReachesEveryCaller(t *testing.T) {
+func TestPerItemErrors(t *testing.T) {
 	t.Parallel()
-	boom := errors.New("boom")
-	b := New(func(context.Context, []string) error { return boom }, 8, 2)
-	defer b.Close()
-	for range 5 {
-		if err := b.Add(context.Background(), "x"); !errors.Is(err, boom) {
-			t.Fatalf("Add = %v, want boom", err)
+	bad := errors.New("bad")
+	b := New(Config{MaxItems: 8, Linger: time.Millisecond}, func(_ context.Context, items []int, errs []error) {
+		for i, v := range items {
+			if v%2 == 1 {
+				errs[i] = bad
+			}
 		}
+	})
+	defer b.Close()
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			err := b.Do(context.Background(), i)
+			if (i%2 == 1) != errors.Is(err, bad) {
+				t.Errorf("Do(%d) = %v", i, err)
+			}
+		})
 	}
+	wg.Wait()
 }
 
-func TestAddAfterClose(t *testing.T) {
+func TestCloseFlushesQueuedAndRejectsLater(t *testing.T) {
 	t.Parallel()
-	b := New(func(context.Context, []int) error { return nil }, 8, 1)
-	b.Close()
-	b.Close()
-	if err := b.Add(context.Background(), 1); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Add after Close = %v", err)
+	var flushed atomic.Int64
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	b := New(Config{MaxItems: 1, Linger: time.Millisecond}, func(_ context.Context, items []int, _ []error) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+		flushed.Add(int64(len(items)))
+	})
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			if err := b.Do(context.Background(), i); err != nil {
+				t.Errorf("Do = %v", err)
+			}
+		})
 	}
+	<-entered
+	closed := make(chan struct{})
+	go func() { b.Close(); close(closed) }()
+	close(release)
+	<-closed
+	wg.Wait()
+	if flushed.Load() != 3 {
+		t.Fatalf("flushed %d; want 3", flushed.Load())
+	}
+	if err := b.Do(context.Background(), 9); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Do after Close = %v; want ErrClosed", err)
+	}
+	b.Close() // idempotent
 }
 
-func runtimeGosched() { runtime.Gosched() }
+func TestFlushTimeout(t *testing.T) {
+	t.Parallel()
+	b := New(Config{Timeout: 5 * time.Millisecond}, func(ctx context.Context, _ []int, errs []error) {
+		<-ctx.Done()
+		for i := range errs {
+			errs[i] = ctx.Err()
+		}
+	})
+	defer b.Close()
+	if err := b.Do(context.Background(), 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Do = %v; want deadline exceeded", err)
+	}
+}

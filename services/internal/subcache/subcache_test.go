@@ -25,7 +25,7 @@ func sub(id, tenant string, patterns ...string) *store.Subscription {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	return &store.Subscription{ID: id, Tenant: tenant, URL: "http://127.0.0.1/" + id, EventTypes: patterns,
 		Secrets: []store.Secret{{Value: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", CreatedAt: now}},
-		State: store.SubscriptionEnabled, CreatedAt: now, UpdatedAt: now}
+		State:   store.SubscriptionEnabled, CreatedAt: now, UpdatedAt: now}
 }
 
 func TestMatchingAfterRefresh(t *testing.T) {
