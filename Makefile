@@ -41,7 +41,7 @@ verify: vet ## Fail if generated code is stale, code is unformatted or go.mod fi
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
-	@set -e; for pkg in ./pkg/signature ./pkg/ssrf ./pkg/retry ./pkg/eventtype; do \
+	@set -e; for pkg in ./signature ./ssrf ./retry ./eventtype; do \
 	  for f in $$(cd pkg && $(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
 	    (cd pkg && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg); done; done
 
