@@ -125,3 +125,47 @@ func TestRunStopsOnCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// pausingStore is the real store with ListSubscriptions held until the
+// test lets it go, to interleave a local write with a reload.
+type pausingStore struct {
+	store.Store
+	started chan struct{}
+	release chan struct{}
+}
+
+func (p *pausingStore) ListSubscriptions(ctx context.Context, f store.SubscriptionFilter) ([]store.Subscription, string, error) {
+	subs, next, err := p.Store.ListSubscriptions(ctx, f)
+	close(p.started)
+	<-p.release
+	return subs, next, err
+}
+
+func TestRefreshDoesNotUndoConcurrentPut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := newStore(t)
+	old := sub("sub_p", "acme", "*")
+	if err := st.CreateSubscription(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	ps := &pausingStore{Store: st, started: make(chan struct{}), release: make(chan struct{})}
+	c := New(ps, time.Hour, nil)
+	done := make(chan error)
+	go func() { done <- c.Refresh(ctx) }()
+	<-ps.started // the reload has read the old version
+	disabled := *old
+	disabled.State = store.SubscriptionDisabled
+	c.Put(&disabled) // a local write lands while the reload is in flight
+	close(ps.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Get(ctx, "sub_p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != store.SubscriptionDisabled {
+		t.Fatalf("state %q after the reload: the reload undid the local write", got.State)
+	}
+}
