@@ -25,6 +25,9 @@ var (
 	// ErrConflict means a create collided with an existing row whose
 	// content differs.
 	ErrConflict = errors.New("store: conflict")
+	// ErrInvalidPageToken means a list call got a page token that no
+	// earlier page of the same list returned.
+	ErrInvalidPageToken = errors.New("store: invalid page token")
 )
 
 // SubscriptionState says whether a subscription receives deliveries.

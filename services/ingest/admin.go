@@ -30,6 +30,8 @@ func storeErr(what string, err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return status.Errorf(codes.NotFound, "%s not found", what)
+	case errors.Is(err, store.ErrInvalidPageToken):
+		return status.Error(codes.InvalidArgument, "page_token: not a token returned by an earlier page of this list")
 	case errors.Is(err, store.ErrConflict):
 		return status.Errorf(codes.AlreadyExists, "%s already exists with different content", what)
 	case errors.Is(err, context.Canceled):

@@ -101,3 +101,19 @@ func TestConfigValidateNamesEveryFlag(t *testing.T) {
 		t.Fatalf("defaults invalid: %v", err)
 	}
 }
+
+func TestBadPageTokenIsInvalidArgument(t *testing.T) {
+	t.Parallel()
+	s := startIngest(t)
+	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	admin := hooklinev1.NewAdminServiceClient(conn)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	_, err = admin.ListDeliveries(ctx, &hooklinev1.ListDeliveriesRequest{PageToken: "not-a-token"})
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "page_token") {
+		t.Fatalf("ListDeliveries with a bad token: %v, want InvalidArgument naming page_token", err)
+	}
+}

@@ -4,11 +4,12 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookline/hookline/pkg/store"
 )
 
 // Times are stored as unix nanoseconds, UTC. The zero time.Time maps to 0
@@ -61,7 +62,7 @@ func pageLimit(n int) int {
 }
 
 // errBadToken is wrapped by every page-token decoding failure.
-var errBadToken = errors.New("invalid page token")
+var errBadToken = store.ErrInvalidPageToken
 
 // Page tokens are the sort key of the last row returned, its fields joined
 // by '|' and base64url-encoded. Only the last field may be free text (an

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -197,7 +198,7 @@ func testAttemptsList(t *testing.T, s store.Store) {
 		}
 	}
 	_, _, err := s.ListAttempts(ctx(t), store.AttemptFilter{PageToken: "@@@"})
-	if err == nil {
-		t.Fatal("ListAttempts with a garbage token succeeded")
+	if !errors.Is(err, store.ErrInvalidPageToken) {
+		t.Fatalf("ListAttempts with a garbage token: err = %v, want ErrInvalidPageToken", err)
 	}
 }

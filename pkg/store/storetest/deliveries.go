@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -118,8 +119,8 @@ func testDeliveryListPaging(t *testing.T, s store.Store) {
 	wantEqual(t, want, append(first, rest...), "ListDeliveries across a concurrent insert")
 
 	_, _, err = s.ListDeliveries(ctx(t), store.DeliveryFilter{PageToken: "!!garbage!!"})
-	if err == nil {
-		t.Fatal("ListDeliveries with a garbage token succeeded")
+	if !errors.Is(err, store.ErrInvalidPageToken) {
+		t.Fatalf("ListDeliveries with a garbage token: err = %v, want ErrInvalidPageToken", err)
 	}
 }
 

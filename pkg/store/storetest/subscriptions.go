@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -208,8 +209,8 @@ func testSubscriptionList(t *testing.T, s store.Store) {
 		}
 	}
 	_, _, err := s.ListSubscriptions(ctx(t), store.SubscriptionFilter{PageToken: "%%%not a token"})
-	if err == nil {
-		t.Fatal("ListSubscriptions with a garbage token succeeded")
+	if !errors.Is(err, store.ErrInvalidPageToken) {
+		t.Fatalf("ListSubscriptions with a garbage token: err = %v, want ErrInvalidPageToken", err)
 	}
 }
 
