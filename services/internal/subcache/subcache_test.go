@@ -113,12 +113,15 @@ func TestRunStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- c.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
 	for !c.Loaded() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			t.Fatal("never loaded")
+		case <-tick.C:
 		}
-		time.Sleep(time.Millisecond) // polling the state, not synchronising on time
 	}
 	cancel()
 	if err := <-done; err != nil {
