@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,23 +11,17 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
 	"github.com/hookline/hookline/pkg/store"
-	"github.com/hookline/hookline/pkg/store/sqlite"
 	"github.com/hookline/hookline/pkg/store/storetest"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
 	"github.com/hookline/hookline/services/delivery"
+	"github.com/hookline/hookline/services/internal/servicetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func testLogger() *slog.Logger {
-	if os.Getenv("HOOKLINE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func testLogger() *slog.Logger { return servicetest.Logger() }
 
 // countingStore is the real store, counting RecordAttempts calls.
 type countingStore struct {
@@ -73,19 +65,7 @@ func testConfig() delivery.Config {
 // service (see run).
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	ns := natsembedtest.Start(t)
-	tr, err := natsjs.New(ctx, natsjs.Config{URL: ns.ClientURL()}, testLogger())
-	if err != nil {
-		t.Fatalf("natsjs.New: %v", err)
-	}
-	t.Cleanup(func() { _ = tr.Close() })
-	raw, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hookline.db"), testLogger())
-	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = raw.Close() })
-	return &env{t: t, st: &countingStore{Store: raw}, tr: tr, retries: map[string]chan transport.Message{}}
+	return &env{t: t, st: &countingStore{Store: servicetest.Store(t)}, tr: servicetest.Transport(t), retries: map[string]chan transport.Message{}}
 }
 
 // run starts a delivery service with cfg; it is stopped (and must return

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/hookline/hookline/pkg/signature"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
 	"github.com/hookline/hookline/services/devserver"
+	"github.com/hookline/hookline/services/internal/servicetest"
 )
 
 // pipeline is a running devserver with API clients.
@@ -53,13 +52,6 @@ func testConfig(dataDir string) devserver.Config {
 	return cfg
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("HOOKLINE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
 // startPipeline runs a devserver on dataDir until the test ends (or stop).
 func startPipeline(t *testing.T, dataDir string, mutate ...func(*devserver.Config)) *pipeline {
 	t.Helper()
@@ -68,7 +60,7 @@ func startPipeline(t *testing.T, dataDir string, mutate ...func(*devserver.Confi
 		m(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := devserver.New(ctx, cfg, testLogger(t))
+	srv, err := devserver.New(ctx, cfg, servicetest.Logger())
 	if err != nil {
 		cancel()
 		t.Fatalf("devserver.New: %v", err)

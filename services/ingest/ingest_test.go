@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,10 +11,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
-	"github.com/hookline/hookline/pkg/store/sqlite"
-	"github.com/hookline/hookline/pkg/transport/natsjs"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
+	"github.com/hookline/hookline/services/internal/servicetest"
 )
 
 const token = "test-token-0123456789"
@@ -25,17 +22,7 @@ const token = "test-token-0123456789"
 func startIngest(t *testing.T) *Service {
 	t.Helper()
 	ctx := context.Background()
-	ns := natsembedtest.Start(t)
-	tr, err := natsjs.New(ctx, natsjs.Config{URL: ns.ClientURL()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	tr, st := servicetest.Transport(t), servicetest.Store(t)
 	cfg := DefaultConfig()
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", ""
 	cfg.AuthTokens = []string{token}

@@ -3,22 +3,16 @@ package subcache
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hookline/hookline/pkg/store"
-	"github.com/hookline/hookline/pkg/store/sqlite"
+	"github.com/hookline/hookline/services/internal/servicetest"
 )
 
 func newStore(t *testing.T) store.Store {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	return servicetest.Store(t)
 }
 
 func sub(id, tenant string, patterns ...string) *store.Subscription {

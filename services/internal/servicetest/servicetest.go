@@ -1,0 +1,49 @@
+// Package servicetest gives the services' tests their real dependencies:
+// an embedded NATS JetStream server with a connected transport, and a
+// SQLite store in a temporary directory, both closed when the test ends.
+package servicetest
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
+	"github.com/hookline/hookline/pkg/store/sqlite"
+	"github.com/hookline/hookline/pkg/transport/natsjs"
+)
+
+// Logger discards logs unless HOOKLINE_TEST_LOG is set, in which case it
+// writes debug-level text to stderr.
+func Logger() *slog.Logger {
+	if os.Getenv("HOOKLINE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Transport starts an embedded NATS server for tb and returns a transport
+// connected to it.
+func Transport(tb testing.TB) *natsjs.Transport {
+	tb.Helper()
+	ns := natsembedtest.Start(tb)
+	tr, err := natsjs.New(context.Background(), natsjs.Config{URL: ns.ClientURL()}, Logger())
+	if err != nil {
+		tb.Fatalf("natsjs.New: %v", err)
+	}
+	tb.Cleanup(func() { _ = tr.Close() })
+	return tr
+}
+
+// Store opens a fresh SQLite store in tb's temporary directory.
+func Store(tb testing.TB) *sqlite.Store {
+	tb.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "hookline.db"), Logger())
+	if err != nil {
+		tb.Fatalf("sqlite.Open: %v", err)
+	}
+	tb.Cleanup(func() { _ = st.Close() })
+	return st
+}
