@@ -53,7 +53,9 @@ type Message struct {
 // PublishResult reports what the broker did with one published message.
 type PublishResult struct {
 	// Duplicate is true when the broker already held a message with the
-	// same ID and did not store this one again.
+	// same ID before this Publish call and did not store this one again.
+	// An implementation that retried the message internally reports false,
+	// since the copy the broker holds may be its own earlier attempt.
 	Duplicate bool
 }
 

@@ -42,13 +42,6 @@ func testConfig(dataDir string) devserver.Config {
 	cfg.Scheduler.PollInterval = 20 * time.Millisecond
 	cfg.Delivery.SubscriptionRefresh = 50 * time.Millisecond
 	cfg.Scheduler.SubscriptionRefresh = 50 * time.Millisecond
-	// Messages a stopped process had fetched but not finished come back
-	// after the ack wait; keep it short so restart tests finish quickly.
-	cfg.Fanout.AckWait = 3 * time.Second
-	cfg.Scheduler.AckWait = 3 * time.Second
-	cfg.Delivery.MaxTimeout = 2 * time.Second
-	cfg.Delivery.Timeout = 2 * time.Second
-	cfg.Delivery.AckWait = 8 * time.Second
 	return cfg
 }
 

@@ -100,10 +100,7 @@ func (s *Service) publish(ctx context.Context, reqs []*hooklinev1.PublishRequest
 			return nil, status.Errorf(codes.Unavailable, "publish to the events stream (not accepted; retry with the same idempotency key): %v", err)
 		}
 		for k, r := range results {
-			// Only a keyed event can be a duplicate of an earlier publish;
-			// a fresh id reported as a duplicate only means the transport
-			// retried internally after a stored-but-unacknowledged publish.
-			if r.Duplicate && reqs[idx[k]].GetIdempotencyKey() != "" {
+			if r.Duplicate {
 				out[idx[k]].Duplicate = true
 			}
 		}

@@ -441,8 +441,10 @@ func transientPublishErr(err error) bool {
 // (bounded by Config.MaxAsyncPending on the connection) and Publish then
 // waits for every ack, so a batch costs about one round trip. Transient
 // failures (a reconnect, a lost ack) are retried with the same message ID
-// for up to Config.PublishTimeout while ctx allows; a retried message whose
-// first attempt was stored after all reports Duplicate=true.
+// for up to Config.PublishTimeout while ctx allows. Duplicate is reported
+// only for a message the broker recognised on its first attempt: after a
+// retry, what the broker recognises may be this very call's earlier
+// attempt, so a retried message reports Duplicate=false.
 func (t *Transport) Publish(ctx context.Context, stream transport.Stream, msgs ...transport.Message) ([]transport.PublishResult, error) {
 	if t.closed.Load() {
 		return nil, transport.ErrClosed
@@ -475,9 +477,10 @@ func (t *Transport) Publish(ctx context.Context, stream transport.Stream, msgs .
 		pending[i] = i
 	}
 	futures := make([]jetstream.PubAckFuture, len(msgs))
+	retried := make([]bool, len(msgs))
 	wait := 50 * time.Millisecond
 	for {
-		failed, lastErr := t.publishRound(ctx, nm, pending, futures, results)
+		failed, lastErr := t.publishRound(ctx, nm, pending, futures, retried, results)
 		if lastErr == nil {
 			return results, nil
 		}
@@ -489,6 +492,9 @@ func (t *Transport) Publish(ctx context.Context, stream transport.Stream, msgs .
 			return nil, t.wrapErr(fmt.Sprintf("publish %d messages to %s", len(msgs), info.name), err)
 		}
 		wait = min(wait*2, time.Second)
+		for _, i := range failed {
+			retried[i] = true
+		}
 		pending = failed
 	}
 }
@@ -496,7 +502,7 @@ func (t *Transport) Publish(ctx context.Context, stream transport.Stream, msgs .
 // publishRound publishes nm[i] for every i in idx and waits for every ack.
 // It returns the indexes that failed transiently and the last error; a
 // non-transient error or ctx's end returns at once.
-func (t *Transport) publishRound(ctx context.Context, nm []*nats.Msg, idx []int, futures []jetstream.PubAckFuture, results []transport.PublishResult) ([]int, error) {
+func (t *Transport) publishRound(ctx context.Context, nm []*nats.Msg, idx []int, futures []jetstream.PubAckFuture, retried []bool, results []transport.PublishResult) ([]int, error) {
 	var failed []int
 	var lastErr error
 	waitFor := func(i int) error {
@@ -507,7 +513,7 @@ func (t *Transport) publishRound(ctx context.Context, nm []*nats.Msg, idx []int,
 		futures[i] = nil
 		select {
 		case ack := <-f.Ok():
-			results[i].Duplicate = ack.Duplicate
+			results[i].Duplicate = ack.Duplicate && !retried[i]
 			return nil
 		case err := <-f.Err():
 			if !transientPublishErr(err) {
