@@ -557,9 +557,10 @@ func (t *Transport) publishRound(ctx context.Context, nm []*nats.Msg, idx []int,
 // h from at most cfg.Concurrency goroutines until ctx is cancelled. Messages
 // are pulled in requests of up to twice the concurrency, one request at a
 // time, so at most that many wait in this process besides those being
-// handled. On cancellation it stops pulling, naks the messages it pulled
-// but did not start (so the group gets them again at once), waits for
-// running handlers and returns nil. It keeps consuming across reconnects
+// handled. On cancellation it stops pulling, lets the last pull request
+// end (at most fetchWait), naks every message it pulled but did not start
+// (so the group gets them again at once), waits for running handlers and
+// returns nil. It keeps consuming across reconnects
 // and server restarts. Group must be a valid JetStream consumer name (no
 // '.', '*', '>' or blanks).
 func (t *Transport) Consume(ctx context.Context, stream transport.Stream, cfg transport.ConsumerConfig, h transport.Handler) error {
@@ -658,22 +659,24 @@ const (
 )
 
 // fetchWait is how long one pull request waits for messages before the
-// next one replaces it. Short enough that a lost request or a server
-// restart costs little; long enough that an idle consumer is cheap.
-const fetchWait = 5 * time.Second
+// next one replaces it. It bounds how long a stopping consumer waits for
+// its last request to end, and what a lost request costs; an idle
+// consumer sends one request per fetchWait.
+const fetchWait = time.Second
 
 // fetch issues one pull request for up to batch messages and hands each
 // message to a worker as it arrives. It returns nil when the request
-// completes or expires normally. If ctx ends, the messages of the request
-// that no worker took are nak'd so the group gets them again at once.
+// completes or expires normally.
 //
-// Explicit pull requests are used rather than the Messages iterator so
-// that a lost or unanswered request can never stall the consumer for
+// The request is not tied to ctx: abandoning it would drop the messages
+// the broker has already sent (they would come back only after the ack
+// wait). Once ctx ends, fetch keeps reading until the request ends and
+// naks every message it did not hand out, so the group gets them again at
+// once. Explicit pull requests are used rather than the Messages iterator
+// so that a lost or unanswered request never stalls the consumer for
 // longer than fetchWait.
 func (t *Transport) fetch(ctx context.Context, cons jetstream.Consumer, batch int, work chan<- jetstream.Msg) error {
-	fctx, cancel := context.WithTimeout(ctx, fetchWait)
-	defer cancel()
-	mb, err := cons.Fetch(batch, jetstream.FetchContext(fctx))
+	mb, err := cons.Fetch(batch, jetstream.FetchMaxWait(fetchWait))
 	if err != nil {
 		return err
 	}
@@ -688,7 +691,7 @@ func (t *Transport) fetch(ctx context.Context, cons jetstream.Consumer, batch in
 		_ = m.Nak()
 	}
 	err = mb.Error()
-	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+	if err == nil || errors.Is(err, nats.ErrTimeout) {
 		return nil
 	}
 	return err

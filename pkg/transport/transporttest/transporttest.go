@@ -62,6 +62,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"IndependentGroups", testIndependentGroups},
 		{"BatchPublishResultsInOrder", testBatchPublishOrder},
 		{"ConsumeStopsOnCancel", testConsumeStopsOnCancel},
+		{"StopHandsBackEverythingAtOnce", testStopHandsBack},
 		{"ConsumeConcurrencyBounded", testConcurrencyBounded},
 		{"InvalidInput", testInvalidInput},
 	}
@@ -679,6 +680,44 @@ func testConsumeStopsOnCancel(t *testing.T, h Harness) {
 	// Consume on an already cancelled context returns nil too.
 	if err := tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: "g"}, func(context.Context, transport.Received) {}); err != nil {
 		t.Fatalf("Consume with a cancelled context = %v, want nil", err)
+	}
+}
+
+// testStopHandsBack: when a consumer stops gracefully, every message it
+// had pulled — handed to a handler that gives it back, queued, or still on
+// its way from the broker — returns to the group at once, not after the
+// ack wait. A rolling restart must not delay work by the ack wait.
+func testStopHandsBack(t *testing.T, h Harness) {
+	const n = 500
+	const ackWait = time.Minute // far beyond the deadline below
+	cfg := transport.ConsumerConfig{Group: "g", AckWait: ackWait, Concurrency: 50}
+	first := h.Open(t)
+	ms, want := msgs("handback", n)
+	// The first consumer hands every message straight back, so messages
+	// are always on their way to it when it stops.
+	var handled atomic.Int64
+	busy := make(chan struct{})
+	var busyOnce sync.Once
+	c1 := startConsume(t, first, transport.Deliveries, cfg, func(_ context.Context, m transport.Received) {
+		_ = m.Nak(context.Background(), 0)
+		if handled.Add(1) == 5*n {
+			busyOnce.Do(func() { close(busy) })
+		}
+	})
+	publish(t, first, transport.Deliveries, ms...)
+	select {
+	case <-busy:
+	case <-time.After(timeout):
+		t.Fatal("the first consumer did not get busy")
+	}
+	c1.stop(t)
+
+	second := h.Open(t)
+	s := newSink()
+	startConsume(t, second, transport.Deliveries, cfg, collect(t, s, 2))
+	if !s.waitUntil(timeout, hasAll(want)) {
+		t.Fatalf("%d of %d messages reached the group within %s of the first consumer's stop (ack wait %s)",
+			len(ids(s.snapshot())), n, timeout, ackWait)
 	}
 }
 
