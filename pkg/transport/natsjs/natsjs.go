@@ -559,8 +559,8 @@ func (t *Transport) publishRound(ctx context.Context, nm []*nats.Msg, idx []int,
 // time, so at most that many wait in this process besides those being
 // handled. On cancellation it stops pulling, lets the last pull request
 // end (at most fetchWait), naks every message it pulled but did not start
-// (so the group gets them again at once), waits for running handlers and
-// returns nil. It keeps consuming across reconnects
+// (so the group gets them again within fetchWait), waits for running
+// handlers and returns nil. It keeps consuming across reconnects
 // and server restarts. Group must be a valid JetStream consumer name (no
 // '.', '*', '>' or blanks).
 func (t *Transport) Consume(ctx context.Context, stream transport.Stream, cfg transport.ConsumerConfig, h transport.Handler) error {
@@ -671,8 +671,9 @@ const fetchWait = time.Second
 // The request is not tied to ctx: abandoning it would drop the messages
 // the broker has already sent (they would come back only after the ack
 // wait). Once ctx ends, fetch keeps reading until the request ends and
-// naks every message it did not hand out, so the group gets them again at
-// once. Explicit pull requests are used rather than the Messages iterator
+// naks every message it did not hand out with a delay of fetchWait: the
+// group gets them again within a second, and never on this request, which
+// may stop listening at any moment. Explicit pull requests are used rather than the Messages iterator
 // so that a lost or unanswered request never stalls the consumer for
 // longer than fetchWait.
 func (t *Transport) fetch(ctx context.Context, cons jetstream.Consumer, batch int, work chan<- jetstream.Msg) error {
@@ -688,7 +689,9 @@ func (t *Transport) fetch(ctx context.Context, cons jetstream.Consumer, batch in
 			case <-ctx.Done():
 			}
 		}
-		_ = m.Nak()
+		// Delayed past this request's end, so the broker cannot hand the
+		// message straight back to the request that is winding down.
+		_ = m.NakWithDelay(fetchWait)
 	}
 	err = mb.Error()
 	if err == nil || errors.Is(err, nats.ErrTimeout) {
