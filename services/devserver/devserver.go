@@ -148,7 +148,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	if err != nil {
 		return nil, fmt.Errorf("connect to embedded NATS: %w", err)
 	}
-	s.subs = subcache.New(s.store, cfg.Ingest.SubscriptionRefresh, logger)
+	s.subs = subcache.New(s.store, cfg.Fanout.SubscriptionRefresh, logger)
 	if err := s.subs.Refresh(ctx); err != nil {
 		return nil, fmt.Errorf("load subscriptions: %w", err)
 	}

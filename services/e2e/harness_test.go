@@ -36,7 +36,6 @@ func testConfig(dataDir string) devserver.Config {
 	cfg.DataDir = dataDir
 	cfg.Ingest.GRPCAddr = "127.0.0.1:0"
 	cfg.Ingest.HTTPAddr = "127.0.0.1:0"
-	cfg.Ingest.SubscriptionRefresh = 50 * time.Millisecond
 	cfg.Fanout.SubscriptionRefresh = 50 * time.Millisecond
 	cfg.Fanout.RetryDelay = 50 * time.Millisecond
 	cfg.Scheduler.PollInterval = 20 * time.Millisecond

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
 )
 
 // TestRestartLosesNothing stops the pipeline while deliveries are in
@@ -53,9 +55,24 @@ func TestRestartLosesNothing(t *testing.T) {
 	mu.Unlock()
 
 	p = startPipeline(t, dir)
-	eventually(t, 60*time.Second, "every event delivered after restart", func() bool {
-		return len(uniqueEvents(t, p, r)) == total
-	})
+	deadline := time.After(60 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for len(uniqueEvents(t, p, r)) < total {
+		select {
+		case <-tick.C:
+			continue
+		case <-deadline:
+			counts := map[hooklinev1.DeliveryStatus]int{}
+			for _, d := range deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{Tenant: tenant}) {
+				counts[d.GetStatus()]++
+				if d.GetStatus() != hooklinev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED {
+					t.Logf("undelivered: %s status %v attempts %d next %v error %q", d.GetId(), d.GetStatus(), d.GetAttempts(), d.GetNextAttemptTime().AsTime(), d.GetLastError())
+				}
+			}
+			t.Fatalf("after 60s, %d of %d events delivered; deliveries by status: %v", len(uniqueEvents(t, p, r)), total, counts)
+		}
+	}
 	got := uniqueEvents(t, p, r)
 	for id := range published {
 		if !got[id] {

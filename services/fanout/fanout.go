@@ -133,9 +133,6 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if s.ownSubs {
-		if err := s.subs.Refresh(ctx); err != nil && ctx.Err() == nil {
-			s.logger.Warn("initial subscription load failed", "err", err)
-		}
 		subCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		wg.Add(1)
@@ -157,6 +154,12 @@ func (s *Service) Ready(ctx context.Context) error {
 }
 
 func (s *Service) handle(ctx context.Context, msg transport.Received) {
+	if !s.subs.Loaded() {
+		// Matching against a cache that never loaded would fan the event
+		// out to nobody and lose it: wait for the first load.
+		_ = msg.Nak(context.WithoutCancel(ctx), s.cfg.RetryDelay)
+		return
+	}
 	ev, err := parseEvent(msg.Message())
 	if err != nil {
 		// Ingest validated the event; a message that does not parse can

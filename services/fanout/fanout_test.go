@@ -1,11 +1,17 @@
 package fanout
 
 import (
+	"context"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/storetest"
 	"github.com/hookline/hookline/pkg/transport"
+	"github.com/hookline/hookline/services/internal/servicetest"
 )
 
 func TestParseEvent(t *testing.T) {
@@ -73,5 +79,76 @@ func TestConfigValidateNamesEveryFlag(t *testing.T) {
 	}
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
+	}
+}
+
+// failingListStore is the real store whose ListSubscriptions fails until
+// healed, as when the database is unreachable while fanout starts.
+type failingListStore struct {
+	store.Store
+	healed atomic.Bool
+}
+
+func (f *failingListStore) ListSubscriptions(ctx context.Context, fl store.SubscriptionFilter) ([]store.Subscription, string, error) {
+	if !f.healed.Load() {
+		return nil, "", errors.New("store unreachable")
+	}
+	return f.Store.ListSubscriptions(ctx, fl)
+}
+
+// TestEventWaitsForFirstSubscriptionLoad: an event consumed before the
+// subscription cache ever loaded is not fanned out to nobody; it waits and
+// reaches the subscription once the store answers.
+func TestEventWaitsForFirstSubscriptionLoad(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tr := servicetest.Transport(t)
+	st := &failingListStore{Store: servicetest.Store(t)}
+	sub := storetest.NewSubscription("acme")
+	if err := st.CreateSubscription(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.SubscriptionRefresh, cfg.RetryDelay = 20*time.Millisecond, 20*time.Millisecond
+	svc, err := New(cfg, Deps{Store: st, Transport: tr, Logger: servicetest.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- svc.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+
+	now := time.Now().UTC()
+	msg := transport.Message{ID: "evt_1", Subject: "acme.order.created", Data: []byte(`{}`), Headers: map[string]string{
+		transport.HeaderEventID: "evt_1", transport.HeaderTenant: "acme", transport.HeaderEventType: "order.created",
+		transport.HeaderOccurredAt: now.Format(time.RFC3339Nano), transport.HeaderReceivedAt: now.Format(time.RFC3339Nano),
+	}}
+	if _, err := tr.Publish(ctx, transport.Events, msg); err != nil {
+		t.Fatal(err)
+	}
+	// The event is redelivered while the cache cannot load; it must not be
+	// acknowledged with no deliveries.
+	got, _, err := st.ListDeliveries(ctx, store.DeliveryFilter{EventID: "evt_1"})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("deliveries before the first load: %v, %v", got, err)
+	}
+	st.healed.Store(true)
+	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		got, _, err := st.ListDeliveries(ctx, store.DeliveryFilter{EventID: "evt_1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 1 && got[0].SubscriptionID == sub.ID {
+			return
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("event never fanned out after the store came back: %v", got)
+		case <-tick.C:
+		}
 	}
 }

@@ -83,7 +83,7 @@ func (a *adminServer) CreateSubscription(ctx context.Context, req *hooklinev1.Cr
 	if err := a.s.deps.Store.CreateSubscription(ctx, st); err != nil {
 		return nil, storeErr("subscription "+st.ID, err)
 	}
-	a.s.subs.Put(st)
+	a.s.cachePut(st)
 	a.s.logger.Info("subscription created", "subscription_id", st.ID, "tenant", st.Tenant, "url", st.URL)
 	return subscriptionToProto(st, now), nil
 }
@@ -203,7 +203,7 @@ func (a *adminServer) UpdateSubscription(ctx context.Context, req *hooklinev1.Up
 	if err := a.s.deps.Store.UpdateSubscription(ctx, s); err != nil {
 		return nil, storeErr("subscription "+s.ID, err)
 	}
-	a.s.subs.Put(s)
+	a.s.cachePut(s)
 	return subscriptionToProto(s, a.s.now()), nil
 }
 
@@ -216,7 +216,7 @@ func (a *adminServer) DeleteSubscription(ctx context.Context, req *hooklinev1.De
 	if err := a.s.deps.Store.DeleteSubscription(ctx, req.GetTenant(), req.GetId()); err != nil {
 		return nil, storeErr("subscription "+req.GetId(), err)
 	}
-	a.s.subs.Remove(req.GetId())
+	a.s.cacheRemove(req.GetId())
 	return &hooklinev1.DeleteSubscriptionResponse{}, nil
 }
 
@@ -255,7 +255,7 @@ func (a *adminServer) RotateSubscriptionSecret(ctx context.Context, req *hooklin
 	if err := a.s.deps.Store.UpdateSubscription(ctx, s); err != nil {
 		return nil, storeErr("subscription "+s.ID, err)
 	}
-	a.s.subs.Put(s)
+	a.s.cachePut(s)
 	return subscriptionToProto(s, now), nil
 }
 
@@ -271,7 +271,7 @@ func (a *adminServer) setState(ctx context.Context, tenant, id string, state sto
 	if s, err = a.s.deps.Store.GetSubscription(ctx, tenant, id); err != nil {
 		return nil, storeErr("subscription "+id, err)
 	}
-	a.s.subs.Put(s)
+	a.s.cachePut(s)
 	a.s.logger.Info("subscription "+string(state), "subscription_id", id, "tenant", s.Tenant, "reason", reason)
 	return subscriptionToProto(s, now), nil
 }

@@ -32,19 +32,16 @@ type Config struct {
 	// DefaultSecretTTL is how long a rotated-out secret keeps signing when
 	// the request does not say.
 	DefaultSecretTTL time.Duration
-	// SubscriptionRefresh is how often the subscription cache reloads.
-	SubscriptionRefresh time.Duration
 }
 
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		GRPCAddr:            ":7070",
-		HTTPAddr:            ":7080",
-		MaxPayloadBytes:     256 << 10,
-		MaxBatchEvents:      500,
-		DefaultSecretTTL:    24 * time.Hour,
-		SubscriptionRefresh: time.Second,
+		GRPCAddr:         ":7070",
+		HTTPAddr:         ":7080",
+		MaxPayloadBytes:  256 << 10,
+		MaxBatchEvents:   500,
+		DefaultSecretTTL: 24 * time.Hour,
 	}
 }
 
@@ -59,7 +56,6 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&c.AuthTokens, "ingest-auth-tokens", nil, "bearer tokens accepted by the API, comma-separated (empty: no authentication)")
 	fs.StringSliceVar(&c.AllowCIDRs, "ingest-allow-cidrs", nil, "address ranges subscription URLs may use although special-purpose (e.g. 127.0.0.0/8), comma-separated")
 	fs.DurationVar(&c.DefaultSecretTTL, "ingest-previous-secret-ttl", d.DefaultSecretTTL, "how long a rotated-out signing secret keeps signing by default")
-	fs.DurationVar(&c.SubscriptionRefresh, "ingest-subscription-refresh", d.SubscriptionRefresh, "how often the subscription cache reloads from the store")
 }
 
 // Validate reports every problem with c, each naming its flag.
@@ -89,9 +85,6 @@ func (c Config) Validate() error {
 	}
 	if c.DefaultSecretTTL < 0 {
 		errs = append(errs, fmt.Errorf("--ingest-previous-secret-ttl %v: must not be negative", c.DefaultSecretTTL))
-	}
-	if c.SubscriptionRefresh <= 0 {
-		errs = append(errs, fmt.Errorf("--ingest-subscription-refresh %v: must be positive", c.SubscriptionRefresh))
 	}
 	return errors.Join(errs...)
 }

@@ -44,7 +44,8 @@ type Deps struct {
 	Transport transport.Transport
 	Logger    *slog.Logger
 	// Subscriptions is an optional cache shared with other services in the
-	// same process; nil makes a private one.
+	// same process, kept current with every subscription this service
+	// writes. Ingest itself never reads subscriptions from a cache.
 	Subscriptions *subcache.Cache
 	// Resolver resolves subscription hostnames for the SSRF check; nil
 	// means net.DefaultResolver.
@@ -58,8 +59,7 @@ type Service struct {
 	logger   *slog.Logger
 	guard    *ssrf.Guard
 	resolver *net.Resolver
-	subs     *subcache.Cache
-	ownSubs  bool
+	subs     *subcache.Cache // shared cache to keep current; may be nil
 	now      func() time.Time
 
 	grpcLis, httpLis net.Listener
@@ -85,10 +85,6 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cfg: cfg, deps: deps, logger: deps.Logger.With("service", "ingest"),
 		guard: ssrf.NewGuard(allow...), resolver: deps.Resolver, subs: deps.Subscriptions,
 		now: time.Now,
-	}
-	if s.subs == nil {
-		s.subs = subcache.New(deps.Store, cfg.SubscriptionRefresh, s.logger)
-		s.ownSubs = true
 	}
 	if len(cfg.AuthTokens) == 0 {
 		s.logger.Warn("API authentication is off: set --ingest-auth-tokens in production")
@@ -137,13 +133,6 @@ func (s *Service) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
-	if s.ownSubs {
-		if err := s.subs.Refresh(ctx); err != nil {
-			s.logger.Warn("initial subscription load failed", "err", err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = s.subs.Run(ctx) }()
-	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	wg.Add(1)
 	go func() {
@@ -253,4 +242,19 @@ func (s *Service) authUnary(ctx context.Context, req any, info *grpc.UnaryServer
 		return nil, status.Error(codes.Unauthenticated, "authorization: bearer token not recognised")
 	}
 	return nil, status.Error(codes.Unauthenticated, "authorization: missing \"Bearer <token>\" credentials")
+}
+
+// cachePut keeps the shared subscription cache, if any, current after a
+// write.
+func (s *Service) cachePut(sub *store.Subscription) {
+	if s.subs != nil {
+		s.subs.Put(sub)
+	}
+}
+
+// cacheRemove drops a deleted subscription from the shared cache, if any.
+func (s *Service) cacheRemove(id string) {
+	if s.subs != nil {
+		s.subs.Remove(id)
+	}
 }

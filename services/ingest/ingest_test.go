@@ -79,7 +79,7 @@ func TestConfigValidateNamesEveryFlag(t *testing.T) {
 		t.Fatal("bad config validated")
 	}
 	for _, flag := range []string{"--ingest-grpc-addr", "--ingest-http-addr", "--ingest-max-payload-bytes", "--ingest-max-batch-events",
-		"--ingest-auth-tokens", "--ingest-allow-cidrs", "--ingest-previous-secret-ttl", "--ingest-subscription-refresh"} {
+		"--ingest-auth-tokens", "--ingest-allow-cidrs", "--ingest-previous-secret-ttl"} {
 		if !strings.Contains(err.Error(), flag) {
 			t.Errorf("error does not name %s:\n%v", flag, err)
 		}

@@ -49,21 +49,29 @@ func New(st store.Store, refresh time.Duration, logger *slog.Logger) *Cache {
 	return &Cache{st: st, refresh: refresh, logger: logger, byID: map[string]*store.Subscription{}, byTenant: map[string][]*store.Subscription{}, touched: map[string]uint64{}}
 }
 
-// Run loads the cache, then reloads it every refresh interval until ctx is
-// cancelled. It returns nil on cancellation; failed reloads are logged and
-// retried at the next interval, keeping the last good snapshot.
+// Run loads the cache unless it is loaded already, then reloads it every
+// refresh interval until ctx is cancelled. It returns nil on cancellation;
+// failed reloads are logged and retried at the next interval, keeping the
+// last good snapshot.
 func (c *Cache) Run(ctx context.Context) error {
+	if !c.Loaded() {
+		c.refreshLogged(ctx)
+	}
 	t := time.NewTicker(c.refresh)
 	defer t.Stop()
 	for {
-		if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
-			c.logger.Warn("subscription cache refresh failed", "err", err)
-		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			c.refreshLogged(ctx)
 		}
+	}
+}
+
+func (c *Cache) refreshLogged(ctx context.Context) {
+	if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
+		c.logger.Warn("subscription cache refresh failed", "err", err)
 	}
 }
 
