@@ -149,7 +149,7 @@ func ParseSchedule(s string) ([]time.Duration, error) {
 			return nil, fmt.Errorf("retry schedule entry %d: %w", i+1, err)
 		}
 		if d <= 0 {
-			return nil, fmt.Errorf("retry schedule entry %d: %q is not positive", i+1, p)
+			return nil, fmt.Errorf("retry schedule entry %d: %q is not positive (every delay must be positive)", i+1, p)
 		}
 		if d > MaxDelay {
 			return nil, fmt.Errorf("retry schedule entry %d: %q exceeds %s", i+1, p, MaxDelay)

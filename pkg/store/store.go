@@ -54,6 +54,12 @@ type Secret struct {
 	ExpiresAt time.Time
 }
 
+// ActiveAt reports whether the secret signs at now: it has no expiry, or
+// expires after now.
+func (s Secret) ActiveAt(now time.Time) bool {
+	return s.ExpiresAt.IsZero() || now.Before(s.ExpiresAt)
+}
+
 // Subscription is where and how a tenant wants matching events delivered.
 type Subscription struct {
 	ID     string // "sub_" + ULID

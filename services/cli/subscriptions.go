@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/hookline/hookline/pkg/retry"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
 )
 
@@ -83,11 +84,13 @@ func subscriptionFromFlags(fs *pflag.FlagSet, f *subscriptionFlags) (*hooklinev1
 			}
 			s.Timeout = durationpb.New(f.timeout)
 		case "retry-schedule":
-			sched, err := parseRetrySchedule(f.retrySchedule)
+			sched, err := retry.ParseSchedule(f.retrySchedule)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, fmt.Errorf("--retry-schedule: %w", err)
 			}
-			s.RetrySchedule = sched
+			for _, d := range sched {
+				s.RetrySchedule = append(s.RetrySchedule, durationpb.New(d))
+			}
 		case "rate-limit":
 			if f.rateLimit < 0 || f.rateLimit > math.MaxInt32 {
 				return nil, nil, fmt.Errorf("--rate-limit %d: must be between 0 and %d", f.rateLimit, math.MaxInt32)
@@ -96,26 +99,6 @@ func subscriptionFromFlags(fs *pflag.FlagSet, f *subscriptionFlags) (*hooklinev1
 		}
 	}
 	return s, paths, nil
-}
-
-// parseRetrySchedule parses "5s,1m,1h" into durations. The empty string is
-// the empty schedule (the server's default).
-func parseRetrySchedule(v string) ([]*durationpb.Duration, error) {
-	if strings.TrimSpace(v) == "" {
-		return nil, nil
-	}
-	var out []*durationpb.Duration
-	for _, part := range strings.Split(v, ",") {
-		d, err := time.ParseDuration(strings.TrimSpace(part))
-		if err != nil {
-			return nil, fmt.Errorf("--retry-schedule: %w", err)
-		}
-		if d <= 0 {
-			return nil, fmt.Errorf("--retry-schedule: delay %s must be positive", d)
-		}
-		out = append(out, durationpb.New(d))
-	}
-	return out, nil
 }
 
 // buildCreateRequest builds the CreateSubscription request from the parsed

@@ -45,12 +45,22 @@ var reservedHeaders = map[string]bool{
 	"Expect":              true,
 	"Proxy-Authorization": true,
 	"Proxy-Connection":    true,
+	"Traceparent":         true,
+	"Tracestate":          true,
 }
 
 // reserved reports whether a custom header named k (canonical form) would
 // override a header Hookline controls.
 func reserved(k string) bool {
 	return reservedHeaders[k] || strings.HasPrefix(k, "Webhook-")
+}
+
+// ReservedHeader reports whether a subscription's custom header named name
+// (any case) would be ignored because Hookline sets that header itself:
+// the Standard Webhooks headers, content and connection headers, and the
+// trace context. The admin API refuses such headers up front.
+func ReservedHeader(name string) bool {
+	return reserved(textproto.CanonicalMIMEHeaderKey(name))
 }
 
 // newHTTPTransport builds the one pooled transport all attempts share.

@@ -115,7 +115,7 @@ func (ep *endpoint) signerFor(sub *store.Subscription, now time.Time) (*signatur
 	if ep.signer != nil {
 		i, same := 0, true
 		for _, sec := range sub.Secrets {
-			if expired(sec, now) {
+			if !sec.ActiveAt(now) {
 				continue
 			}
 			if i >= len(ep.keys) || ep.keys[i] != sec.Value {
@@ -130,7 +130,7 @@ func (ep *endpoint) signerFor(sub *store.Subscription, now time.Time) (*signatur
 	}
 	keys := make([]string, 0, len(sub.Secrets))
 	for _, sec := range sub.Secrets {
-		if !expired(sec, now) {
+		if sec.ActiveAt(now) {
 			keys = append(keys, sec.Value)
 		}
 	}
@@ -143,8 +143,4 @@ func (ep *endpoint) signerFor(sub *store.Subscription, now time.Time) (*signatur
 	}
 	ep.signer, ep.keys = signer, keys
 	return signer, nil
-}
-
-func expired(sec store.Secret, now time.Time) bool {
-	return !sec.ExpiresAt.IsZero() && !now.Before(sec.ExpiresAt)
 }

@@ -236,3 +236,16 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestReservedHeader(t *testing.T) {
+	t.Parallel()
+	for name, want := range map[string]bool{
+		"webhook-signature": true, "Webhook-Id": true, "WEBHOOK-TIMESTAMP": true, "webhook-anything": true,
+		"content-type": true, "User-Agent": true, "traceparent": true, "Host": true,
+		"X-Api-Key": false, "Authorization": false, "x-webhook": false,
+	} {
+		if got := delivery.ReservedHeader(name); got != want {
+			t.Errorf("ReservedHeader(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -49,6 +49,7 @@ func TestBadInput(t *testing.T) {
 		{"URL not http(s)", sub(func(s *hooklinev1.Subscription) { s.Url = "ftp://127.0.0.1/hook" }), "/v1/subscriptions", nil, "subscription.url"},
 		{"private address not allow-listed", sub(func(s *hooklinev1.Subscription) { s.Url = "http://10.1.2.3/hook" }), "/v1/subscriptions", nil, "subscription.url"},
 		{"metadata address", sub(func(s *hooklinev1.Subscription) { s.Url = "http://169.254.169.254/latest" }), "/v1/subscriptions", nil, "subscription.url"},
+		{"reserved custom header", sub(func(s *hooklinev1.Subscription) { s.Headers = map[string]string{"webhook-signature": "v1,forged"} }), "/v1/subscriptions", nil, `subscription.headers["webhook-signature"]`},
 		{"empty subscription tenant", sub(func(s *hooklinev1.Subscription) { s.Tenant = "" }), "/v1/subscriptions", nil, "subscription.tenant"},
 	}
 	for _, tt := range tests {

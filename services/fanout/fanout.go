@@ -160,7 +160,7 @@ func (s *Service) handle(ctx context.Context, msg transport.Received) {
 		_ = msg.Nak(context.WithoutCancel(ctx), s.cfg.RetryDelay)
 		return
 	}
-	ev, err := parseEvent(msg.Message())
+	ev, err := ParseEventMessage(msg.Message())
 	if err != nil {
 		// Ingest validated the event; a message that does not parse can
 		// never succeed, so it is logged and dropped rather than retried.
@@ -229,8 +229,26 @@ func (s *Service) flush(ctx context.Context, batch []fanned, errs []error) {
 	}
 }
 
-// parseEvent decodes an EVENTS message written by ingest.
-func parseEvent(m *transport.Message) (store.Event, error) {
+// NewEventMessage encodes an accepted event for the EVENTS stream: ID and
+// Subject "<tenant>.<type>" for the broker, the metadata in hookline-*
+// headers, and the payload untouched as the body (shared, not copied).
+// ParseEventMessage is its inverse.
+func NewEventMessage(ev *store.Event) transport.Message {
+	h := make(map[string]string, 6)
+	h[transport.HeaderEventID] = ev.ID
+	h[transport.HeaderTenant] = ev.Tenant
+	h[transport.HeaderEventType] = ev.Type
+	h[transport.HeaderOccurredAt] = ev.OccurredAt.UTC().Format(time.RFC3339Nano)
+	h[transport.HeaderReceivedAt] = ev.ReceivedAt.UTC().Format(time.RFC3339Nano)
+	if len(ev.Labels) > 0 {
+		b, _ := json.Marshal(ev.Labels) // a map of strings always marshals
+		h[transport.HeaderLabels] = string(b)
+	}
+	return transport.Message{ID: ev.ID, Subject: ev.Tenant + "." + ev.Type, Headers: h, Data: ev.Payload}
+}
+
+// ParseEventMessage decodes an EVENTS message written by NewEventMessage.
+func ParseEventMessage(m *transport.Message) (store.Event, error) {
 	h := m.Headers
 	ev := store.Event{ID: h[transport.HeaderEventID], Tenant: h[transport.HeaderTenant], Type: h[transport.HeaderEventType], Payload: m.Data}
 	if ev.ID == "" || ev.Tenant == "" || ev.Type == "" {

@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,7 +15,7 @@ import (
 	"github.com/hookline/hookline/services/internal/servicetest"
 )
 
-func TestParseEvent(t *testing.T) {
+func TestParseEventMessage(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 28, 12, 0, 0, 123456789, time.UTC)
 	good := func() map[string]string {
@@ -45,7 +46,7 @@ func TestParseEvent(t *testing.T) {
 			t.Parallel()
 			h := good()
 			tt.mutate(h)
-			ev, err := parseEvent(&transport.Message{ID: "evt_1", Headers: h, Data: []byte(`{"a":1}`)})
+			ev, err := ParseEventMessage(&transport.Message{ID: "evt_1", Headers: h, Data: []byte(`{"a":1}`)})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
@@ -149,6 +150,29 @@ func TestEventWaitsForFirstSubscriptionLoad(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("event never fanned out after the store came back: %v", got)
 		case <-tick.C:
+		}
+	}
+}
+
+func TestEventMessageRoundTrip(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 28, 12, 0, 0, 123456789, time.FixedZone("X", 3600))
+	tests := []store.Event{
+		{ID: "evt_1", Tenant: "acme", Type: "order.created", Payload: []byte(`{"a":1}`), OccurredAt: at, ReceivedAt: at.Add(time.Second)},
+		{ID: "evt_2", Tenant: "t-2", Type: "x", Payload: []byte(`[]`), Labels: map[string]string{"region": "eu", "k": "v w"}, OccurredAt: at, ReceivedAt: at},
+	}
+	for _, in := range tests {
+		m := NewEventMessage(&in)
+		if m.ID != in.ID || m.Subject != in.Tenant+"."+in.Type {
+			t.Errorf("message ID %q subject %q", m.ID, m.Subject)
+		}
+		out, err := ParseEventMessage(&m)
+		if err != nil {
+			t.Fatalf("ParseEventMessage(NewEventMessage(%s)): %v", in.ID, err)
+		}
+		if out.ID != in.ID || out.Tenant != in.Tenant || out.Type != in.Type || string(out.Payload) != string(in.Payload) ||
+			!out.OccurredAt.Equal(in.OccurredAt) || !out.ReceivedAt.Equal(in.ReceivedAt) || !maps.Equal(out.Labels, in.Labels) {
+			t.Errorf("round trip of %s: got %+v", in.ID, out)
 		}
 	}
 }

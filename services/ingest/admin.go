@@ -240,15 +240,15 @@ func (a *adminServer) RotateSubscriptionSecret(ctx context.Context, req *hooklin
 		return nil, status.Errorf(codes.Internal, "generate secret: %v", err)
 	}
 	kept := []store.Secret{{Value: secret, CreatedAt: now}}
+	// Earlier secrets keep signing for ttl at most; expired ones go.
 	for _, old := range s.Secrets {
-		exp := now.Add(ttl)
-		if !old.ExpiresAt.IsZero() && old.ExpiresAt.Before(exp) {
-			exp = old.ExpiresAt
+		if ttl == 0 || !old.ActiveAt(now) {
+			continue
 		}
-		if exp.After(now) {
+		if exp := now.Add(ttl); old.ExpiresAt.IsZero() || exp.Before(old.ExpiresAt) {
 			old.ExpiresAt = exp
-			kept = append(kept, old)
 		}
+		kept = append(kept, old)
 	}
 	s.Secrets = kept
 	s.UpdatedAt = now

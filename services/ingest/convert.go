@@ -46,7 +46,7 @@ func subscriptionToProto(s *store.Subscription, now time.Time) *hooklinev1.Subsc
 		out.RetrySchedule = append(out.RetrySchedule, durationpb.New(d))
 	}
 	for _, sec := range s.Secrets {
-		if !sec.ExpiresAt.IsZero() && !sec.ExpiresAt.After(now) {
+		if !sec.ActiveAt(now) {
 			continue
 		}
 		out.Secrets = append(out.Secrets, &hooklinev1.Secret{Value: sec.Value, CreateTime: ts(sec.CreatedAt), ExpireTime: ts(sec.ExpiresAt)})

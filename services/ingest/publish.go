@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -10,8 +9,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hookline/hookline/pkg/ids"
+	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
+	"github.com/hookline/hookline/services/fanout"
 )
 
 // ingestServer implements hooklinev1.IngestServiceServer.
@@ -91,7 +92,7 @@ func (s *Service) publish(ctx context.Context, reqs []*hooklinev1.PublishRequest
 		}
 		seen[id] = i
 		out[i] = &hooklinev1.PublishResponse{EventId: id}
-		msgs = append(msgs, eventMessage(id, r, now))
+		msgs = append(msgs, fanout.NewEventMessage(acceptedEvent(id, r, now)))
 		idx = append(idx, i)
 	}
 	if len(msgs) > 0 {
@@ -124,28 +125,15 @@ func (s *Service) publish(ctx context.Context, reqs []*hooklinev1.PublishRequest
 	return out, nil
 }
 
-// eventMessage encodes an accepted event for the EVENTS stream: metadata
-// in headers, the payload untouched as the body.
-func eventMessage(id string, r *hooklinev1.PublishRequest, now time.Time) transport.Message {
+// acceptedEvent is the event a validated request describes, as accepted
+// at now.
+func acceptedEvent(id string, r *hooklinev1.PublishRequest, now time.Time) *store.Event {
 	occurred := now
 	if ts := r.GetOccurredAt(); ts != nil {
 		occurred = ts.AsTime()
 	}
-	h := map[string]string{
-		transport.HeaderEventID:    id,
-		transport.HeaderTenant:     r.GetTenant(),
-		transport.HeaderEventType:  r.GetEventType(),
-		transport.HeaderOccurredAt: occurred.UTC().Format(time.RFC3339Nano),
-		transport.HeaderReceivedAt: now.Format(time.RFC3339Nano),
-	}
-	if len(r.GetLabels()) > 0 {
-		b, _ := json.Marshal(r.GetLabels())
-		h[transport.HeaderLabels] = string(b)
-	}
-	return transport.Message{
-		ID:      id,
-		Subject: r.GetTenant() + "." + r.GetEventType(),
-		Headers: h,
-		Data:    r.GetPayload(),
+	return &store.Event{
+		ID: id, Tenant: r.GetTenant(), Type: r.GetEventType(), Payload: r.GetPayload(),
+		Labels: r.GetLabels(), OccurredAt: occurred, ReceivedAt: now,
 	}
 }

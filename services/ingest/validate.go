@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strings"
 	"time"
@@ -16,8 +15,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hookline/hookline/pkg/eventtype"
+	"github.com/hookline/hookline/pkg/retry"
 	"github.com/hookline/hookline/pkg/ssrf"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
+	"github.com/hookline/hookline/services/delivery"
 )
 
 // Limits on request fields.
@@ -31,8 +32,6 @@ const (
 	maxHeaders           = 32
 	maxHeaderValueLen    = 1024
 	maxTimeout           = 5 * time.Minute
-	maxRetries           = 30
-	maxRetryDelay        = 7 * 24 * time.Hour
 	maxDescriptionLen    = 1024
 )
 
@@ -121,13 +120,6 @@ func (s *Service) validatePublish(v *violations, prefix string, r *hooklinev1.Pu
 	}
 }
 
-// reservedHeaders may not be set by a subscription's custom headers.
-var reservedHeaders = map[string]bool{
-	"Webhook-Id": true, "Webhook-Timestamp": true, "Webhook-Signature": true,
-	"Content-Type": true, "Content-Length": true, "Host": true, "User-Agent": true,
-	"Transfer-Encoding": true, "Connection": true, "Traceparent": true, "Tracestate": true,
-}
-
 // validateSubscription checks the fields of sub a create or update sets;
 // fields restricts the check to those named (nil: all).
 func (s *Service) validateSubscription(ctx context.Context, v *violations, sub *hooklinev1.Subscription, fields map[string]bool) {
@@ -160,7 +152,7 @@ func (s *Service) validateSubscription(ctx context.Context, v *violations, sub *
 			switch {
 			case !validHeaderName(k):
 				v.add(field, "is not a valid HTTP header name")
-			case reservedHeaders[textproto.CanonicalMIMEHeaderKey(k)]:
+			case delivery.ReservedHeader(k):
 				v.add(field, "is set by Hookline and cannot be overridden")
 			case len(val) > maxHeaderValueLen || strings.ContainsAny(val, "\r\n\x00"):
 				v.add(field, "value must be at most %d characters without CR, LF or NUL", maxHeaderValueLen)
@@ -174,12 +166,12 @@ func (s *Service) validateSubscription(ctx context.Context, v *violations, sub *
 		}
 	}
 	if has("retry_schedule") {
-		if len(sub.GetRetrySchedule()) > maxRetries {
-			v.add("subscription.retry_schedule", "more than %d retries", maxRetries)
+		if len(sub.GetRetrySchedule()) > retry.MaxScheduleLen {
+			v.add("subscription.retry_schedule", "more than %d retries", retry.MaxScheduleLen)
 		}
 		for i, d := range sub.GetRetrySchedule() {
-			if err := d.CheckValid(); err != nil || d.AsDuration() <= 0 || d.AsDuration() > maxRetryDelay {
-				v.add(fmt.Sprintf("subscription.retry_schedule[%d]", i), "must be between 1ms and %v", maxRetryDelay)
+			if err := d.CheckValid(); err != nil || d.AsDuration() <= 0 || d.AsDuration() > retry.MaxDelay {
+				v.add(fmt.Sprintf("subscription.retry_schedule[%d]", i), "must be between 1ms and %v", retry.MaxDelay)
 			}
 		}
 	}

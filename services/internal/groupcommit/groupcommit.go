@@ -190,7 +190,10 @@ func (b *Batcher[T]) flusher() {
 		for _, e := range batch {
 			items = append(items, e.item)
 		}
-		errs = append(errs[:0], make([]error, len(batch))...)
+		if cap(errs) < len(batch) {
+			errs = make([]error, len(batch), b.cfg.MaxItems)
+		}
+		errs = errs[:len(batch)] // all nil: cleared after the previous flush
 		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
 		b.flush(ctx, items, errs)
 		cancel()
