@@ -50,6 +50,11 @@ type ReceiverConfig struct {
 	// FailFirst answers 500 to the first FailFirst requests of each
 	// webhook-id before answering Status.
 	FailFirst int
+	// Respond, when set, picks the status of every accepted request from
+	// its webhook-id and attempt number (1 for the first request with that
+	// id); Status and FailFirst are then unused. It is called with the
+	// receiver's lock held, so calls never overlap.
+	Respond func(webhookID string, attempt int) int
 	// Path, when set, is the only path served; other paths get 404.
 	Path string
 	// MaxBody truncates the printed body to this many characters; 0 prints
@@ -184,6 +189,10 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.total++
 	r.attempts[rec.WebhookID]++
 	rec.Attempt = r.attempts[rec.WebhookID]
+	if rec.Status == 0 && r.cfg.Respond != nil {
+		rec.Status = r.cfg.Respond(rec.WebhookID, rec.Attempt)
+		reply = http.StatusText(rec.Status)
+	}
 	if rec.Status == 0 {
 		if rec.Attempt <= r.cfg.FailFirst {
 			rec.Status = http.StatusInternalServerError

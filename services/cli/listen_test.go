@@ -142,6 +142,26 @@ func TestReceiverFixedStatus(t *testing.T) {
 	}
 }
 
+func TestReceiverRespondFunc(t *testing.T) {
+	t.Parallel()
+	// Status and FailFirst are ignored once Respond is set.
+	_, srv := newTestReceiver(t, ReceiverConfig{Status: http.StatusGone, FailFirst: 5, Respond: func(id string, attempt int) int {
+		if id == "msg_ok" || attempt > 1 {
+			return http.StatusAccepted
+		}
+		return http.StatusServiceUnavailable
+	}})
+	steps := []struct {
+		id   string
+		want int
+	}{{"msg_a", 503}, {"msg_a", 202}, {"msg_ok", 202}, {"msg_b", 503}}
+	for i, st := range steps {
+		if got := post(t, srv.URL, idHeader(st.id), `{}`); got != st.want {
+			t.Fatalf("step %d (%s): status %d, want %d", i, st.id, got, st.want)
+		}
+	}
+}
+
 func TestReceiverRejectsBadConfig(t *testing.T) {
 	t.Parallel()
 	for _, cfg := range []ReceiverConfig{

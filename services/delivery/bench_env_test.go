@@ -3,15 +3,13 @@ package delivery_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
 	"github.com/hookline/hookline/pkg/store"
-	"github.com/hookline/hookline/pkg/store/sqlite"
 	"github.com/hookline/hookline/pkg/store/storetest"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
+	"github.com/hookline/hookline/services/internal/servicetest"
 )
 
 type benchEnv struct {
@@ -21,19 +19,7 @@ type benchEnv struct {
 
 func newBenchEnv(b *testing.B) benchEnv {
 	b.Helper()
-	ctx := context.Background()
-	ns := natsembedtest.Start(b)
-	tr, err := natsjs.New(ctx, natsjs.Config{URL: ns.ClientURL()}, testLogger())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = tr.Close() })
-	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), testLogger())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = st.Close() })
-	return benchEnv{st: st, tr: tr}
+	return benchEnv{st: servicetest.Store(b), tr: servicetest.Transport(b)}
 }
 
 func benchSubscription(b *testing.B, st store.Store, url string, i int) *store.Subscription {

@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/hookline/hookline/pkg/signature"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
+	"github.com/hookline/hookline/services/cli"
 )
 
 const tenant = "acme"
@@ -125,14 +128,12 @@ func TestFanOutByPattern(t *testing.T) {
 				t.Errorf("receiver %d got event %s it did not subscribe to", i, id)
 			}
 		}
-		for _, d := range r.deliveries() {
-			if d.verified != nil {
-				t.Errorf("receiver %d: signature of %s does not verify: %v", i, d.webhookID, d.verified)
-			}
+		for _, bad := range r.badSignatures() {
+			t.Errorf("receiver %d: signature does not verify: %s", i, bad)
 		}
 		listed := attempts(t, p, &hooklinev1.ListAttemptsRequest{Tenant: tenant, SubscriptionId: subs[i].GetId()})
-		if len(listed) != len(r.deliveries()) {
-			t.Errorf("receiver %d got %d requests but the admin API lists %d attempts", i, len(r.deliveries()), len(listed))
+		if len(listed) != r.Count() {
+			t.Errorf("receiver %d got %d requests but the admin API lists %d attempts", i, r.Count(), len(listed))
 		}
 	}
 	eventually(t, 10*time.Second, "every attempt listed", func() bool {
@@ -140,21 +141,23 @@ func TestFanOutByPattern(t *testing.T) {
 	})
 }
 
-// uniqueEvents maps each event id a receiver got (via the delivery the
-// admin API names for its webhook-id) to true.
+// uniqueEvents is the set of event ids a receiver got, mapping each
+// request's webhook-id (the delivery id) to its event with one listing.
 func uniqueEvents(t *testing.T, p *pipeline, r *receiver) map[string]bool {
+	// Requests first: every delivery they name is stored before it is sent,
+	// so the listing that follows holds it.
+	reqs := r.Requests()
+	eventOf := map[string]string{}
+	for _, d := range deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{Tenant: tenant}) {
+		eventOf[d.GetId()] = d.GetEventId()
+	}
 	out := map[string]bool{}
-	seen := map[string]bool{}
-	for _, d := range r.deliveries() {
-		if seen[d.webhookID] {
-			continue
+	for _, req := range reqs {
+		ev, ok := eventOf[req.WebhookID]
+		if !ok {
+			t.Fatalf("receiver got webhook-id %q, which is no delivery", req.WebhookID)
 		}
-		seen[d.webhookID] = true
-		got, err := p.admin.GetDelivery(ctxT(t), &hooklinev1.GetDeliveryRequest{Id: d.webhookID})
-		if err != nil {
-			t.Fatalf("GetDelivery(%s): %v", d.webhookID, err)
-		}
-		out[got.GetEventId()] = true
+		out[ev] = true
 	}
 	return out
 }
@@ -180,13 +183,13 @@ func TestRetryThenSuccess(t *testing.T) {
 		}
 		return false
 	})
-	got := r.deliveries()
+	got := r.Requests()
 	if len(got) != 3 {
 		t.Fatalf("receiver got %d requests, want 3", len(got))
 	}
 	for _, g := range got {
-		if g.webhookID != d.GetId() {
-			t.Errorf("webhook-id %q differs from the delivery id %q", g.webhookID, d.GetId())
+		if g.WebhookID != d.GetId() {
+			t.Errorf("webhook-id %q differs from the delivery id %q", g.WebhookID, d.GetId())
 		}
 	}
 	as := attempts(t, p, &hooklinev1.ListAttemptsRequest{DeliveryId: d.GetId()})
@@ -225,7 +228,7 @@ func TestDeadAfterSchedule(t *testing.T) {
 	if as := attempts(t, p, &hooklinev1.ListAttemptsRequest{DeliveryId: d.GetId()}); len(as) != 3 {
 		t.Fatalf("%d attempts, want 3", len(as))
 	}
-	if n := len(r.deliveries()); n != 3 {
+	if n := r.Count(); n != 3 {
 		t.Fatalf("receiver got %d requests, want 3", n)
 	}
 }
@@ -235,14 +238,21 @@ func TestDeadAfterSchedule(t *testing.T) {
 func TestGoneDisablesAndParks(t *testing.T) {
 	t.Parallel()
 	p := startPipeline(t, t.TempDir())
-	r := newReceiver(t, func(string, int) int { return http.StatusGone })
+	var gone atomic.Bool
+	gone.Store(true)
+	r := newReceiver(t, func(string, int) int {
+		if gone.Load() {
+			return http.StatusGone
+		}
+		return http.StatusOK
+	})
 	sub := subscribe(t, p, r, []string{"*"}, 20*time.Millisecond)
 	publish(t, p, "order.created", 0, "")
 	eventually(t, 30*time.Second, "subscription disabled by 410", func() bool {
 		s, err := p.admin.GetSubscription(ctxT(t), &hooklinev1.GetSubscriptionRequest{Id: sub.GetId()})
 		return err == nil && s.GetState() == hooklinev1.SubscriptionState_SUBSCRIPTION_STATE_DISABLED
 	})
-	r.setRespond(func(string, int) int { return http.StatusOK })
+	gone.Store(false)
 	for i := 1; i <= 5; i++ {
 		publish(t, p, "order.created", i, "")
 	}
@@ -250,7 +260,7 @@ func TestGoneDisablesAndParks(t *testing.T) {
 		ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId(), Status: hooklinev1.DeliveryStatus_DELIVERY_STATUS_PARKED})
 		return len(ds) == 6
 	})
-	before := len(r.deliveries())
+	before := r.Count()
 	if before != 1 {
 		t.Fatalf("receiver got %d requests while disabled, want only the first", before)
 	}
@@ -283,10 +293,62 @@ func TestIdempotencyKey(t *testing.T) {
 		t.Fatalf("%d deliveries of the event, want 1", len(ds))
 	}
 	distinct := map[string]bool{}
-	for _, d := range r.deliveries() {
-		distinct[d.webhookID] = true
+	for _, req := range r.Requests() {
+		distinct[req.WebhookID] = true
 	}
 	if len(distinct) != 2 {
 		t.Fatalf("receiver got %d distinct webhook-ids, want 2 (the event once, the sentinel)", len(distinct))
+	}
+}
+
+// TestSecretRotation: after a rotation every delivery is signed with both
+// the new secret and the old one until the old one's grace period ends;
+// a rotation with no grace period drops the old one at once.
+func TestSecretRotation(t *testing.T) {
+	t.Parallel()
+	p := startPipeline(t, t.TempDir())
+	r := newReceiver(t, nil)
+	sub := subscribe(t, p, r, []string{"*"})
+	first := sub.GetSecrets()[0].GetValue()
+
+	rotate := func(ttl time.Duration) string {
+		t.Helper()
+		got, err := p.admin.RotateSubscriptionSecret(ctxT(t), &hooklinev1.RotateSubscriptionSecretRequest{Id: sub.GetId(), PreviousSecretTtl: durationpb.New(ttl)})
+		if err != nil {
+			t.Fatalf("RotateSubscriptionSecret: %v", err)
+		}
+		return got.GetSecrets()[0].GetValue() // newest first
+	}
+	verifies := func(req cli.ReceivedRequest, secret string) bool {
+		v, err := signature.NewVerifier(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.VerifyAt(req.Header, req.Body, req.Time) == nil
+	}
+	deliverOne := func(seq int) cli.ReceivedRequest {
+		t.Helper()
+		n := r.Count()
+		publish(t, p, "order.created", seq, "")
+		eventually(t, 30*time.Second, "delivery", func() bool { return r.Count() > n })
+		return r.Requests()[n]
+	}
+
+	second := rotate(time.Hour)
+	if second == first {
+		t.Fatal("rotation returned the old secret as the newest")
+	}
+	req := deliverOne(1)
+	if !verifies(req, first) || !verifies(req, second) {
+		t.Fatalf("during the grace period the delivery must verify with both secrets (old %v, new %v)", verifies(req, first), verifies(req, second))
+	}
+
+	third := rotate(0)
+	req = deliverOne(2)
+	if !verifies(req, third) {
+		t.Fatal("the delivery does not verify with the newest secret")
+	}
+	if verifies(req, first) || verifies(req, second) {
+		t.Fatal("a rotation without grace period left an older secret signing")
 	}
 }

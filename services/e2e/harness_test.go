@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/signature"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
+	"github.com/hookline/hookline/services/cli"
 	"github.com/hookline/hookline/services/devserver"
 	"github.com/hookline/hookline/services/internal/servicetest"
 )
@@ -80,34 +79,28 @@ func (p *pipeline) stop() {
 	<-p.done
 }
 
-// delivery is one request a receiver got.
-type delivery struct {
-	webhookID string
-	eventID   string
-	eventType string
-	verified  error
-	body      []byte
-}
-
-// receiver is an HTTP endpoint recording every request. respond picks the
-// status for the n-th request (1-based) of a webhook-id.
+// receiver is a real webhook endpoint on loopback: the Receiver of
+// `hookline listen`, answering as respond says.
 type receiver struct {
-	t       *testing.T
-	srv     *httptest.Server
-	mu      sync.Mutex
-	got     []delivery
-	perID   map[string]int
-	respond func(webhookID string, n int) int
-	secret  string
-	notify  chan struct{}
+	*cli.Receiver
+	srv *httptest.Server
+
+	mu     sync.Mutex
+	secret string // the subscription's signing secret, once known
 }
 
+// newReceiver serves a Receiver whose status for the n-th request (1-based)
+// of a webhook-id is respond(id, n); nil answers 200 to everything.
 func newReceiver(t *testing.T, respond func(webhookID string, n int) int) *receiver {
-	r := &receiver{t: t, perID: map[string]int{}, respond: respond, notify: make(chan struct{}, 1)}
-	if r.respond == nil {
-		r.respond = func(string, int) int { return http.StatusOK }
+	t.Helper()
+	if respond == nil {
+		respond = func(string, int) int { return http.StatusOK }
 	}
-	r.srv = httptest.NewServer(r)
+	rcv, err := cli.NewReceiver(cli.ReceiverConfig{Respond: respond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &receiver{Receiver: rcv, srv: httptest.NewServer(rcv)}
 	t.Cleanup(r.srv.Close)
 	return r
 }
@@ -116,41 +109,23 @@ func (r *receiver) URL() string { return r.srv.URL + "/hook" }
 
 func (r *receiver) setSecret(s string) { r.mu.Lock(); r.secret = s; r.mu.Unlock() }
 
-func (r *receiver) setRespond(f func(string, int) int) { r.mu.Lock(); r.respond = f; r.mu.Unlock() }
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	id := req.Header.Get(signature.HeaderID)
-	var payload struct {
-		EventID   string `json:"event_id"`
-		EventType string `json:"type"`
-	}
-	_ = json.Unmarshal(body, &payload)
+// badSignatures lists the requests whose signature does not verify with
+// the subscription's secret, at the time each was received.
+func (r *receiver) badSignatures() []string {
 	r.mu.Lock()
-	d := delivery{webhookID: id, eventID: payload.EventID, eventType: payload.EventType, body: body}
-	if r.secret != "" {
-		v, err := signature.NewVerifier(r.secret)
-		if err != nil {
-			d.verified = err
-		} else {
-			d.verified = v.Verify(req.Header, body)
+	secret := r.secret
+	r.mu.Unlock()
+	v, err := signature.NewVerifier(secret)
+	if err != nil {
+		return []string{"no usable secret: " + err.Error()}
+	}
+	var bad []string
+	for _, req := range r.Requests() {
+		if err := v.VerifyAt(req.Header, req.Body, req.Time); err != nil {
+			bad = append(bad, req.WebhookID+": "+err.Error())
 		}
 	}
-	r.perID[id]++
-	code := r.respond(id, r.perID[id])
-	r.got = append(r.got, d)
-	r.mu.Unlock()
-	select {
-	case r.notify <- struct{}{}:
-	default:
-	}
-	w.WriteHeader(code)
-}
-
-func (r *receiver) deliveries() []delivery {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]delivery(nil), r.got...)
+	return bad
 }
 
 // eventually polls cond until it holds or the deadline passes.

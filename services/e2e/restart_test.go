@@ -47,7 +47,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	eventually(t, 30*time.Second, "deliveries under way and retries scheduled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(fails) > 0 && len(r.deliveries()) > 10
+		return len(fails) > 0 && r.Count() > 10
 	})
 	p.stop()
 	mu.Lock()
@@ -80,7 +80,7 @@ func TestRestartLosesNothing(t *testing.T) {
 		}
 	}
 	t.Logf("published %d events; %d delivered before the stop with %d retries pending; all %d delivered after the restart; %d requests in all",
-		total, deliveredBefore, retriesPending, len(got), len(r.deliveries()))
+		total, deliveredBefore, retriesPending, len(got), r.Count())
 	if deliveredBefore >= total {
 		t.Fatalf("the pipeline finished before it was stopped; the test proved nothing")
 	}
