@@ -15,6 +15,7 @@ import (
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/services/internal/groupcommit"
+	"github.com/hookline/hookline/services/internal/settle"
 	"github.com/hookline/hookline/services/internal/subcache"
 )
 
@@ -288,39 +289,39 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 	if err != nil {
 		if env.DeliveryID == "" {
 			s.log.Error("dropping delivery message without a delivery id", "msg_id", m.ID, "err", err)
-			s.ack(msg)
+			settle.Ack(s.log, msg)
 			return
 		}
 		s.log.Warn("dead-lettering malformed delivery message", "delivery_id", env.DeliveryID, "err", err)
-		s.commit(msg, record{kind: recDead, deliveryID: env.DeliveryID, reason: "malformed delivery message: " + err.Error()})
+		settle.Commit(s.log, s.batch, msg, record{kind: recDead, deliveryID: env.DeliveryID, reason: "malformed delivery message: " + err.Error()}, s.cfg.ErrorBackoff)
 		return
 	}
 	sub, err := s.cache.Get(s.bg, env.SubscriptionID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		s.commit(msg, record{kind: recDead, deliveryID: env.DeliveryID, reason: ReasonSubscriptionDeleted})
+		settle.Commit(s.log, s.batch, msg, record{kind: recDead, deliveryID: env.DeliveryID, reason: ReasonSubscriptionDeleted}, s.cfg.ErrorBackoff)
 		return
 	case err != nil:
 		s.log.Warn("loading subscription failed", "subscription_id", env.SubscriptionID, "err", err)
-		s.nak(msg, s.cfg.ErrorBackoff)
+		settle.Nak(s.log, msg, s.cfg.ErrorBackoff)
 		return
 	case sub.Tenant != env.Tenant:
-		s.commit(msg, record{kind: recDead, deliveryID: env.DeliveryID, reason: "malformed delivery message: tenant does not own the subscription"})
+		settle.Commit(s.log, s.batch, msg, record{kind: recDead, deliveryID: env.DeliveryID, reason: "malformed delivery message: tenant does not own the subscription"}, s.cfg.ErrorBackoff)
 		return
 	case sub.State == store.SubscriptionDisabled:
-		s.commit(msg, record{kind: recPark, deliveryID: env.DeliveryID})
+		settle.Commit(s.log, s.batch, msg, record{kind: recPark, deliveryID: env.DeliveryID}, s.cfg.ErrorBackoff)
 		return
 	}
 
 	ep := s.acquire(sub.ID)
 	if ep == nil {
 		// Over the endpoint's cap: free this worker for other endpoints.
-		s.nak(msg, s.cfg.OverCapDelay+time.Duration(rand.Int64N(int64(s.cfg.OverCapDelay)+1)))
+		settle.Nak(s.log, msg, s.cfg.OverCapDelay+time.Duration(rand.Int64N(int64(s.cfg.OverCapDelay)+1)))
 		return
 	}
 	defer func() { s.release(ep, time.Now()) }()
 	if d := ep.reserve(sub.RateLimit, time.Now()); d > 0 {
-		s.nak(msg, d)
+		settle.Nak(s.log, msg, d)
 		return
 	}
 
@@ -330,7 +331,7 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 	}
 	out := s.send(sub, ep, &env, m.Data, timeout)
 	if out.abandoned {
-		s.nak(msg, 0)
+		settle.Nak(s.log, msg, 0)
 		return
 	}
 	rec := record{kind: recAttempt, result: store.AttemptResult{
@@ -351,7 +352,7 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 	switch out.status {
 	case store.DeliveryParked: // 410 Gone
 		if err := s.disable(sub, ReasonGone); err != nil {
-			s.nak(msg, s.cfg.ErrorBackoff)
+			settle.Nak(s.log, msg, s.cfg.ErrorBackoff)
 			return
 		}
 	case store.DeliveryRetrying:
@@ -366,34 +367,10 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 		})
 		CopyTrace(&rec.retry, m.Headers)
 	}
-	if !s.commit(msg, rec) {
+	if !settle.Commit(s.log, s.batch, msg, rec, s.cfg.ErrorBackoff) {
 		return
 	}
 	s.updateHealth(sub, ep, out)
-}
-
-// commit writes rec through the batcher, then acknowledges msg; when the
-// write fails it asks for redelivery after ErrorBackoff instead. It
-// reports whether the write succeeded.
-func (s *Service) commit(msg transport.Received, rec record) bool {
-	if err := s.batch.Do(s.bg, rec); err != nil {
-		s.nak(msg, s.cfg.ErrorBackoff)
-		return false
-	}
-	s.ack(msg)
-	return true
-}
-
-func (s *Service) ack(msg transport.Received) {
-	if err := msg.Ack(s.bg); err != nil {
-		s.log.Warn("ack failed; the message will be redelivered", "msg_id", msg.Message().ID, "err", err)
-	}
-}
-
-func (s *Service) nak(msg transport.Received, delay time.Duration) {
-	if err := msg.Nak(s.bg, delay); err != nil {
-		s.log.Warn("nak failed; the message will be redelivered after the ack wait", "msg_id", msg.Message().ID, "err", err)
-	}
 }
 
 // heartbeat keeps msg from being redelivered while an attempt that may

@@ -26,6 +26,7 @@ import (
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/services/delivery"
 	"github.com/hookline/hookline/services/internal/groupcommit"
+	"github.com/hookline/hookline/services/internal/settle"
 	"github.com/hookline/hookline/services/internal/subcache"
 )
 
@@ -153,11 +154,13 @@ func (s *Service) Ready(ctx context.Context) error {
 	return errors.Join(s.deps.Store.Ready(ctx), s.deps.Transport.Ready(ctx))
 }
 
+// handle fans out one event. An event already being handled when the
+// service stops is finished (within the ack wait) rather than abandoned.
 func (s *Service) handle(ctx context.Context, msg transport.Received) {
 	if !s.subs.Loaded() {
 		// Matching against a cache that never loaded would fan the event
 		// out to nobody and lose it: wait for the first load.
-		_ = msg.Nak(context.WithoutCancel(ctx), s.cfg.RetryDelay)
+		settle.Nak(s.logger, msg, s.cfg.RetryDelay)
 		return
 	}
 	ev, err := ParseEventMessage(msg.Message())
@@ -165,17 +168,17 @@ func (s *Service) handle(ctx context.Context, msg transport.Received) {
 		// Ingest validated the event; a message that does not parse can
 		// never succeed, so it is logged and dropped rather than retried.
 		s.logger.Error("dropping malformed event message", "msg_id", msg.Message().ID, "err", err)
-		_ = msg.Ack(ctx)
+		settle.Ack(s.logger, msg)
 		return
 	}
-	if err := s.fanOut(ctx, ev); err != nil {
+	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.AckWait)
+	defer cancel()
+	if err := s.fanOut(work, ev); err != nil {
 		s.logger.Warn("fan-out failed; will retry", "event_id", ev.ID, "err", err)
-		_ = msg.Nak(context.WithoutCancel(ctx), s.cfg.RetryDelay)
+		settle.Nak(s.logger, msg, s.cfg.RetryDelay)
 		return
 	}
-	if err := msg.Ack(ctx); err != nil {
-		s.logger.Warn("ack event", "event_id", ev.ID, "err", err)
-	}
+	settle.Ack(s.logger, msg)
 }
 
 // fanOut stores ev and its deliveries, then publishes the deliveries.

@@ -43,6 +43,7 @@ import (
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/services/delivery"
 	"github.com/hookline/hookline/services/internal/groupcommit"
+	"github.com/hookline/hookline/services/internal/settle"
 	"github.com/hookline/hookline/services/internal/subcache"
 )
 
@@ -208,21 +209,21 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 	if err != nil {
 		if r.DeliveryID == "" {
 			s.log.Error("dropping retry message without a delivery id", "msg_id", m.ID, "err", err)
-			s.ack(msg)
+			settle.Ack(s.log, msg)
 			return
 		}
 		s.log.Warn("dead-lettering delivery with a malformed retry message", "delivery_id", r.DeliveryID, "err", err)
-		s.commit(msg, write{retry: store.ScheduledRetry{DeliveryID: r.DeliveryID}, deadReason: "malformed retry message: " + err.Error()})
+		settle.Commit(s.log, s.batch, msg, write{retry: store.ScheduledRetry{DeliveryID: r.DeliveryID}, deadReason: "malformed retry message: " + err.Error()}, s.cfg.ErrorBackoff)
 		return
 	}
 	sub, err := s.cache.Get(s.bg, r.SubscriptionID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		s.commit(msg, write{retry: store.ScheduledRetry{DeliveryID: r.DeliveryID}, deadReason: delivery.ReasonSubscriptionDeleted})
+		settle.Commit(s.log, s.batch, msg, write{retry: store.ScheduledRetry{DeliveryID: r.DeliveryID}, deadReason: delivery.ReasonSubscriptionDeleted}, s.cfg.ErrorBackoff)
 		return
 	case err != nil:
 		s.log.Warn("loading subscription failed", "subscription_id", r.SubscriptionID, "err", err)
-		s.nak(msg, s.cfg.ErrorBackoff)
+		settle.Nak(s.log, msg, s.cfg.ErrorBackoff)
 		return
 	}
 	schedule := sub.RetrySchedule
@@ -232,40 +233,17 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 	delay, ok := retry.Delay(schedule, r.FailedAttempt, r.RetryAfter, s.cfg.Jitter, rand.Float64)
 	if !ok {
 		reason := fmt.Sprintf("retry schedule exhausted after %d attempts", r.FailedAttempt)
-		if s.commit(msg, write{retry: store.ScheduledRetry{DeliveryID: r.DeliveryID}, deadReason: reason}) {
+		if settle.Commit(s.log, s.batch, msg, write{retry: store.ScheduledRetry{DeliveryID: r.DeliveryID}, deadReason: reason}, s.cfg.ErrorBackoff) {
 			s.log.Info("delivery dead-lettered", "delivery_id", r.DeliveryID, "subscription_id", r.SubscriptionID,
 				"tenant", sub.Tenant, "reason", reason)
 		}
 		return
 	}
-	s.commit(msg, write{retry: store.ScheduledRetry{
+	settle.Commit(s.log, s.batch, msg, write{retry: store.ScheduledRetry{
 		DeliveryID: r.DeliveryID,
 		Attempt:    r.FailedAttempt + 1,
 		DueAt:      time.Now().Add(delay),
-	}})
-}
-
-// commit writes w through the batcher, then acknowledges msg; when the
-// write fails it asks for redelivery after ErrorBackoff instead.
-func (s *Service) commit(msg transport.Received, w write) bool {
-	if err := s.batch.Do(s.bg, w); err != nil {
-		s.nak(msg, s.cfg.ErrorBackoff)
-		return false
-	}
-	s.ack(msg)
-	return true
-}
-
-func (s *Service) ack(msg transport.Received) {
-	if err := msg.Ack(s.bg); err != nil {
-		s.log.Warn("ack failed; the message will be redelivered", "msg_id", msg.Message().ID, "err", err)
-	}
-}
-
-func (s *Service) nak(msg transport.Received, delay time.Duration) {
-	if err := msg.Nak(s.bg, delay); err != nil {
-		s.log.Warn("nak failed; the message will be redelivered after the ack wait", "msg_id", msg.Message().ID, "err", err)
-	}
+	}}, s.cfg.ErrorBackoff)
 }
 
 // releaseLoop redrives parked deliveries and releases due retries every
