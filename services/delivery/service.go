@@ -14,6 +14,7 @@ import (
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
+	"github.com/hookline/hookline/services/internal/deps"
 	"github.com/hookline/hookline/services/internal/groupcommit"
 	"github.com/hookline/hookline/services/internal/settle"
 	"github.com/hookline/hookline/services/internal/subcache"
@@ -31,21 +32,14 @@ const (
 // endpointIdleTTL is how long per-endpoint state outlives its last use.
 const endpointIdleTTL = 5 * time.Minute
 
-// Deps are the connections the service uses; Store and Transport are
-// required.
-type Deps struct {
-	Store     store.Store
-	Transport transport.Transport
-	Logger    *slog.Logger
-	// Subscriptions is an optional cache shared with other services in the
-	// same process (its owner runs it); nil makes a private one, which Run
-	// refreshes every SubscriptionRefresh.
-	Subscriptions *subcache.Cache
-}
+// Deps are the service's collaborators (see deps.Deps); Store and
+// Transport are required.
+type Deps = deps.Deps
 
 // Service delivers webhooks; create it with New and start it with Run.
 type Service struct {
 	cfg      Config
+	deps     Deps
 	store    store.Store
 	tr       transport.Transport
 	log      *slog.Logger
@@ -66,34 +60,27 @@ type Service struct {
 }
 
 // New validates cfg and builds the service. It starts no goroutines.
-func New(cfg Config, deps Deps) (*Service, error) {
+func New(cfg Config, d Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("delivery: invalid config: %w", err)
 	}
-	if deps.Store == nil || deps.Transport == nil {
-		return nil, errors.New("delivery: Store and Transport are required")
-	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
+	if err := d.Check("delivery"); err != nil {
+		return nil, err
 	}
 	allow, err := ssrf.ParsePrefixes(cfg.AllowCIDRs)
 	if err != nil {
 		return nil, fmt.Errorf("delivery: --delivery-allow-cidrs: %w", err)
 	}
-	log := deps.Logger.With("service", "delivery")
 	s := &Service{
 		cfg:    cfg,
-		store:  deps.Store,
-		tr:     deps.Transport,
-		log:    log,
-		cache:  deps.Subscriptions,
+		deps:   d,
+		store:  d.Store,
+		tr:     d.Transport,
+		log:    d.Logger,
 		httpTr: newHTTPTransport(cfg, ssrf.NewGuard(allow...)),
 		eps:    make(map[string]*endpoint),
 	}
-	if s.cache == nil {
-		s.cache = subcache.New(deps.Store, cfg.SubscriptionRefresh, log)
-		s.ownCache = true
-	}
+	s.cache, s.ownCache = d.Cache(cfg.SubscriptionRefresh)
 	s.client = &http.Client{
 		Transport: s.httpTr,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -108,15 +95,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 }
 
 // Ready reports whether the store and the broker answer.
-func (s *Service) Ready(ctx context.Context) error {
-	if err := s.store.Ready(ctx); err != nil {
-		return fmt.Errorf("delivery: store: %w", err)
-	}
-	if err := s.tr.Ready(ctx); err != nil {
-		return fmt.Errorf("delivery: transport: %w", err)
-	}
-	return nil
-}
+func (s *Service) Ready(ctx context.Context) error { return s.deps.Ready(ctx) }
 
 // Run consumes DELIVERIES until ctx is cancelled. It then stops taking
 // new messages, lets in-flight attempts finish for up to ShutdownGrace

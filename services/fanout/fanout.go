@@ -25,6 +25,7 @@ import (
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/services/delivery"
+	"github.com/hookline/hookline/services/internal/deps"
 	"github.com/hookline/hookline/services/internal/groupcommit"
 	"github.com/hookline/hookline/services/internal/settle"
 	"github.com/hookline/hookline/services/internal/subcache"
@@ -81,15 +82,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Deps are the fanout service's collaborators.
-type Deps struct {
-	Store     store.Store
-	Transport transport.Transport
-	Logger    *slog.Logger
-	// Subscriptions is an optional cache shared with other services in the
-	// same process; nil makes a private one.
-	Subscriptions *subcache.Cache
-}
+// Deps are the service's collaborators (see deps.Deps); Store and
+// Transport are required.
+type Deps = deps.Deps
 
 // Service fans events out to subscriptions.
 type Service struct {
@@ -108,21 +103,15 @@ type fanned struct {
 }
 
 // New validates cfg and builds the service.
-func New(cfg Config, deps Deps) (*Service, error) {
+func New(cfg Config, d Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("fanout config: %w", err)
 	}
-	if deps.Store == nil || deps.Transport == nil {
-		return nil, errors.New("fanout: Store and Transport are required")
+	if err := d.Check("fanout"); err != nil {
+		return nil, err
 	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
-	}
-	s := &Service{cfg: cfg, deps: deps, logger: deps.Logger.With("service", "fanout"), subs: deps.Subscriptions}
-	if s.subs == nil {
-		s.subs = subcache.New(deps.Store, cfg.SubscriptionRefresh, s.logger)
-		s.ownSubs = true
-	}
+	s := &Service{cfg: cfg, deps: d, logger: d.Logger}
+	s.subs, s.ownSubs = d.Cache(cfg.SubscriptionRefresh)
 	return s, nil
 }
 
@@ -151,7 +140,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Ready reports whether the store and the broker answer.
 func (s *Service) Ready(ctx context.Context) error {
-	return errors.Join(s.deps.Store.Ready(ctx), s.deps.Transport.Ready(ctx))
+	return s.deps.Ready(ctx)
 }
 
 // handle fans out one event. An event already being handled when the

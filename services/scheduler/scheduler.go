@@ -42,6 +42,7 @@ import (
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/services/delivery"
+	"github.com/hookline/hookline/services/internal/deps"
 	"github.com/hookline/hookline/services/internal/groupcommit"
 	"github.com/hookline/hookline/services/internal/settle"
 	"github.com/hookline/hookline/services/internal/subcache"
@@ -50,21 +51,14 @@ import (
 // Group is the consumer group of the scheduler on RETRIES.
 const Group = "scheduler"
 
-// Deps are the connections the service uses; Store and Transport are
-// required.
-type Deps struct {
-	Store     store.Store
-	Transport transport.Transport
-	Logger    *slog.Logger
-	// Subscriptions is an optional cache shared with other services in the
-	// same process (its owner runs it); nil makes a private one, which Run
-	// refreshes every SubscriptionRefresh.
-	Subscriptions *subcache.Cache
-}
+// Deps are the service's collaborators (see deps.Deps); Store and
+// Transport are required.
+type Deps = deps.Deps
 
 // Service schedules retries; create it with New and start it with Run.
 type Service struct {
 	cfg      Config
+	deps     Deps
 	store    store.Store
 	tr       transport.Transport
 	log      *slog.Logger
@@ -77,35 +71,20 @@ type Service struct {
 }
 
 // New validates cfg and builds the service. It starts no goroutines.
-func New(cfg Config, deps Deps) (*Service, error) {
+func New(cfg Config, d Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("scheduler: invalid config: %w", err)
 	}
-	if deps.Store == nil || deps.Transport == nil {
-		return nil, errors.New("scheduler: Store and Transport are required")
+	if err := d.Check("scheduler"); err != nil {
+		return nil, err
 	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
-	}
-	log := deps.Logger.With("service", "scheduler")
-	s := &Service{cfg: cfg, store: deps.Store, tr: deps.Transport, log: log, cache: deps.Subscriptions}
-	if s.cache == nil {
-		s.cache = subcache.New(deps.Store, cfg.SubscriptionRefresh, log)
-		s.ownCache = true
-	}
+	s := &Service{cfg: cfg, deps: d, store: d.Store, tr: d.Transport, log: d.Logger}
+	s.cache, s.ownCache = d.Cache(cfg.SubscriptionRefresh)
 	return s, nil
 }
 
 // Ready reports whether the store and the broker answer.
-func (s *Service) Ready(ctx context.Context) error {
-	if err := s.store.Ready(ctx); err != nil {
-		return fmt.Errorf("scheduler: store: %w", err)
-	}
-	if err := s.tr.Ready(ctx); err != nil {
-		return fmt.Errorf("scheduler: transport: %w", err)
-	}
-	return nil
-}
+func (s *Service) Ready(ctx context.Context) error { return s.deps.Ready(ctx) }
 
 // Run consumes RETRIES and runs the release, redrive and retention loops
 // until ctx is cancelled; then it stops consuming, lets the current

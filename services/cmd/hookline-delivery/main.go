@@ -16,6 +16,6 @@ func main() {
 	boot.RegisterFlags(fs)
 	cfg.RegisterFlags(fs)
 	bootstrap.Main("hookline-delivery", fs, &boot, cfg.Validate, func(d bootstrap.Deps) (bootstrap.Service, error) {
-		return delivery.New(cfg, delivery.Deps{Store: d.Store, Transport: d.Transport, Logger: d.Logger})
+		return delivery.New(cfg, d)
 	})
 }

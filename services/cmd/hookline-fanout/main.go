@@ -16,6 +16,6 @@ func main() {
 	boot.RegisterFlags(fs)
 	cfg.RegisterFlags(fs)
 	bootstrap.Main("hookline-fanout", fs, &boot, cfg.Validate, func(d bootstrap.Deps) (bootstrap.Service, error) {
-		return fanout.New(cfg, fanout.Deps{Store: d.Store, Transport: d.Transport, Logger: d.Logger})
+		return fanout.New(cfg, d)
 	})
 }

@@ -16,6 +16,6 @@ func main() {
 	boot.RegisterFlags(fs)
 	cfg.RegisterFlags(fs)
 	bootstrap.Main("hookline-scheduler", fs, &boot, cfg.Validate, func(d bootstrap.Deps) (bootstrap.Service, error) {
-		return scheduler.New(cfg, scheduler.Deps{Store: d.Store, Transport: d.Transport, Logger: d.Logger})
+		return scheduler.New(cfg, d)
 	})
 }

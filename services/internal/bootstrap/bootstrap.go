@@ -19,10 +19,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/hookline/hookline/pkg/config"
-	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/sqlite"
-	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
+	"github.com/hookline/hookline/services/internal/deps"
 )
 
 // Config is what every service binary needs besides its own settings.
@@ -63,11 +62,7 @@ func (c Config) Validate() error {
 }
 
 // Deps are the connections handed to a service constructor.
-type Deps struct {
-	Store     store.Store
-	Transport transport.Transport
-	Logger    *slog.Logger
-}
+type Deps = deps.Deps
 
 // Service is what a service constructor returns.
 type Service interface {
