@@ -170,6 +170,19 @@ type ScheduledRetry struct {
 	DueAt      time.Time
 }
 
+// IdempotencyKey is one tenant's idempotency key.
+type IdempotencyKey struct {
+	Tenant string
+	Key    string
+}
+
+// IdempotencyRecord maps an idempotency key to the event it was first
+// used for.
+type IdempotencyRecord struct {
+	IdempotencyKey
+	EventID string
+}
+
 // DueRetry is a claimed retry with what is needed to publish it.
 type DueRetry struct {
 	ScheduledRetry
@@ -234,11 +247,14 @@ type Store interface {
 	// GetEvent returns the event with id, or ErrNotFound.
 	GetEvent(ctx context.Context, tenant, id string) (*Event, error)
 
-	// LookupIdempotencyKey returns the event ID recorded for (tenant, key).
-	LookupIdempotencyKey(ctx context.Context, tenant, key string) (eventID string, found bool, err error)
-	// PutIdempotencyKey records (tenant, key) -> eventID unless a record
-	// exists, and returns the event ID that is recorded afterwards.
-	PutIdempotencyKey(ctx context.Context, tenant, key, eventID string, now time.Time) (string, error)
+	// LookupIdempotencyKeys returns the event ID recorded for each of keys
+	// that has a record; keys without one are absent from the map.
+	LookupIdempotencyKeys(ctx context.Context, keys []IdempotencyKey) (map[IdempotencyKey]string, error)
+	// PutIdempotencyKeys records each key -> event ID, in one transaction,
+	// unless the key has a record already: the first writer wins, and within
+	// one call the earliest record of a key. It returns the event ID
+	// recorded for each record's key afterwards, in order.
+	PutIdempotencyKeys(ctx context.Context, recs []IdempotencyRecord, now time.Time) ([]string, error)
 
 	// CreateDeliveries inserts deliveries; one whose ID exists is left as is.
 	CreateDeliveries(ctx context.Context, ds []Delivery) error

@@ -104,3 +104,59 @@ func TestBadPageTokenIsInvalidArgument(t *testing.T) {
 		t.Fatalf("ListDeliveries with a bad token: %v, want InvalidArgument naming page_token", err)
 	}
 }
+
+// TestPublishBatchIdempotency: keys seen before and keys repeated within
+// the batch come back as duplicates with the first event's id.
+func TestPublishBatchIdempotency(t *testing.T) {
+	t.Parallel()
+	s := startIngest(t)
+	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := hooklinev1.NewIngestServiceClient(conn)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	ev := func(key string) *hooklinev1.PublishRequest {
+		return &hooklinev1.PublishRequest{Tenant: "acme", EventType: "order.created", Payload: []byte(`{}`), IdempotencyKey: key}
+	}
+	first, err := client.Publish(ctx, ev("a"))
+	if err != nil || first.GetDuplicate() {
+		t.Fatalf("first publish: %v, %v", first, err)
+	}
+	res, err := client.PublishBatch(ctx, &hooklinev1.PublishBatchRequest{Events: []*hooklinev1.PublishRequest{ev("a"), ev("b"), ev("b"), ev("")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.GetResults()
+	if len(r) != 4 {
+		t.Fatalf("%d results for 4 events", len(r))
+	}
+	tests := []struct {
+		name    string
+		got     *hooklinev1.PublishResponse
+		wantID  string
+		wantDup bool
+	}{
+		{"key used before", r[0], first.GetEventId(), true},
+		{"new key", r[1], r[1].GetEventId(), false},
+		{"key repeated in the batch", r[2], r[1].GetEventId(), true},
+		{"no key", r[3], r[3].GetEventId(), false},
+	}
+	for _, tt := range tests {
+		if tt.got.GetEventId() != tt.wantID || tt.got.GetDuplicate() != tt.wantDup {
+			t.Errorf("%s: %v, want id %s duplicate %v", tt.name, tt.got, tt.wantID, tt.wantDup)
+		}
+	}
+	if r[1].GetEventId() == r[3].GetEventId() || r[1].GetEventId() == first.GetEventId() {
+		t.Errorf("distinct events share an id: %v", r)
+	}
+	// A second batch finds both keys recorded.
+	again, err := client.PublishBatch(ctx, &hooklinev1.PublishBatchRequest{Events: []*hooklinev1.PublishRequest{ev("b"), ev("a")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := again.GetResults(); g[0].GetEventId() != r[1].GetEventId() || !g[0].GetDuplicate() || g[1].GetEventId() != first.GetEventId() || !g[1].GetDuplicate() {
+		t.Errorf("second batch: %v", g)
+	}
+}

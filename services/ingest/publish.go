@@ -67,18 +67,31 @@ func (g *ingestServer) PublishBatch(ctx context.Context, req *hooklinev1.Publish
 // key is recorded in the store.
 func (s *Service) publish(ctx context.Context, reqs []*hooklinev1.PublishRequest) ([]*hooklinev1.PublishResponse, error) {
 	now := s.now().UTC()
+	// One store read for every key of the call.
+	var keys []store.IdempotencyKey
+	for _, r := range reqs {
+		if r.GetIdempotencyKey() != "" {
+			keys = append(keys, store.IdempotencyKey{Tenant: r.GetTenant(), Key: r.GetIdempotencyKey()})
+		}
+	}
+	var known map[store.IdempotencyKey]string
+	if len(keys) > 0 {
+		var err error
+		if known, err = s.deps.Store.LookupIdempotencyKeys(ctx, keys); err != nil {
+			return nil, status.Errorf(codes.Unavailable, "look up idempotency keys: %v", err)
+		}
+	}
+
 	out := make([]*hooklinev1.PublishResponse, len(reqs))
 	msgs := make([]transport.Message, 0, len(reqs))
 	idx := make([]int, 0, len(reqs)) // out index of each message
-	seen := map[string]int{}         // event id -> out index, for keys repeated within a batch
+	var recs []store.IdempotencyRecord
+	seen := map[string]int{} // event id -> out index, for keys repeated within a batch
 	for i, r := range reqs {
 		var id string
 		if key := r.GetIdempotencyKey(); key != "" {
-			existing, found, err := s.deps.Store.LookupIdempotencyKey(ctx, r.GetTenant(), key)
-			if err != nil {
-				return nil, status.Errorf(codes.Unavailable, "look up idempotency key: %v", err)
-			}
-			if found {
+			k := store.IdempotencyKey{Tenant: r.GetTenant(), Key: key}
+			if existing, found := known[k]; found {
 				out[i] = &hooklinev1.PublishResponse{EventId: existing, Duplicate: true}
 				continue
 			}
@@ -87,6 +100,7 @@ func (s *Service) publish(ctx context.Context, reqs []*hooklinev1.PublishRequest
 				out[i] = &hooklinev1.PublishResponse{EventId: out[j].GetEventId(), Duplicate: true}
 				continue
 			}
+			recs = append(recs, store.IdempotencyRecord{IdempotencyKey: k, EventID: id})
 		} else {
 			id = ids.NewEvent(now)
 		}
@@ -95,31 +109,32 @@ func (s *Service) publish(ctx context.Context, reqs []*hooklinev1.PublishRequest
 		msgs = append(msgs, fanout.NewEventMessage(acceptedEvent(id, r, now)))
 		idx = append(idx, i)
 	}
-	if len(msgs) > 0 {
-		results, err := s.deps.Transport.Publish(ctx, transport.Events, msgs...)
-		if err != nil {
-			return nil, status.Errorf(codes.Unavailable, "publish to the events stream (not accepted; retry with the same idempotency key): %v", err)
-		}
-		for k, r := range results {
-			if r.Duplicate {
-				out[idx[k]].Duplicate = true
-			}
+	if len(msgs) == 0 {
+		return out, nil
+	}
+	results, err := s.deps.Transport.Publish(ctx, transport.Events, msgs...)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "publish to the events stream (not accepted; retry with the same idempotency key): %v", err)
+	}
+	for k, r := range results {
+		if r.Duplicate {
+			out[idx[k]].Duplicate = true
 		}
 	}
-	for k := range msgs {
-		r := reqs[idx[k]]
-		if r.GetIdempotencyKey() == "" {
-			continue
-		}
-		// The event is durable already; recording the key only lets later
-		// retries answer duplicate=true without reaching the broker.
-		recorded, err := s.deps.Store.PutIdempotencyKey(ctx, r.GetTenant(), r.GetIdempotencyKey(), out[idx[k]].GetEventId(), now)
-		if err != nil {
-			s.logger.Warn("record idempotency key", "tenant", r.GetTenant(), "event_id", out[idx[k]].GetEventId(), "err", err)
-			continue
-		}
-		if recorded != out[idx[k]].GetEventId() {
-			out[idx[k]] = &hooklinev1.PublishResponse{EventId: recorded, Duplicate: true}
+	if len(recs) == 0 {
+		return out, nil
+	}
+	// The events are durable already; recording their keys, in one write,
+	// only lets later retries answer duplicate=true without the broker.
+	recorded, err := s.deps.Store.PutIdempotencyKeys(ctx, recs, now)
+	if err != nil {
+		s.logger.Warn("record idempotency keys", "count", len(recs), "err", err)
+		return out, nil
+	}
+	for k, rec := range recs {
+		if recorded[k] != rec.EventID { // another publish recorded the key first
+			i := seen[rec.EventID]
+			out[i] = &hooklinev1.PublishResponse{EventId: recorded[k], Duplicate: true}
 		}
 	}
 	return out, nil

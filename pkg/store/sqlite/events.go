@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hookline/hookline/pkg/store"
@@ -92,31 +93,79 @@ func decodeEventExtras(e *store.Event, labels string, occurredAt, receivedAt int
 	return nil
 }
 
-// LookupIdempotencyKey returns the event ID recorded for (tenant, key).
-func (s *Store) LookupIdempotencyKey(ctx context.Context, tenant, key string) (string, bool, error) {
-	var id string
-	err := s.read.QueryRowContext(ctx, `SELECT event_id FROM idempotency_keys WHERE tenant = ? AND idempotency_key = ?`,
-		tenant, key).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
+// lookupChunk bounds the keys looked up in one query (two parameters
+// each, far below SQLite's limit).
+const lookupChunk = 256
+
+// LookupIdempotencyKeys returns the event IDs recorded for keys, a few
+// hundred keys per query.
+func (s *Store) LookupIdempotencyKeys(ctx context.Context, keys []store.IdempotencyKey) (map[store.IdempotencyKey]string, error) {
+	out := make(map[store.IdempotencyKey]string)
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), lookupChunk)]
+		keys = keys[len(chunk):]
+		var q strings.Builder
+		q.WriteString(`SELECT tenant, idempotency_key, event_id FROM idempotency_keys WHERE `)
+		args := make([]any, 0, 2*len(chunk))
+		for i, k := range chunk {
+			if i > 0 {
+				q.WriteString(" OR ")
+			}
+			q.WriteString("(tenant = ? AND idempotency_key = ?)")
+			args = append(args, k.Tenant, k.Key)
+		}
+		rows, err := s.read.QueryContext(ctx, q.String(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: lookup idempotency keys: %w", err)
+		}
+		for rows.Next() {
+			var k store.IdempotencyKey
+			var id string
+			if err := rows.Scan(&k.Tenant, &k.Key, &id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sqlite: lookup idempotency keys: %w", err)
+			}
+			out[k] = id
+		}
+		if err := errors.Join(rows.Close(), rows.Err()); err != nil {
+			return nil, fmt.Errorf("sqlite: lookup idempotency keys: %w", err)
+		}
 	}
-	if err != nil {
-		return "", false, fmt.Errorf("sqlite: lookup idempotency key: %w", err)
-	}
-	return id, true, nil
+	return out, nil
 }
 
-// PutIdempotencyKey records (tenant, key) -> eventID unless a record exists
-// (the first writer wins) and returns the event ID recorded afterwards.
-func (s *Store) PutIdempotencyKey(ctx context.Context, tenant, key, eventID string, now time.Time) (string, error) {
-	var recorded string
-	err := s.inWriteTx(ctx, "put idempotency key", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (tenant, idempotency_key, event_id, created_at)
-VALUES (?, ?, ?, ?) ON CONFLICT (tenant, idempotency_key) DO NOTHING`, tenant, key, eventID, nanos(now)); err != nil {
+// PutIdempotencyKeys records every key without a record in one write
+// transaction (the first writer wins) and returns the event ID recorded
+// for each afterwards.
+func (s *Store) PutIdempotencyKeys(ctx context.Context, recs []store.IdempotencyRecord, now time.Time) ([]string, error) {
+	recorded := make([]string, len(recs))
+	if len(recs) == 0 {
+		return recorded, nil
+	}
+	err := s.inWriteTx(ctx, "put idempotency keys", func(tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO idempotency_keys (tenant, idempotency_key, event_id, created_at)
+VALUES (?, ?, ?, ?) ON CONFLICT (tenant, idempotency_key) DO NOTHING`)
+		if err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `SELECT event_id FROM idempotency_keys WHERE tenant = ? AND idempotency_key = ?`,
-			tenant, key).Scan(&recorded)
+		defer ins.Close()
+		sel, err := tx.PrepareContext(ctx, `SELECT event_id FROM idempotency_keys WHERE tenant = ? AND idempotency_key = ?`)
+		if err != nil {
+			return err
+		}
+		defer sel.Close()
+		for i, r := range recs {
+			if _, err := ins.ExecContext(ctx, r.Tenant, r.Key, r.EventID, nanos(now)); err != nil {
+				return fmt.Errorf("key %q of %s: %w", r.Key, r.Tenant, err)
+			}
+			if err := sel.QueryRowContext(ctx, r.Tenant, r.Key).Scan(&recorded[i]); err != nil {
+				return fmt.Errorf("key %q of %s: %w", r.Key, r.Tenant, err)
+			}
+		}
+		return nil
 	})
-	return recorded, err
+	if err != nil {
+		return nil, err
+	}
+	return recorded, nil
 }

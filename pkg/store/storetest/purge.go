@@ -36,9 +36,9 @@ func testPurge(t *testing.T, s store.Store) {
 	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(NewAttempt(freshF.Delivery, 1, fresh), store.DeliverySucceeded)}), "RecordAttempts")
 	lonely := NewEvent("acme", "order.created", old)
 	must(t, s.InsertEvents(ctx(t), []store.Event{lonely}), "InsertEvents")
-	_, err := s.PutIdempotencyKey(ctx(t), "acme", "old", lonely.ID, old)
+	_, err := putKey(t, s, "acme", "old", lonely.ID, old)
 	must(t, err, "PutIdempotencyKey")
-	_, err = s.PutIdempotencyKey(ctx(t), "acme", "fresh", freshF.Event.ID, fresh)
+	_, err = putKey(t, s, "acme", "fresh", freshF.Event.ID, fresh)
 	must(t, err, "PutIdempotencyKey")
 
 	total := 0
@@ -93,10 +93,10 @@ func testPurge(t *testing.T, s store.Store) {
 	if as := listAllAttempts(t, s, store.AttemptFilter{DeliveryID: freshF.Delivery.ID}); len(as) != 1 {
 		t.Fatalf("attempts of a fresh delivery: %d, want 1", len(as))
 	}
-	if _, found, err := s.LookupIdempotencyKey(ctx(t), "acme", "old"); err != nil || found {
+	if _, found, err := lookupKey(t, s, "acme", "old"); err != nil || found {
 		t.Fatalf("old key: found %v, err %v", found, err)
 	}
-	if _, found, err := s.LookupIdempotencyKey(ctx(t), "acme", "fresh"); err != nil || !found {
+	if _, found, err := lookupKey(t, s, "acme", "fresh"); err != nil || !found {
 		t.Fatalf("fresh key: found %v, err %v", found, err)
 	}
 }

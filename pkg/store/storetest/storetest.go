@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Event/InsertIdempotent", testEventInsertIdempotent},
 		{"IdempotencyKey/FirstWriterWins", testIdempotencyKey},
 		{"IdempotencyKey/Concurrent", testIdempotencyKeyConcurrent},
+		{"IdempotencyKey/Batch", testIdempotencyKeysBatch},
 		{"Delivery/CreateGet", testDeliveryCreateGet},
 		{"Delivery/CreateIdempotent", testDeliveryCreateIdempotent},
 		{"Delivery/ListPaging", testDeliveryListPaging},
