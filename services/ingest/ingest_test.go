@@ -40,11 +40,7 @@ func startIngest(t *testing.T) *Service {
 func TestBearerTokenRequired(t *testing.T) {
 	t.Parallel()
 	s := startIngest(t)
-	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dial(t, s)
 	client := hooklinev1.NewIngestServiceClient(conn)
 	req := &hooklinev1.PublishRequest{Tenant: "acme", EventType: "order.created", Payload: []byte(`{}`)}
 	tests := []struct {
@@ -92,14 +88,10 @@ func TestConfigValidateNamesEveryFlag(t *testing.T) {
 func TestBadPageTokenIsInvalidArgument(t *testing.T) {
 	t.Parallel()
 	s := startIngest(t)
-	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dial(t, s)
 	admin := hooklinev1.NewAdminServiceClient(conn)
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
-	_, err = admin.ListDeliveries(ctx, &hooklinev1.ListDeliveriesRequest{PageToken: "not-a-token"})
+	ctx := authorized()
+	_, err := admin.ListDeliveries(ctx, &hooklinev1.ListDeliveriesRequest{PageToken: "not-a-token"})
 	if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "page_token") {
 		t.Fatalf("ListDeliveries with a bad token: %v, want InvalidArgument naming page_token", err)
 	}
@@ -110,13 +102,9 @@ func TestBadPageTokenIsInvalidArgument(t *testing.T) {
 func TestPublishBatchIdempotency(t *testing.T) {
 	t.Parallel()
 	s := startIngest(t)
-	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dial(t, s)
 	client := hooklinev1.NewIngestServiceClient(conn)
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	ctx := authorized()
 	ev := func(key string) *hooklinev1.PublishRequest {
 		return &hooklinev1.PublishRequest{Tenant: "acme", EventType: "order.created", Payload: []byte(`{}`), IdempotencyKey: key}
 	}
@@ -159,4 +147,20 @@ func TestPublishBatchIdempotency(t *testing.T) {
 	if g := again.GetResults(); g[0].GetEventId() != r[1].GetEventId() || !g[0].GetDuplicate() || g[1].GetEventId() != first.GetEventId() || !g[1].GetDuplicate() {
 		t.Errorf("second batch: %v", g)
 	}
+}
+
+// dial connects to the service's gRPC API until the test ends.
+func dial(t *testing.T, s *Service) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// authorized is a context carrying the test's bearer token.
+func authorized() context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
 }
