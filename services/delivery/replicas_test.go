@@ -1,0 +1,98 @@
+package delivery_test
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/transport"
+	"github.com/hookline/hookline/services/delivery"
+)
+
+// replicaTransport is the shared transport as one replica sees it,
+// counting the DELIVERIES messages this replica was handed.
+type replicaTransport struct {
+	transport.Transport
+	handled atomic.Int64
+}
+
+func (r *replicaTransport) Consume(ctx context.Context, s transport.Stream, cfg transport.ConsumerConfig, h transport.Handler) error {
+	return r.Transport.Consume(ctx, s, cfg, func(ctx context.Context, m transport.Received) {
+		if s == transport.Deliveries {
+			r.handled.Add(1)
+		}
+		h(ctx, m)
+	})
+}
+
+// TestReplicasShareDeliveries: two delivery replicas on one broker and one
+// store split the DELIVERIES work between them, and every delivery is
+// attempted exactly once.
+func TestReplicasShareDeliveries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var mu sync.Mutex
+	seen := map[string]int{} // webhook-id -> requests
+	srv, _ := recorder(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.Header.Get("webhook-id")]++
+		mu.Unlock()
+	})
+	sub := e.subscription(srv.URL)
+
+	cfg := testConfig()
+	cfg.Concurrency = 2 // small pulls, so neither replica can take everything
+	replicas := []*replicaTransport{{Transport: e.tr}, {Transport: e.tr}}
+	for _, r := range replicas {
+		svc, err := delivery.New(cfg, delivery.Deps{Store: e.st, Transport: r, Logger: testLogger()})
+		if err != nil {
+			t.Fatalf("delivery.New: %v", err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- svc.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run = %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("Run did not return")
+			}
+		})
+	}
+
+	const n = 200
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = e.send(sub).ID
+	}
+	eventually(t, "every delivery succeeded", func() bool {
+		ds, _, err := e.st.ListDeliveries(context.Background(), store.DeliveryFilter{Status: store.DeliverySucceeded, Limit: n + 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ds) == n
+	})
+	a, b := replicas[0].handled.Load(), replicas[1].handled.Load()
+	t.Logf("replica 1 handled %d deliveries, replica 2 handled %d", a, b)
+	if a == 0 || b == 0 {
+		t.Fatalf("one replica did all the work: %d and %d", a, b)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("delivery %s: %d requests; want exactly 1", id, seen[id])
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("receiver saw %d distinct webhook-ids; want %d", len(seen), n)
+	}
+}
