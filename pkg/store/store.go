@@ -241,6 +241,11 @@ type Store interface {
 	SetSubscriptionState(ctx context.Context, id string, state SubscriptionState, reason string, now time.Time) error
 	// SetSubscriptionFailing sets FailingSince (zero clears it).
 	SetSubscriptionFailing(ctx context.Context, id string, since time.Time) error
+	// SubscriptionsRevision returns the subscription revision, which every
+	// committed subscription write (each method above that changes a
+	// subscription) increases in the same transaction. A cache loaded at
+	// revision r is current as long as the revision is still r.
+	SubscriptionsRevision(ctx context.Context) (int64, error)
 
 	// InsertEvents stores events; an event whose ID exists is left as is.
 	InsertEvents(ctx context.Context, events []Event) error

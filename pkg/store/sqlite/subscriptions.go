@@ -160,7 +160,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 1 {
-			return nil
+			return bumpRevision(ctx, tx)
 		}
 		var existing subRow
 		if err := tx.QueryRowContext(ctx, `SELECT `+subColumns+` FROM subscriptions WHERE id = ?`, sub.ID).Scan(existing.dest()...); err != nil {
@@ -276,7 +276,10 @@ RETURNING tenant, created_at`,
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return bumpRevision(ctx, tx)
 	})
 	if err != nil {
 		return err
@@ -296,7 +299,10 @@ RETURNING tenant, created_at`,
 func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string) error {
 	return s.inWriteTx(ctx, "delete subscription "+id, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM subscriptions WHERE id = ? AND (? = '' OR tenant = ?)`, id, tenant, tenant)
-		return requireOne(res, err)
+		if err := requireOne(res, err); err != nil {
+			return err
+		}
+		return bumpRevision(ctx, tx)
 	})
 }
 
@@ -317,7 +323,10 @@ func (s *Store) SetSubscriptionState(ctx context.Context, id string, state store
 			res, err = tx.ExecContext(ctx, `UPDATE subscriptions SET state = ?, disabled_reason = ?,
     updated_at = ? WHERE id = ?`, string(state), reason, nanos(now), id)
 		}
-		return requireOne(res, err)
+		if err := requireOne(res, err); err != nil {
+			return err
+		}
+		return bumpRevision(ctx, tx)
 	})
 }
 
@@ -326,8 +335,30 @@ func (s *Store) SetSubscriptionState(ctx context.Context, id string, state store
 func (s *Store) SetSubscriptionFailing(ctx context.Context, id string, since time.Time) error {
 	return s.inWriteTx(ctx, "set subscription failing "+id, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE subscriptions SET failing_since = ? WHERE id = ?`, nullNanos(since), id)
-		return requireOne(res, err)
+		if err := requireOne(res, err); err != nil {
+			return err
+		}
+		return bumpRevision(ctx, tx)
 	})
+}
+
+// SubscriptionsRevision returns the subscription revision: a counter that
+// every committed subscription write (create, update, delete, state or
+// failing change) increments in its own transaction.
+func (s *Store) SubscriptionsRevision(ctx context.Context) (int64, error) {
+	var rev int64
+	if err := s.read.QueryRowContext(ctx, `SELECT revision FROM subscription_revision WHERE id = 1`).Scan(&rev); err != nil {
+		return 0, fmt.Errorf("sqlite: subscriptions revision: %w", err)
+	}
+	return rev, nil
+}
+
+// bumpRevision increments the subscription revision inside tx.
+func bumpRevision(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE subscription_revision SET revision = revision + 1 WHERE id = 1`); err != nil {
+		return fmt.Errorf("bump subscription revision: %w", err)
+	}
+	return nil
 }
 
 // requireOne turns an Exec result that touched no row into ErrNotFound.

@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Subscription/SetState", testSubscriptionSetState},
 		{"Subscription/SetFailing", testSubscriptionSetFailing},
 		{"Subscription/List", testSubscriptionList},
+		{"Subscription/Revision", testSubscriptionRevision},
 		{"Event/InsertGet", testEventInsertGet},
 		{"Event/InsertIdempotent", testEventInsertIdempotent},
 		{"IdempotencyKey/FirstWriterWins", testIdempotencyKey},

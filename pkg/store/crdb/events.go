@@ -1,0 +1,239 @@
+package crdb
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hookline/hookline/pkg/store"
+)
+
+// sqlInsertEvents inserts a batch of events in one statement from
+// parallel arrays; an event whose id exists is left as is.
+const sqlInsertEvents = `INSERT INTO events (id, tenant, event_type, payload, labels, occurred_at, received_at)
+SELECT t.id, t.tenant, t.event_type, t.payload, t.labels::JSONB, t.occurred_at, t.received_at
+FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BYTEA[], $5::TEXT[], $6::INT8[], $7::INT8[])
+    AS t (id, tenant, event_type, payload, labels, occurred_at, received_at)
+ON CONFLICT (id) DO NOTHING`
+
+// InsertEvents stores events in one statement (one round trip). An event
+// whose ID already exists is left unchanged, and of several events with
+// one ID in the batch only the first counts.
+func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	uniq := make([]store.Event, 0, len(events))
+	seen := make(map[string]bool, len(events))
+	for _, e := range events {
+		if e.ID == "" {
+			return errors.New("crdb: insert events: empty id")
+		}
+		if !seen[e.ID] {
+			seen[e.ID] = true
+			uniq = append(uniq, e)
+		}
+	}
+	// A stable order makes concurrent batches take row locks in the same
+	// order (no deadlocks on PostgreSQL, fewer restarts on CockroachDB).
+	slices.SortFunc(uniq, func(a, b store.Event) int { return cmp.Compare(a.ID, b.ID) })
+	n := len(uniq)
+	var (
+		ids, tenants, types, labels = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		payloads                    = make([][]byte, n)
+		occurred, received          = make([]int64, n), make([]int64, n)
+	)
+	for i, e := range uniq {
+		l := e.Labels
+		if l == nil {
+			l = map[string]string{}
+		}
+		js, err := marshalJSON(l)
+		if err != nil {
+			return fmt.Errorf("crdb: insert events: labels of %s: %w", e.ID, err)
+		}
+		payload := e.Payload
+		if payload == nil {
+			payload = []byte{}
+		}
+		ids[i], tenants[i], types[i], labels[i] = e.ID, e.Tenant, e.Type, js
+		payloads[i] = payload
+		occurred[i], received[i] = nanos(e.OccurredAt), nanos(e.ReceivedAt)
+	}
+	return s.run(ctx, "insert events", func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, sqlInsertEvents, ids, tenants, types, payloads, labels, occurred, received)
+		return err
+	})
+}
+
+const eventColumns = `id, tenant, event_type, payload, labels, occurred_at, received_at`
+
+// eventColumnsOf is eventColumns qualified with a table alias.
+func eventColumnsOf(alias string) string {
+	return alias + `.id, ` + alias + `.tenant, ` + alias + `.event_type, ` + alias + `.payload, ` +
+		alias + `.labels, ` + alias + `.occurred_at, ` + alias + `.received_at`
+}
+
+// eventScan receives one eventColumns row.
+type eventScan struct {
+	e                      store.Event
+	labels                 string
+	occurredAt, receivedAt int64
+}
+
+func (r *eventScan) dest() []any {
+	return []any{&r.e.ID, &r.e.Tenant, &r.e.Type, &r.e.Payload, &r.labels, &r.occurredAt, &r.receivedAt}
+}
+
+func (r *eventScan) event() (store.Event, error) {
+	e := r.e
+	if err := unmarshalJSON(r.labels, &e.Labels); err != nil {
+		return e, fmt.Errorf("decode labels of %s: %w", e.ID, err)
+	}
+	if len(e.Labels) == 0 {
+		e.Labels = nil
+	}
+	if e.Payload == nil {
+		e.Payload = []byte{}
+	}
+	e.OccurredAt = fromNanos(r.occurredAt)
+	e.ReceivedAt = fromNanos(r.receivedAt)
+	return e, nil
+}
+
+// GetEvent returns the event id; store.ErrNotFound if it does not exist or
+// tenant is non-empty and differs.
+func (s *Store) GetEvent(ctx context.Context, tenant, id string) (*store.Event, error) {
+	q := `SELECT ` + eventColumns + ` FROM events WHERE id = $1`
+	a := []any{id}
+	if tenant != "" {
+		q += ` AND tenant = $2`
+		a = append(a, tenant)
+	}
+	var r eventScan
+	err := s.run(ctx, "get event "+id, func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, q, a...).Scan(r.dest()...)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("crdb: get event %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	e, err := r.event()
+	if err != nil {
+		return nil, fmt.Errorf("crdb: get event %s: %w", id, err)
+	}
+	return &e, nil
+}
+
+// lookupChunk bounds the keys looked up in one query.
+const lookupChunk = 1000
+
+// LookupIdempotencyKeys returns the event IDs recorded for keys, up to a
+// thousand keys per query (the keys travel as two arrays).
+func (s *Store) LookupIdempotencyKeys(ctx context.Context, keys []store.IdempotencyKey) (map[store.IdempotencyKey]string, error) {
+	out := make(map[store.IdempotencyKey]string)
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), lookupChunk)]
+		keys = keys[len(chunk):]
+		tenants, names := make([]string, len(chunk)), make([]string, len(chunk))
+		for i, k := range chunk {
+			tenants[i], names[i] = k.Tenant, k.Key
+		}
+		err := s.run(ctx, "lookup idempotency keys", func(ctx context.Context) error {
+			rows, err := s.pool.Query(ctx, `SELECT k.tenant, k.idempotency_key, k.event_id
+FROM idempotency_keys AS k
+JOIN unnest($1::TEXT[], $2::TEXT[]) AS q (tenant, idempotency_key)
+    ON k.tenant = q.tenant AND k.idempotency_key = q.idempotency_key`, tenants, names)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var k store.IdempotencyKey
+				var id string
+				if err := rows.Scan(&k.Tenant, &k.Key, &id); err != nil {
+					return err
+				}
+				out[k] = id
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// sqlPutIdempotencyKeys records keys in one statement. A key that has a
+// record keeps it: the DO UPDATE assigns event_id its own value, which
+// changes nothing but makes RETURNING report the recorded event id (the
+// row is locked first, so a concurrent first writer is waited for and
+// seen).
+const sqlPutIdempotencyKeys = `INSERT INTO idempotency_keys (tenant, idempotency_key, event_id, created_at)
+SELECT t.tenant, t.idempotency_key, t.event_id, $4::INT8
+FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[]) AS t (tenant, idempotency_key, event_id)
+ON CONFLICT (tenant, idempotency_key) DO UPDATE SET event_id = idempotency_keys.event_id
+RETURNING tenant, idempotency_key, event_id`
+
+// PutIdempotencyKeys records every key without a record, in one statement
+// (one implicit transaction): the first writer wins, and within one call
+// the earliest record of a key. It returns the event ID recorded for each
+// record's key afterwards, in order.
+func (s *Store) PutIdempotencyKeys(ctx context.Context, recs []store.IdempotencyRecord, now time.Time) ([]string, error) {
+	recorded := make([]string, len(recs))
+	if len(recs) == 0 {
+		return recorded, nil
+	}
+	uniq := make([]store.IdempotencyRecord, 0, len(recs))
+	seen := make(map[store.IdempotencyKey]bool, len(recs))
+	for _, r := range recs {
+		if !seen[r.IdempotencyKey] { // the earliest record of a key in the batch wins
+			seen[r.IdempotencyKey] = true
+			uniq = append(uniq, r)
+		}
+	}
+	slices.SortFunc(uniq, func(a, b store.IdempotencyRecord) int {
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Key, b.Key))
+	})
+	tenants, names, events := make([]string, len(uniq)), make([]string, len(uniq)), make([]string, len(uniq))
+	for i, r := range uniq {
+		tenants[i], names[i], events[i] = r.Tenant, r.Key, r.EventID
+	}
+	got := make(map[store.IdempotencyKey]string, len(tenants))
+	err := s.run(ctx, "put idempotency keys", func(ctx context.Context) error {
+		clear(got)
+		rows, err := s.pool.Query(ctx, sqlPutIdempotencyKeys, tenants, names, events, nanos(now))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k store.IdempotencyKey
+			var id string
+			if err := rows.Scan(&k.Tenant, &k.Key, &id); err != nil {
+				return err
+			}
+			got[k] = id
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range recs {
+		id, ok := got[r.IdempotencyKey]
+		if !ok {
+			return nil, fmt.Errorf("crdb: put idempotency keys: key %q of %s: no record returned", r.Key, r.Tenant)
+		}
+		recorded[i] = id
+	}
+	return recorded, nil
+}
