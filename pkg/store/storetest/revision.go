@@ -31,7 +31,9 @@ func testSubscriptionRevision(t *testing.T, s store.Store) {
 		{"disable", func() error {
 			return s.SetSubscriptionState(c, sub.ID, store.SubscriptionDisabled, "operator", Base.Add(time.Minute))
 		}, true},
-		{"enable", func() error { return s.SetSubscriptionState(c, sub.ID, store.SubscriptionEnabled, "", Base.Add(2*time.Minute)) }, true},
+		{"enable", func() error {
+			return s.SetSubscriptionState(c, sub.ID, store.SubscriptionEnabled, "", Base.Add(2*time.Minute))
+		}, true},
 		{"failing", func() error { return s.SetSubscriptionFailing(c, sub.ID, Base.Add(3*time.Minute)) }, true},
 		{"update of unknown", func() error {
 			u := *NewSubscription("acme")
