@@ -162,6 +162,13 @@ func (s *Service) handle(ctx context.Context, msg transport.Received) {
 	}
 	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.AckWait)
 	defer cancel()
+	// The event was accepted before this handler began, so after Sync the
+	// cache holds every subscription created before the event was.
+	if err := s.subs.Sync(work); err != nil {
+		s.logger.Warn("subscription cache out of date; will retry", "event_id", ev.ID, "err", err)
+		settle.Nak(s.logger, msg, s.cfg.RetryDelay)
+		return
+	}
 	if err := s.fanOut(work, ev); err != nil {
 		s.logger.Warn("fan-out failed; will retry", "event_id", ev.ID, "err", err)
 		settle.Nak(s.logger, msg, s.cfg.RetryDelay)

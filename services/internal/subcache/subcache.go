@@ -2,10 +2,17 @@
 // hot paths of fanout, delivery and the scheduler do not query the store
 // per message.
 //
-// The store stays the source of truth: the cache reloads everything every
-// refresh interval, and a service that writes a subscription puts the new
-// version into its own cache at once. Another replica sees the change
-// within one refresh interval.
+// The store stays the source of truth. Every subscription write increments
+// the store's subscription revision in the same transaction; the cache
+// remembers the revision of the snapshot it loaded and reloads only when
+// the revision moved. Sync makes that check on demand: once Sync returns,
+// the cache reflects every subscription write committed before Sync was
+// called. Fanout calls it for every event, so an event accepted after a
+// subscription was created always reaches it, whichever replica created
+// the subscription. Concurrent Sync calls share one revision read. Run
+// checks the revision every refresh interval too, so other readers (which
+// do not call Sync) see changes within one interval. A service that writes
+// a subscription also puts the new version into its own cache at once.
 package subcache
 
 import (
@@ -20,11 +27,25 @@ import (
 	"github.com/hookline/hookline/pkg/store"
 )
 
-// Cache is a periodically refreshed snapshot of all subscriptions. It is
-// safe for concurrent use. Returned subscriptions are shared: callers must
-// not modify them.
+// Source is what the cache reads: the subscriptions and their revision.
+// Every store.Store is one.
+type Source interface {
+	ListSubscriptions(ctx context.Context, f store.SubscriptionFilter) ([]store.Subscription, string, error)
+	GetSubscription(ctx context.Context, tenant, id string) (*store.Subscription, error)
+	SubscriptionsRevision(ctx context.Context) (int64, error)
+}
+
+var _ Source = store.Store(nil)
+
+// syncTimeout bounds one shared revision check (and the reload it may
+// trigger), whatever the contexts of the callers waiting for it.
+const syncTimeout = 30 * time.Second
+
+// Cache is a snapshot of all subscriptions, reloaded when the store's
+// subscription revision moves. It is safe for concurrent use. Returned
+// subscriptions are shared: callers must not modify them.
 type Cache struct {
-	st      store.Store
+	st      Source
 	refresh time.Duration
 	logger  *slog.Logger
 
@@ -32,14 +53,22 @@ type Cache struct {
 	byID     map[string]*store.Subscription
 	byTenant map[string][]*store.Subscription
 	loaded   bool
+	rev      int64 // the store revision the snapshot was loaded at
 	// seq counts local writes; touched records the seq of each id's last
 	// one, so a reload that started before a local write does not undo it.
 	seq     uint64
 	touched map[string]uint64
+
+	// syncMu guards the shared revision checks: syncing says whether a
+	// checker goroutine runs; waiters are the Sync calls that arrived
+	// since its current check began, served by its next one.
+	syncMu  sync.Mutex
+	syncing bool
+	waiters []chan error
 }
 
-// New returns a cache over st, refreshed every refresh by Run.
-func New(st store.Store, refresh time.Duration, logger *slog.Logger) *Cache {
+// New returns a cache over st, checked every refresh by Run.
+func New(st Source, refresh time.Duration, logger *slog.Logger) *Cache {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -49,13 +78,15 @@ func New(st store.Store, refresh time.Duration, logger *slog.Logger) *Cache {
 	return &Cache{st: st, refresh: refresh, logger: logger, byID: map[string]*store.Subscription{}, byTenant: map[string][]*store.Subscription{}, touched: map[string]uint64{}}
 }
 
-// Run loads the cache unless it is loaded already, then reloads it every
-// refresh interval until ctx is cancelled. It returns nil on cancellation;
-// failed reloads are logged and retried at the next interval, keeping the
-// last good snapshot.
+// Run loads the cache unless it is loaded already, then checks the store's
+// subscription revision every refresh interval, reloading when it moved,
+// until ctx is cancelled. It returns nil on cancellation; failures are
+// logged and retried at the next interval, keeping the last good snapshot.
 func (c *Cache) Run(ctx context.Context) error {
 	if !c.Loaded() {
-		c.refreshLogged(ctx)
+		if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
+			c.logger.Warn("subscription cache load failed", "err", err)
+		}
 	}
 	t := time.NewTicker(c.refresh)
 	defer t.Stop()
@@ -64,19 +95,82 @@ func (c *Cache) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			c.refreshLogged(ctx)
+			if err := c.check(ctx); err != nil && ctx.Err() == nil {
+				c.logger.Warn("subscription cache refresh failed", "err", err)
+			}
 		}
 	}
 }
 
-func (c *Cache) refreshLogged(ctx context.Context) {
-	if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
-		c.logger.Warn("subscription cache refresh failed", "err", err)
+// Sync returns once the cache reflects every subscription write committed
+// before Sync was called: it waits for a revision check that began after
+// the call (shared with every other caller waiting for the same one), and
+// that check reloads the snapshot if the revision moved. It returns the
+// check's error, or ctx's if ctx ends first.
+func (c *Cache) Sync(ctx context.Context) error {
+	done := make(chan error, 1)
+	c.syncMu.Lock()
+	c.waiters = append(c.waiters, done)
+	if !c.syncing {
+		c.syncing = true
+		go c.syncLoop()
 	}
+	c.syncMu.Unlock()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// syncLoop runs revision checks back to back while Sync calls wait, each
+// check serving the calls that arrived before it began, and exits when
+// none are left.
+func (c *Cache) syncLoop() {
+	for {
+		c.syncMu.Lock()
+		batch := c.waiters
+		c.waiters = nil
+		if len(batch) == 0 {
+			c.syncing = false
+			c.syncMu.Unlock()
+			return
+		}
+		c.syncMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
+		err := c.check(ctx)
+		cancel()
+		for _, w := range batch {
+			w <- err
+		}
+	}
+}
+
+// check reloads the snapshot unless it is loaded at the store's current
+// subscription revision.
+func (c *Cache) check(ctx context.Context) error {
+	rev, err := c.st.SubscriptionsRevision(ctx)
+	if err != nil {
+		return fmt.Errorf("read subscription revision: %w", err)
+	}
+	c.mu.RLock()
+	current := c.loaded && c.rev == rev
+	c.mu.RUnlock()
+	if current {
+		return nil
+	}
+	return c.Refresh(ctx)
 }
 
 // Refresh reloads every subscription from the store.
 func (c *Cache) Refresh(ctx context.Context) error {
+	// The revision is read before the listing, so a write that lands in
+	// between is at worst reloaded once more by the next check.
+	rev, err := c.st.SubscriptionsRevision(ctx)
+	if err != nil {
+		return fmt.Errorf("read subscription revision: %w", err)
+	}
 	c.mu.RLock()
 	startSeq, size := c.seq, len(c.byID)
 	c.mu.RUnlock()
@@ -98,6 +192,9 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.loaded && rev < c.rev {
+		return nil // a concurrent reload already installed a newer snapshot
+	}
 	for id, seq := range c.touched {
 		if seq <= startSeq {
 			delete(c.touched, id) // the reload saw this write
@@ -113,7 +210,7 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	for _, s := range byID {
 		byTenant[s.Tenant] = append(byTenant[s.Tenant], s)
 	}
-	c.byID, c.byTenant, c.loaded = byID, byTenant, true
+	c.byID, c.byTenant, c.loaded, c.rev = byID, byTenant, true, rev
 	return nil
 }
 
