@@ -65,7 +65,13 @@ func testConfig() delivery.Config {
 // service (see run).
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	return &env{t: t, st: &countingStore{Store: servicetest.Store(t)}, tr: servicetest.Transport(t), retries: map[string]chan transport.Message{}}
+	return newEnvOn(t, servicetest.Store(t))
+}
+
+// newEnvOn is newEnv on the given store.
+func newEnvOn(t *testing.T, st store.Store) *env {
+	t.Helper()
+	return &env{t: t, st: &countingStore{Store: st}, tr: servicetest.Transport(t), retries: map[string]chan transport.Message{}}
 }
 
 // run starts a delivery service with cfg; it is stopped (and must return

@@ -11,6 +11,7 @@ import (
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/services/delivery"
+	"github.com/hookline/hookline/services/internal/servicetest"
 )
 
 // replicaTransport is the shared transport as one replica sees it,
@@ -31,10 +32,18 @@ func (r *replicaTransport) Consume(ctx context.Context, s transport.Stream, cfg 
 
 // TestReplicasShareDeliveries: two delivery replicas on one broker and one
 // store split the DELIVERIES work between them, and every delivery is
-// attempted exactly once.
+// attempted exactly once, on every store backend.
 func TestReplicasShareDeliveries(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	for _, b := range servicetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			testReplicasShareDeliveries(t, newEnvOn(t, b.Open(t)))
+		})
+	}
+}
+
+func testReplicasShareDeliveries(t *testing.T, e *env) {
 	var mu sync.Mutex
 	seen := map[string]int{} // webhook-id -> requests
 	srv, _ := recorder(t, func(w http.ResponseWriter, r *http.Request) {

@@ -31,12 +31,20 @@ func (r *replicaTransport) Consume(ctx context.Context, s transport.Stream, cfg 
 
 // TestReplicasShareEvents: two fanout replicas on one broker and one store
 // split the EVENTS work between them, and every event becomes exactly one
-// delivery per matching subscription.
+// delivery per matching subscription, on every store backend.
 func TestReplicasShareEvents(t *testing.T) {
 	t.Parallel()
+	for _, b := range servicetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			testReplicasShareEvents(t, b.Open(t))
+		})
+	}
+}
+
+func testReplicasShareEvents(t *testing.T, st store.Store) {
 	ctx := context.Background()
 	tr := servicetest.Transport(t)
-	st := servicetest.Store(t)
 	subs := []*store.Subscription{storetest.NewSubscription("acme"), storetest.NewSubscription("acme")}
 	for _, s := range subs {
 		if err := st.CreateSubscription(ctx, s); err != nil {

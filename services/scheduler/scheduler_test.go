@@ -66,7 +66,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	return &env{t: t, st: &countingStore{Store: servicetest.Store(t)}, tr: &countingTransport{Transport: servicetest.Transport(t)},
+	return newEnvOn(t, servicetest.Store(t))
+}
+
+// newEnvOn is newEnv on the given store.
+func newEnvOn(t *testing.T, st store.Store) *env {
+	t.Helper()
+	return &env{t: t, st: &countingStore{Store: st}, tr: &countingTransport{Transport: servicetest.Transport(t)},
 		deliveries: map[string][]transport.Message{}, got: make(chan string, 1024)}
 }
 
@@ -257,9 +263,19 @@ func TestRetryAfterWins(t *testing.T) {
 	}
 }
 
+// TestDueRetriesReleasedExactlyOnce: two scheduler replicas on one store
+// release every due retry exactly once, on every store backend.
 func TestDueRetriesReleasedExactlyOnce(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	for _, b := range servicetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			testDueRetriesReleasedExactlyOnce(t, newEnvOn(t, b.Open(t)))
+		})
+	}
+}
+
+func testDueRetriesReleasedExactlyOnce(t *testing.T, e *env) {
 	e.consume()
 	cfg := testConfig()
 	cfg.ClaimLimit = 7 // several batches per poll
@@ -368,9 +384,20 @@ func TestDeletedSubscriptionAndMalformed(t *testing.T) {
 	}
 }
 
+// TestRetentionPurge: the background job purges old finished deliveries,
+// their events and attempts, in bounded batches, and keeps fresh and
+// unfinished ones, on every store backend.
 func TestRetentionPurge(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	for _, b := range servicetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			testRetentionPurge(t, newEnvOn(t, b.Open(t)))
+		})
+	}
+}
+
+func testRetentionPurge(t *testing.T, e *env) {
 	ctx := context.Background()
 	old := storetest.SeedFor(t, e.st, storetest.NewSubscription("acme"), time.Now().Add(-3*time.Hour))
 	a := storetest.NewAttempt(old.Delivery, 1, time.Now().Add(-3*time.Hour))

@@ -1,6 +1,7 @@
 // Package servicetest gives the services' tests their real dependencies:
 // an embedded NATS JetStream server with a connected transport, and a
-// SQLite store in a temporary directory, both closed when the test ends.
+// SQLite store in a temporary directory or a CockroachDB store on a fresh
+// PostgreSQL database, all closed when the test ends.
 package servicetest
 
 import (
@@ -11,6 +12,9 @@ import (
 	"testing"
 
 	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
+	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/crdb"
+	"github.com/hookline/hookline/pkg/store/crdb/crdbtest"
 	"github.com/hookline/hookline/pkg/store/sqlite"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
 )
@@ -46,4 +50,29 @@ func Store(tb testing.TB) *sqlite.Store {
 	}
 	tb.Cleanup(func() { _ = st.Close() })
 	return st
+}
+
+// Postgres opens the CockroachDB store on a fresh, migrated PostgreSQL
+// database (see crdbtest.NewDatabase), dropped when tb ends.
+func Postgres(tb testing.TB) *crdb.Store {
+	tb.Helper()
+	st, err := crdb.Open(context.Background(), crdbtest.NewDatabase(tb), crdb.Options{Migrate: true}, Logger())
+	if err != nil {
+		tb.Fatalf("crdb.Open: %v", err)
+	}
+	tb.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// Backend is one store implementation the services' tests run against.
+type Backend struct {
+	Name string
+	Open func(tb testing.TB) store.Store
+}
+
+// Backends are every store implementation, for tests of behaviour that
+// depends on the store (replicas sharing work, claims, purges).
+var Backends = []Backend{
+	{"sqlite", func(tb testing.TB) store.Store { return Store(tb) }},
+	{"postgres", func(tb testing.TB) store.Store { return Postgres(tb) }},
 }
