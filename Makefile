@@ -24,6 +24,7 @@ run: build ## Run the whole pipeline locally (embedded NATS JetStream + SQLite i
 .PHONY: test
 test: ## Run every module's tests with the race detector.
 	@set -e; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(GO) test $(TEST_FLAGS) ./...); done
+	@echo "== go test crdbcompat"; cd crdbcompat && GOWORK=off $(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: vet
 vet: ## go vet every module.
@@ -33,11 +34,19 @@ vet: ## go vet every module.
 proto: ## Lint the protos and regenerate Go, gateway and OpenAPI code (tools pinned, built locally).
 	./scripts/proto.sh
 
+.PHONY: docs
+docs: ## Regenerate docs/configuration.md from the binaries' flags.
+	cd services && $(GO) run ./internal/configdoc/gen -o $(CURDIR)/docs/configuration.md
+
 .PHONY: verify
-verify: vet ## Fail if generated code is stale, code is unformatted or go.mod files are untidy.
+verify: vet ## Fail if generated code or docs are stale, code is unformatted or go.mod files are untidy.
 	./scripts/proto-verify.sh
+	@tmp=$$(mktemp) && trap 'rm -f "$$tmp"' EXIT && \
+	  (cd services && $(GO) run ./internal/configdoc/gen -o "$$tmp") && \
+	  { diff -u docs/configuration.md "$$tmp" || { echo "docs/configuration.md is stale: run make docs"; exit 1; }; }
 	@test -z "$$(gofmt -l $(MODULES))" || { echo "gofmt needed:"; gofmt -l $(MODULES); exit 1; }
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy -diff) || { echo "go.mod of $$m is not tidy: run go mod tidy in $$m"; exit 1; }; done
+	@cd crdbcompat && { test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }; } && GOWORK=off $(GO) vet ./... && { GOWORK=off $(GO) mod tidy -diff || { echo "go.mod of crdbcompat is not tidy: run GOWORK=off go mod tidy in crdbcompat"; exit 1; }; }
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 20s).

@@ -1,7 +1,8 @@
 // Package cli implements the `hookline` command-line tool: a gRPC client of
 // the ingest and admin APIs (publish, subscriptions, deliveries, attempts,
-// redeliver, events), a local webhook receiver for development (listen), and
-// the all-in-one development server (dev).
+// redeliver, events), a local webhook receiver for development (listen), the
+// all-in-one development server (dev), and the store's schema migrations
+// (migrate).
 package cli
 
 import (
@@ -67,8 +68,9 @@ func NewRoot() *cobra.Command {
 publishes events and manages subscriptions, deliveries and attempts through the
 gRPC ingest and admin APIs (--server, default 127.0.0.1:7070 or $HOOKLINE_SERVER,
 authenticated with --token or $HOOKLINE_TOKEN), runs a local webhook receiver that
-verifies Standard Webhooks signatures (listen), and runs the whole platform in one
-process for development (dev).`,
+verifies Standard Webhooks signatures (listen), runs the whole platform in one
+process for development (dev), and applies the store's schema migrations
+(migrate).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -85,6 +87,7 @@ process for development (dev).`,
 	root.AddCommand(
 		newDevCommand(),
 		newListenCommand(),
+		newMigrateCommand(nil),
 		newPublishCommand(g),
 		newSubscriptionsCommand(g),
 		newDeliveriesCommand(g),

@@ -8,35 +8,48 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/hookline/hookline/pkg/config"
-	"github.com/hookline/hookline/pkg/store/sqlite"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
 	"github.com/hookline/hookline/services/internal/deps"
 )
 
 // Config is what every service binary needs besides its own settings.
 type Config struct {
-	NATSURL   string
-	Store     string
-	OpsAddr   string
-	LogLevel  string
+	// NATSURL is the NATS server URL, or several comma-separated.
+	NATSURL string
+	// Store is where the store is: sqlite:PATH or a postgres:// or
+	// postgresql:// URL (see ParseStore).
+	Store string
+	// StoreMaxConns caps the connection pool of a postgres store; 0 means
+	// the pool's default.
+	StoreMaxConns int32
+	// StoreMigrate applies pending migrations of a postgres store at start.
+	// When false, start-up fails if the schema is behind.
+	StoreMigrate bool
+	// OpsAddr is where /healthz and /readyz listen; empty turns them off.
+	OpsAddr string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// LogFormat is json or text.
 	LogFormat string
 }
 
 // RegisterFlags registers the shared flags on fs.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
-	fs.StringVar(&c.Store, "store", "", "store location: sqlite:PATH (CockroachDB arrives with the crdb store)")
+	fs.StringVar(&c.Store, "store", "", StoreUsage)
+	fs.Int32Var(&c.StoreMaxConns, "store-max-conns", 0, "connection pool size of a postgres:// store (0: the pool's default)")
+	fs.BoolVar(&c.StoreMigrate, "store-migrate", false, "apply pending schema migrations of a postgres:// store at start; when off, start-up fails on an outdated schema (run hookline migrate first, e.g. as a Job)")
 	fs.StringVar(&c.OpsAddr, "ops-addr", ":9090", "address of /healthz and /readyz (empty: off)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
@@ -48,8 +61,15 @@ func (c Config) Validate() error {
 	if c.NATSURL == "" {
 		errs = append(errs, errors.New("--nats-url: must not be empty"))
 	}
-	if !strings.HasPrefix(c.Store, "sqlite:") || len(c.Store) == len("sqlite:") {
-		errs = append(errs, fmt.Errorf("--store %q: want sqlite:PATH", c.Store))
+	if _, err := ParseStore(c.Store); err != nil {
+		errs = append(errs, err)
+	}
+	if c.StoreMaxConns < 0 {
+		errs = append(errs, fmt.Errorf("--store-max-conns %d: must not be negative", c.StoreMaxConns))
+	}
+	if c.StoreMaxConns == 1 && c.StoreMigrate {
+		// Migrating holds two connections: statements and lease renewal.
+		errs = append(errs, errors.New("--store-max-conns 1: --store-migrate needs at least 2 connections"))
 	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
@@ -70,9 +90,39 @@ type Service interface {
 	Ready(ctx context.Context) error
 }
 
+// FlagSet returns the flags of the service binary name, as its main parses
+// them and docs/configuration.md documents them: the shared flags bound to
+// boot, then the service's own, registered by register (its Config's
+// RegisterFlags), each usage followed by its HOOKLINE_* variable. A bad
+// flag exits with status 2; --help prints the usage and exits 0.
+func FlagSet(name string, boot *Config, register func(*pflag.FlagSet)) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ExitOnError)
+	boot.RegisterFlags(fs)
+	register(fs)
+	config.AnnotateUsage(fs)
+	fs.Usage = func() { PrintUsage(fs.Output(), fs) }
+	return fs
+}
+
+// PrintUsage writes the --help text of a service binary's flag set to w.
+func PrintUsage(w io.Writer, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, `Usage: %s [flags]
+
+Every flag can also be set with the HOOKLINE_* environment variable shown
+beside it; a flag given on the command line wins over its variable, which
+wins over the default. Durations use Go syntax (30s, 2m, 1h30m); lists are
+comma-separated. Every invalid setting is reported at once, before start.
+docs/configuration.md lists the same flags.
+
+Flags:
+%s`, fs.Name(), fs.FlagUsages())
+}
+
 // Main parses args into fs (which holds the shared flags of boot and the
 // service's own), applies HOOKLINE_* variables, validates everything with
-// validate, connects, builds the service with build and runs it until
+// validate (a closure such as func() error { return cfg.Validate() } that
+// reads the parsed config: the method value cfg.Validate would check a copy
+// of the defaults), connects, builds the service with build and runs it until
 // SIGINT or SIGTERM. It exits the process with status 1 on failure.
 func Main(name string, fs *pflag.FlagSet, boot *Config, validate func() error, build func(Deps) (Service, error)) {
 	config.AnnotateUsage(fs)
@@ -82,15 +132,25 @@ func Main(name string, fs *pflag.FlagSet, boot *Config, validate func() error, b
 	}
 }
 
-func run(name string, fs *pflag.FlagSet, boot *Config, validate func() error, build func(Deps) (Service, error)) error {
-	if err := fs.Parse(os.Args[1:]); err != nil {
+// Configure parses args into fs, sets the flags not given in args from
+// their HOOKLINE_* variables (read with lookup, os.LookupEnv when nil), and
+// validates boot and the service's settings with validate. Every variable
+// that does not parse and every invalid setting is reported, joined.
+func Configure(fs *pflag.FlagSet, args []string, lookup func(string) (string, bool), boot *Config, validate func() error) error {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := config.ApplyEnv(fs, nil); err != nil {
-		return err
-	}
-	if err := errors.Join(boot.Validate(), validate()); err != nil {
+	// A variable that does not parse leaves its flag at the default; it is
+	// reported together with every invalid setting.
+	if err := errors.Join(config.ApplyEnv(fs, lookup), boot.Validate(), validate()); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return nil
+}
+
+func run(name string, fs *pflag.FlagSet, boot *Config, validate func() error, build func(Deps) (Service, error)) error {
+	if err := Configure(fs, os.Args[1:], nil, boot, validate); err != nil {
+		return err
 	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(boot.LogLevel))
@@ -104,11 +164,16 @@ func run(name string, fs *pflag.FlagSet, boot *Config, validate func() error, bu
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	st, err := sqlite.Open(ctx, strings.TrimPrefix(boot.Store, "sqlite:"), logger)
+	loc, err := ParseStore(boot.Store)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err // Validate has reported it already.
+	}
+	st, err := OpenStore(ctx, loc, StoreOptions{MaxConns: boot.StoreMaxConns, Migrate: boot.StoreMigrate}, logger)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", loc, err)
 	}
 	defer st.Close()
+	logger.Info("store open", "store", loc.String())
 	tr, err := natsjs.New(ctx, natsjs.Config{URL: boot.NATSURL, Name: name}, logger)
 	if err != nil {
 		return fmt.Errorf("connect to NATS: %w", err)
