@@ -278,7 +278,10 @@ type Store interface {
 	ListAttempts(ctx context.Context, f AttemptFilter) ([]Attempt, string, error)
 
 	// ScheduleRetries stores due times (replacing a delivery's earlier one)
-	// and sets each delivery to retrying with NextAttemptAt = DueAt.
+	// and sets each delivery to retrying with NextAttemptAt = DueAt. A
+	// retry whose Attempt is not above the delivery's recorded Attempts is
+	// stale (that attempt was made already, e.g. a retry request handled a
+	// second time) and is skipped, as is one for an unknown delivery.
 	ScheduleRetries(ctx context.Context, rs []ScheduledRetry) error
 	// ClaimDueRetries leases up to limit retries due at or before now that
 	// no one else holds a live lease on, for lease. A claimer that dies

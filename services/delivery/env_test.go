@@ -200,6 +200,18 @@ func (e *env) subscriptionNow(id string) *store.Subscription {
 // RETRIES in the background on first use.
 func (e *env) retryFor(id string) transport.Message {
 	e.t.Helper()
+	e.consumeRetries()
+	select {
+	case m := <-e.retryChan(id):
+		return m
+	case <-time.After(20 * time.Second):
+		e.t.Fatalf("no RETRIES message for %s", id)
+		return transport.Message{}
+	}
+}
+
+// consumeRetries starts consuming RETRIES in the background, once.
+func (e *env) consumeRetries() {
 	e.retriesOnce.Do(func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -216,13 +228,6 @@ func (e *env) retryFor(id string) transport.Message {
 		}()
 		e.t.Cleanup(func() { cancel(); <-done })
 	})
-	select {
-	case m := <-e.retryChan(id):
-		return m
-	case <-time.After(20 * time.Second):
-		e.t.Fatalf("no RETRIES message for %s", id)
-		return transport.Message{}
-	}
 }
 
 func (e *env) retryChan(id string) chan transport.Message {

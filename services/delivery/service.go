@@ -304,6 +304,9 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 		return
 	}
 
+	if msg.NumDelivered() > 1 && s.alreadyMade(msg, &env) {
+		return
+	}
 	timeout := s.attemptTimeout(sub)
 	if stop := s.heartbeat(msg, timeout); stop != nil {
 		defer stop()
@@ -350,6 +353,48 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 		return
 	}
 	s.updateHealth(sub, ep, out)
+}
+
+// alreadyMade settles a redelivered message whose attempt is recorded
+// already, and reports whether it did. A replica can die, or fail to
+// publish the retry request, after recording a failed attempt and before
+// acknowledging its message; making the attempt again would be ignored by
+// the store (the attempt number is taken), so a success would be lost and
+// the delivery left retrying with nothing scheduled. Instead the retry
+// request of the recorded attempt is published again (the broker drops it
+// as a duplicate if the first one got through, and the scheduler ignores a
+// stale one) and the message is acknowledged. Only redelivered messages
+// pay for the store read.
+func (s *Service) alreadyMade(msg transport.Received, env *Envelope) bool {
+	d, err := s.store.GetDelivery(s.bg, "", env.DeliveryID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false
+	case err != nil:
+		s.log.Warn("reading redelivered delivery failed", "delivery_id", env.DeliveryID, "err", err)
+		settle.Nak(s.log, msg, s.cfg.ErrorBackoff)
+		return true
+	case d.Attempts < env.Attempt:
+		return false
+	}
+	if d.Attempts == env.Attempt && d.Status == store.DeliveryRetrying {
+		retry := NewRetryMessage(RetryRequest{
+			DeliveryID:     env.DeliveryID,
+			SubscriptionID: env.SubscriptionID,
+			EventID:        env.EventID,
+			Tenant:         env.Tenant,
+			FailedAttempt:  env.Attempt,
+		})
+		CopyTrace(&retry, msg.Message().Headers)
+		if _, err := s.tr.Publish(s.bg, transport.Retries, retry); err != nil {
+			s.log.Warn("publishing retry request again failed", "delivery_id", env.DeliveryID, "err", err)
+			settle.Nak(s.log, msg, s.cfg.ErrorBackoff)
+			return true
+		}
+	}
+	s.log.Debug("attempt already recorded; not made again", "delivery_id", env.DeliveryID, "attempt", env.Attempt)
+	settle.Ack(s.log, msg)
+	return true
 }
 
 // heartbeat keeps msg from being redelivered while an attempt that may

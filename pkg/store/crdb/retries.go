@@ -12,7 +12,8 @@ import (
 
 // sqlScheduleRetries sets a batch of deliveries to retrying and upserts
 // their scheduled retries (dropping any lease), in one statement. Only
-// deliveries that exist get a retry; RETURNING names them.
+// deliveries that exist and have not yet recorded the retry's attempt get
+// a retry; RETURNING names them.
 const sqlScheduleRetries = `WITH incoming AS (
     SELECT * FROM unnest($1::TEXT[], $2::INT8[], $3::INT8[]) AS t (delivery_id, attempt, due_at)
 ),
@@ -22,7 +23,7 @@ retrying AS (
         next_attempt_at = incoming.due_at,
         updated_at = GREATEST(d.updated_at, incoming.due_at)
     FROM incoming
-    WHERE d.id = incoming.delivery_id
+    WHERE d.id = incoming.delivery_id AND d.attempts < incoming.attempt
     RETURNING d.id
 )
 INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until)
@@ -35,8 +36,9 @@ RETURNING delivery_id`
 // earlier one and dropping any lease on it) and sets each delivery to
 // retrying with NextAttemptAt = DueAt (UpdatedAt becomes DueAt if that is
 // later), in one statement. Of several retries for one delivery in the
-// batch the last counts. A retry for a delivery that does not exist is
-// skipped (and logged).
+// batch the last counts. A retry for a delivery that does not exist, or
+// whose recorded Attempts is already at or above the retry's Attempt
+// (stale), is skipped (and logged).
 func (s *Store) ScheduleRetries(ctx context.Context, rs []store.ScheduledRetry) error {
 	if len(rs) == 0 {
 		return nil
@@ -76,7 +78,8 @@ func (s *Store) ScheduleRetries(ctx context.Context, rs []store.ScheduledRetry) 
 	}
 	for _, id := range ids {
 		if !scheduled[id] {
-			s.logger.WarnContext(ctx, "retry scheduled for unknown delivery skipped", slog.String("delivery_id", id))
+			s.logger.InfoContext(ctx, "retry for an unknown delivery or an attempt already made skipped",
+				slog.String("delivery_id", id), slog.Int("attempt", last[id].Attempt))
 		}
 	}
 	return nil

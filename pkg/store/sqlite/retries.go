@@ -13,14 +13,15 @@ import (
 // ScheduleRetries upserts one scheduled retry per delivery (replacing an
 // earlier one and dropping any lease on it) and sets each delivery to
 // retrying with NextAttemptAt = DueAt, in one transaction. A retry for a
-// delivery that does not exist is skipped.
+// delivery that does not exist, or whose recorded Attempts is already at
+// or above the retry's Attempt (stale), is skipped.
 func (s *Store) ScheduleRetries(ctx context.Context, rs []store.ScheduledRetry) error {
 	if len(rs) == 0 {
 		return nil
 	}
 	return s.inWriteTx(ctx, "schedule retries", func(tx *sql.Tx) error {
 		upd, err := tx.PrepareContext(ctx, `UPDATE deliveries SET status = ?, next_attempt_at = ?,
-    updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END WHERE id = ?`)
+    updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END WHERE id = ? AND attempts < ?`)
 		if err != nil {
 			return err
 		}
@@ -34,14 +35,15 @@ ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = exc
 		defer ins.Close()
 		for _, r := range rs {
 			due := nanos(r.DueAt)
-			res, err := upd.ExecContext(ctx, string(store.DeliveryRetrying), due, due, due, r.DeliveryID)
+			res, err := upd.ExecContext(ctx, string(store.DeliveryRetrying), due, due, due, r.DeliveryID, r.Attempt)
 			if err != nil {
 				return fmt.Errorf("delivery %s: %w", r.DeliveryID, err)
 			}
 			if n, err := res.RowsAffected(); err != nil {
 				return fmt.Errorf("delivery %s: %w", r.DeliveryID, err)
 			} else if n == 0 {
-				s.logger.WarnContext(ctx, "retry scheduled for unknown delivery skipped", slog.String("delivery_id", r.DeliveryID))
+				s.logger.InfoContext(ctx, "retry for an unknown delivery or an attempt already made skipped",
+					slog.String("delivery_id", r.DeliveryID), slog.Int("attempt", r.Attempt))
 				continue
 			}
 			if _, err := ins.ExecContext(ctx, r.DeliveryID, r.Attempt, due); err != nil {

@@ -50,6 +50,31 @@ func testRetriesSchedule(t *testing.T, s store.Store) {
 	must(t, s.ScheduleRetries(ctx(t), nil), "ScheduleRetries(empty)")
 }
 
+// testRetriesScheduleStale: a retry for an attempt the delivery has
+// recorded already (a retry request handled twice) changes nothing.
+func testRetriesScheduleStale(t *testing.T, s store.Store) {
+	f := Seed(t, s, "acme", Base)
+	for n, status := range []store.DeliveryStatus{store.DeliveryRetrying, store.DeliverySucceeded} {
+		a := NewAttempt(f.Delivery, n+1, Base.Add(time.Duration(n)*time.Minute))
+		must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{{Attempt: a, Status: status}}), "RecordAttempts")
+	}
+	before := getDelivery(t, s, f.Delivery.ID)
+	for _, attempt := range []int{1, 2} {
+		r := store.ScheduledRetry{DeliveryID: f.Delivery.ID, Attempt: attempt, DueAt: Base.Add(time.Hour)}
+		must(t, s.ScheduleRetries(ctx(t), []store.ScheduledRetry{r}), "ScheduleRetries(stale)")
+	}
+	wantEqual(t, before, getDelivery(t, s, f.Delivery.ID), "delivery after stale retries")
+	if due := claim(t, s, Base.Add(2*time.Hour), 10, time.Minute); len(due) != 0 {
+		t.Fatalf("stale retries were stored: %v", claimedIDs(due))
+	}
+	// The next attempt is still schedulable (a redelivery).
+	r := store.ScheduledRetry{DeliveryID: f.Delivery.ID, Attempt: 3, DueAt: Base.Add(time.Hour)}
+	must(t, s.ScheduleRetries(ctx(t), []store.ScheduledRetry{r}), "ScheduleRetries(next)")
+	if got := getDelivery(t, s, f.Delivery.ID); got.Status != store.DeliveryRetrying || !got.NextAttemptAt.Equal(r.DueAt) {
+		t.Fatalf("after scheduling attempt 3: status %q NextAttemptAt %v", got.Status, got.NextAttemptAt)
+	}
+}
+
 func testRetriesClaimDueOnly(t *testing.T, s store.Store) {
 	var fs []Fixture
 	var rs []store.ScheduledRetry

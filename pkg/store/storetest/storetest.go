@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Attempts/FinalStatusClearsNextAttempt", testAttemptsFinalClearsNext},
 		{"Attempts/ListPagingFilters", testAttemptsList},
 		{"Retries/Schedule", testRetriesSchedule},
+		{"Retries/ScheduleStale", testRetriesScheduleStale},
 		{"Retries/ClaimDueOnly", testRetriesClaimDueOnly},
 		{"Retries/LeaseExpiry", testRetriesLeaseExpiry},
 		{"Retries/ClaimLimit", testRetriesClaimLimit},

@@ -159,7 +159,7 @@ func run(name string, fs *pflag.FlagSet, boot *Config, validate func() error, bu
 	if boot.LogFormat == "text" {
 		h = slog.NewTextHandler(os.Stderr, opts)
 	}
-	logger := slog.New(h).With("service", name)
+	logger := slog.New(h).With("binary", name) // deps.Check adds "service"
 	slog.SetDefault(logger)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

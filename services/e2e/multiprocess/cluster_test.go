@@ -1,0 +1,210 @@
+package multiprocess
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// Settings shortened for the test, so a killed replica's messages come
+// back within seconds and failed work is retried quickly. Only existing
+// flags are used.
+var (
+	ingestFlags = []string{
+		"--ingest-http-addr=",                 // JSON/HTTP API off: the test speaks gRPC
+		"--ingest-allow-cidrs", "127.0.0.0/8", // subscriptions point at the loopback receiver
+	}
+	fanoutFlags = []string{
+		"--fanout-ack-wait", "5s",
+		"--fanout-retry-delay", "250ms",
+	}
+	deliveryFlags = []string{
+		"--delivery-allow-cidrs", "127.0.0.0/8", // the SSRF guard denies loopback otherwise
+		"--delivery-timeout", "2s",
+		"--delivery-max-timeout", "2s",
+		"--delivery-ack-wait", "8s", // must exceed the max timeout by more than 5s
+		"--delivery-error-backoff", "250ms",
+		"--delivery-shutdown-grace", "2s",
+	}
+	schedulerFlags = []string{
+		"--scheduler-ack-wait", "5s",
+		"--scheduler-poll-interval", "100ms",
+		"--scheduler-claim-lease", "5s",
+		"--scheduler-error-backoff", "250ms",
+	}
+)
+
+// cluster is a deployment of Hookline as separate processes: one
+// nats-server with JetStream on a fixed loopback port and file storage,
+// and any number of service replicas, all on one store.
+type cluster struct {
+	t        *testing.T
+	bin      string // directory of the executables
+	dir      string // logs and the JetStream store
+	store    string // --store of every service
+	natsAddr string // host:port, fixed across nats-server restarts
+	natsMon  string // host:port of nats-server's monitoring endpoint
+
+	nats     *process               // current nats-server
+	started  []*process             // every process started, in order
+	services map[string]*process    // current process of each replica name
+	specs    map[string]serviceSpec // how each replica name was started
+	starts   map[string]int         // processes started per name, for log names
+}
+
+// serviceSpec is the executable and own flags of a replica.
+type serviceSpec struct {
+	binary string
+	flags  []string
+}
+
+// newCluster prepares a cluster on store with the executables in bin.
+// When the test ends — passed, failed or panicking — it stops every
+// process and, if the test failed, prints the end of every log.
+func newCluster(t *testing.T, bin, store string) *cluster {
+	c := &cluster{
+		t: t, bin: bin, dir: t.TempDir(), store: store,
+		natsAddr: freeAddr(t), natsMon: freeAddr(t),
+		services: map[string]*process{}, specs: map[string]serviceSpec{}, starts: map[string]int{},
+	}
+	t.Cleanup(func() {
+		c.stopAll()
+		c.printLogsOnFailure()
+	})
+	return c
+}
+
+// start starts a process, recording it for stopAll.
+func (c *cluster) start(name, binary string, args ...string) *process {
+	c.t.Helper()
+	p := startProcess(c.t, name, c.logPath(name), filepath.Join(c.bin, binary), args...)
+	c.started = append(c.started, p)
+	return p
+}
+
+// stopAll stops every service at once (SIGTERM, then SIGKILL after
+// stopTimeout), then nats-server, so the services shut down while the
+// broker still answers.
+func (c *cluster) stopAll() {
+	var services, brokers []*process
+	for _, p := range c.started {
+		if p.name == "nats-server" {
+			brokers = append(brokers, p)
+		} else {
+			services = append(services, p)
+		}
+	}
+	c.stopConcurrently(services)
+	c.stopConcurrently(brokers)
+}
+
+// stopConcurrently stops ps in parallel and reports each failure to stop.
+func (c *cluster) stopConcurrently(ps []*process) {
+	errs := make([]error, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Go(func() { errs[i] = p.stop(stopTimeout) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			c.t.Errorf("stopping %s: %v", ps[i].name, err)
+		}
+	}
+}
+
+// logPath returns a fresh log file name for the next process called name.
+func (c *cluster) logPath(name string) string {
+	c.starts[name]++
+	return filepath.Join(c.dir, fmt.Sprintf("%s.%d.log", name, c.starts[name]))
+}
+
+// startNATS starts nats-server (again, after stopNATS, on the same port
+// and store directory) and waits until JetStream is healthy.
+func (c *cluster) startNATS() {
+	c.t.Helper()
+	host, port := splitAddr(c.t, c.natsAddr)
+	_, monPort := splitAddr(c.t, c.natsMon)
+	c.nats = c.start("nats-server", "nats-server",
+		"-a", host, "-p", port, "-m", monPort, "-js", "-sd", filepath.Join(c.dir, "jetstream"), "-n", "hookline-test")
+	c.nats.waitHTTP200(c.t, "http://"+c.natsMon+"/healthz")
+}
+
+// stopNATS stops nats-server with SIGTERM and waits for it to exit.
+func (c *cluster) stopNATS() {
+	c.t.Helper()
+	if err := c.nats.stop(stopTimeout); err != nil {
+		c.t.Fatalf("nats-server: %v", err)
+	}
+}
+
+func (c *cluster) natsURL() string { return "nats://" + c.natsAddr }
+
+// startService starts the replica name of binary with the shared flags
+// and its own, and returns it without waiting for it to be ready.
+func (c *cluster) startService(name, binary string, flags ...string) *process {
+	c.t.Helper()
+	c.specs[name] = serviceSpec{binary: binary, flags: flags}
+	ops := freeAddr(c.t)
+	args := append([]string{
+		"--nats-url", c.natsURL(), "--store", c.store, "--ops-addr", ops,
+		"--log-format", "text", "--log-level", "info",
+	}, flags...)
+	p := c.start(name, binary, args...)
+	p.opsAddr = ops
+	c.services[name] = p
+	return p
+}
+
+// waitReady waits until every process answers 200 on /readyz.
+func (c *cluster) waitReady(ps ...*process) {
+	c.t.Helper()
+	for _, p := range ps {
+		p.waitHTTP200(c.t, "http://"+p.opsAddr+"/readyz")
+	}
+}
+
+// restart kills replica name with SIGKILL — no shutdown, no acks, no
+// naks — and starts a replacement with the same arguments, as a
+// supervisor would.
+func (c *cluster) restart(name string) {
+	c.t.Helper()
+	c.services[name].kill(c.t)
+	spec := c.specs[name]
+	c.waitReady(c.startService(name, spec.binary, spec.flags...))
+}
+
+// unexpectedExits lists the processes that exited without the test
+// stopping them.
+func (c *cluster) unexpectedExits() []string {
+	var out []string
+	for _, p := range c.started {
+		if !p.running() && !p.killed {
+			out = append(out, fmt.Sprintf("%s exited on its own: %v", p.name, p.err))
+		}
+	}
+	return out
+}
+
+// printLogsOnFailure prints the end of every process's log when the test
+// failed.
+func (c *cluster) printLogsOnFailure() {
+	if !c.t.Failed() {
+		return
+	}
+	for _, p := range c.started {
+		c.t.Logf("==== last lines of %s ====\n%s", filepath.Base(p.logPath), tail(p.logPath, 40))
+	}
+}
+
+// splitAddr splits host:port.
+func splitAddr(t *testing.T, addr string) (host, port string) {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("address %q: %v", addr, err)
+	}
+	return host, port
+}

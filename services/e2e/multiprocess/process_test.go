@@ -1,0 +1,253 @@
+package multiprocess
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Packages of the executables the test runs.
+const (
+	natsServerPkg = "github.com/nats-io/nats-server/v2"
+	cmdPkg        = "github.com/hookline/hookline/services/cmd/"
+)
+
+// serviceBinaries are the service executables, named after their package.
+var serviceBinaries = []string{"hookline-ingest", "hookline-fanout", "hookline-delivery", "hookline-scheduler"}
+
+// Timings of process control.
+const (
+	buildTimeout = 5 * time.Minute
+	readyTimeout = 60 * time.Second
+	stopTimeout  = 15 * time.Second // SIGTERM, then SIGKILL
+	pollEvery    = 50 * time.Millisecond
+)
+
+// buildBinaries builds nats-server (the version the module graph pins) and
+// the four service binaries into a fresh directory, without the race
+// detector even when the test itself runs with it, and returns the
+// directory.
+func buildBinaries(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	args := []string{"build", "-o", dir + string(os.PathSeparator), natsServerPkg}
+	for _, b := range serviceBinaries {
+		args = append(args, cmdPkg+b)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Env = withoutRace(os.Environ())
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := runWithin(cmd, buildTimeout); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	for _, b := range append([]string{"nats-server"}, serviceBinaries...) {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			t.Fatalf("go build produced no %s: %v", b, err)
+		}
+	}
+	return dir
+}
+
+// runWithin runs cmd to completion, killing it after timeout.
+func runWithin(cmd *exec.Cmd, timeout time.Duration) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("did not finish within %v", timeout)
+	}
+}
+
+// withoutRace returns env with -race removed from GOFLAGS, so binaries
+// built by the test are not instrumented even under `go test -race` with
+// GOFLAGS=-race.
+func withoutRace(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
+			var keep []string
+			for _, f := range strings.Fields(v) {
+				if f != "-race" && !strings.HasPrefix(f, "-race=") {
+					keep = append(keep, f)
+				}
+			}
+			kv = "GOFLAGS=" + strings.Join(keep, " ")
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// childEnv is the environment of every process the test starts: the
+// test's own without HOOKLINE_* variables, so only the flags the test
+// passes configure the services.
+func childEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HOOKLINE_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// process is one running executable with its output in a log file.
+type process struct {
+	name    string
+	logPath string
+	opsAddr string // host:port of /healthz and /readyz, for services
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed once the process has been reaped
+	err     error         // Wait's result, once exited is closed
+	killed  bool          // the test stopped or killed it on purpose
+}
+
+// startProcess starts bin with args, its stdout and stderr appended to
+// logPath. The caller stops it (see cluster.stopAll).
+func startProcess(t *testing.T, name, logPath, bin string, args ...string) *process {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatalf("%s: log file: %v", name, err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = childEnv()
+	detach(cmd)
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("%s: start %s: %v", name, bin, err)
+	}
+	p := &process{name: name, logPath: logPath, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		close(p.exited)
+	}()
+	return p
+}
+
+// running reports whether the process has not exited.
+func (p *process) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone. It fails the
+// test if the process had exited already.
+func (p *process) kill(t *testing.T) {
+	t.Helper()
+	if !p.running() {
+		t.Fatalf("%s exited on its own before the test killed it: %v", p.name, p.err)
+	}
+	p.killed = true
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && p.running() {
+		t.Fatalf("%s: SIGKILL: %v", p.name, err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(stopTimeout):
+		t.Fatalf("%s: still running %v after SIGKILL", p.name, stopTimeout)
+	}
+}
+
+// stop sends SIGTERM, waits up to grace for the process to exit, then
+// sends SIGKILL. It is a no-op on a process that has exited already.
+func (p *process) stop(grace time.Duration) error {
+	if !p.running() {
+		return nil
+	}
+	p.killed = true
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(grace):
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-p.exited:
+		return fmt.Errorf("did not stop within %v of SIGTERM; killed", grace)
+	case <-time.After(stopTimeout):
+		return fmt.Errorf("still running %v after SIGKILL", stopTimeout)
+	}
+}
+
+// waitHTTP200 polls url until it answers 200, failing the test when the
+// process exits first or the deadline passes.
+func (p *process) waitHTTP200(t *testing.T, url string) {
+	t.Helper()
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(readyTimeout)
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	last := "no answer yet"
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s not 200 after %v (last: %s); log:\n%s", p.name, url, readyTimeout, last, tail(p.logPath, 30))
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("%s exited before it was ready (%v); log:\n%s", p.name, p.err, tail(p.logPath, 30))
+		case <-tick.C:
+		}
+	}
+}
+
+// tail returns the last n lines of the file at path.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(reading %s: %v)", path, err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
