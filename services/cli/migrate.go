@@ -13,8 +13,14 @@ import (
 
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/pkg/store/crdb"
+	"github.com/hookline/hookline/pkg/store/sqlite"
 	"github.com/hookline/hookline/services/internal/bootstrap"
 )
+
+// migrateStoreUsage is the help text of migrate's --store, which takes a
+// SQLite file besides a service binary's postgres URL.
+const migrateStoreUsage = "where the store is: postgres://USER@HOST:PORT/DB?sslmode=... (or postgresql://) " +
+	"for CockroachDB or PostgreSQL, or sqlite:PATH for the SQLite file of hookline dev (migrates on open)"
 
 // newMigrateCommand returns `hookline migrate`: bring the store's schema up
 // to date. lookupEnv reads the HOOKLINE_* variables (os.LookupEnv when nil).
@@ -35,8 +41,9 @@ Run it before starting or upgrading the service binaries, for example as a
 Kubernetes Job: they do not migrate by default (--store-migrate) and refuse to
 start on an outdated schema.
 
-For sqlite:PATH it opens the SQLite file, which applies its migrations whenever
-it is opened; nothing else is needed.
+For sqlite:PATH (the store of hookline dev; the service binaries do not take
+it) it opens the SQLite file, which applies its migrations whenever it is
+opened; nothing else is needed.
 
 migrate runs until it is done or interrupted; it exits with status 1 on failure.`,
 		Example: `  hookline migrate --store 'postgresql://root@localhost:26257/hookline?sslmode=disable'
@@ -46,7 +53,7 @@ migrate runs until it is done or interrupted; it exits with status 1 on failure.
 			if err := config.ApplyEnv(cmd.LocalFlags(), lookupEnv); err != nil {
 				return err
 			}
-			loc, storeErr := bootstrap.ParseStore(store)
+			loc, storeErr := bootstrap.ParseStoreLocation(store)
 			// newLogger stops at the first bad flag; check each on its own
 			// so that every error is reported.
 			_, levelErr := newLogger(io.Discard, logLevel, "text")
@@ -62,7 +69,7 @@ migrate runs until it is done or interrupted; it exits with status 1 on failure.
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&store, "store", "", bootstrap.StoreUsage)
+	fs.StringVar(&store, "store", "", migrateStoreUsage)
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	config.AnnotateUsage(fs)
@@ -76,7 +83,10 @@ func runMigrate(ctx context.Context, w io.Writer, loc bootstrap.StoreLocation, l
 	}
 	switch loc.Kind {
 	case bootstrap.StoreSQLite:
-		st, err := bootstrap.OpenStore(ctx, loc, bootstrap.StoreOptions{}, logger)
+		// Opening a SQLite store migrates it. The cli package links SQLite
+		// anyway (hookline dev); the service binaries, built on bootstrap,
+		// do not.
+		st, err := sqlite.Open(ctx, loc.Path, logger)
 		if err != nil {
 			return fmt.Errorf("migrate %s: %w", loc, err)
 		}

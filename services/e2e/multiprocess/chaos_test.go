@@ -31,8 +31,7 @@
 //
 // The binaries are built without the race detector, even under
 // `go test -race`, to keep the run short. The store is PostgreSQL through
-// the CockroachDB store, or a shared SQLite file with
-// HOOKLINE_TEST_STORE=sqlite.
+// the CockroachDB store, the only store the service binaries take.
 package multiprocess
 
 import (

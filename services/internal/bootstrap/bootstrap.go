@@ -27,13 +27,14 @@ import (
 type Config struct {
 	// NATSURL is the NATS server URL, or several comma-separated.
 	NATSURL string
-	// Store is where the store is: sqlite:PATH or a postgres:// or
-	// postgresql:// URL (see ParseStore).
+	// Store is where the store is: a postgres:// or postgresql:// URL, for
+	// CockroachDB or PostgreSQL (see ParseStore). The service binaries do
+	// not take SQLite, and do not link it.
 	Store string
-	// StoreMaxConns caps the connection pool of a postgres store; 0 means
-	// the pool's default.
+	// StoreMaxConns caps the store's connection pool; 0 means the pool's
+	// default.
 	StoreMaxConns int32
-	// StoreMigrate applies pending migrations of a postgres store at start.
+	// StoreMigrate applies the store's pending migrations at start.
 	// When false, start-up fails if the schema is behind.
 	StoreMigrate bool
 	// OpsAddr is where /healthz and /readyz listen; empty turns them off.
@@ -48,8 +49,8 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
 	fs.StringVar(&c.Store, "store", "", StoreUsage)
-	fs.Int32Var(&c.StoreMaxConns, "store-max-conns", 0, "connection pool size of a postgres:// store (0: the pool's default)")
-	fs.BoolVar(&c.StoreMigrate, "store-migrate", false, "apply pending schema migrations of a postgres:// store at start; when off, start-up fails on an outdated schema (run hookline migrate first, e.g. as a Job)")
+	fs.Int32Var(&c.StoreMaxConns, "store-max-conns", 0, "connection pool size of the store (0: the pool's default)")
+	fs.BoolVar(&c.StoreMigrate, "store-migrate", false, "apply pending schema migrations of the store at start; when off, start-up fails on an outdated schema (run hookline migrate first, e.g. as a Job)")
 	fs.StringVar(&c.OpsAddr, "ops-addr", ":9090", "address of /healthz and /readyz (empty: off)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")

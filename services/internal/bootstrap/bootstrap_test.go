@@ -2,47 +2,47 @@ package bootstrap
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
 )
 
-func TestParseStore(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in       string
-		want     StoreLocation
-		wantStr  string
-		wantErr  string // substring; "" means success
-		noSecret bool   // the error must not show "s3cret"
-	}{
-		{in: "sqlite:/data/hookline.db", want: StoreLocation{Kind: StoreSQLite, Path: "/data/hookline.db"}, wantStr: "sqlite:/data/hookline.db"},
-		{in: "sqlite::memory:", want: StoreLocation{Kind: StoreSQLite, Path: ":memory:"}, wantStr: "sqlite::memory:"},
-		{in: "postgres://root@db:26257/hookline?sslmode=disable",
-			want:    StoreLocation{Kind: StorePostgres, URL: "postgres://root@db:26257/hookline?sslmode=disable"},
-			wantStr: "postgres://root@db:26257/hookline?sslmode=disable"},
-		{in: "postgresql://app:s3cret@db/hookline",
-			want:    StoreLocation{Kind: StorePostgres, URL: "postgresql://app:s3cret@db/hookline"},
-			wantStr: "postgresql://app:xxxxx@db/hookline"},
-		{in: "", wantErr: `--store "": want sqlite:PATH or postgres://`},
-		{in: "x", wantErr: `--store "x": want sqlite:PATH or postgres://`},
-		{in: "sqlite:", wantErr: `--store "sqlite:": want sqlite:PATH`},
-		{in: "mysql://db/x", wantErr: `--store "mysql://db/x": want`},
-		{in: "POSTGRES://db/x", wantErr: `--store "POSTGRES://db/x": want`},
-		{in: "host=db dbname=x", wantErr: "want sqlite:PATH or postgres://"},
-		{in: "postgres://app:s3cret@db:port/x", wantErr: `--store: invalid URL: invalid port ":port" after host`, noSecret: true},
-		{in: "postgres://app:s3cret@[::1/x", wantErr: "--store: invalid URL", noSecret: true},
-		{in: "postgress://app:s3cret@db/x", wantErr: `--store "postgress://app:xxxxx@db/x": want`, noSecret: true},
-	}
+// storeTest is a case of TestParseStore and TestParseStoreLocation.
+type storeTest struct {
+	in       string
+	want     StoreLocation
+	wantStr  string
+	wantErr  string // substring; "" means success
+	noSecret bool   // the error must not show "s3cret"
+}
+
+// postgresStoreTests hold for both parsers: they agree on postgres URLs.
+var postgresStoreTests = []storeTest{
+	{in: "postgres://root@db:26257/hookline?sslmode=disable",
+		want:    StoreLocation{Kind: StorePostgres, URL: "postgres://root@db:26257/hookline?sslmode=disable"},
+		wantStr: "postgres://root@db:26257/hookline?sslmode=disable"},
+	{in: "postgresql://app:s3cret@db/hookline",
+		want:    StoreLocation{Kind: StorePostgres, URL: "postgresql://app:s3cret@db/hookline"},
+		wantStr: "postgresql://app:xxxxx@db/hookline"},
+	{in: "postgres://app:s3cret@db:port/x", wantErr: `--store: invalid URL: invalid port ":port" after host`, noSecret: true},
+	{in: "postgres://app:s3cret@[::1/x", wantErr: "--store: invalid URL", noSecret: true},
+}
+
+func runStoreTests(t *testing.T, parse func(string) (StoreLocation, error), tests []storeTest) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
 			t.Parallel()
-			got, err := ParseStore(tc.in)
+			got, err := parse(tc.in)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("ParseStore(%q) error %v, want one containing %q", tc.in, err, tc.wantErr)
+					t.Fatalf("parsing %q: error %v, want one containing %q", tc.in, err, tc.wantErr)
 				}
 				if tc.noSecret && strings.Contains(err.Error(), "s3cret") {
 					t.Errorf("error %q shows the password", err)
@@ -50,15 +50,71 @@ func TestParseStore(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseStore(%q): %v", tc.in, err)
+				t.Fatalf("parsing %q: %v", tc.in, err)
 			}
 			if got != tc.want {
-				t.Errorf("ParseStore(%q) = %+v, want %+v", tc.in, got, tc.want)
+				t.Errorf("parsing %q = %+v, want %+v", tc.in, got, tc.want)
 			}
 			if got.String() != tc.wantStr {
 				t.Errorf("String() = %q, want %q", got.String(), tc.wantStr)
 			}
 		})
+	}
+}
+
+// TestParseStore checks the service binaries' --store: postgres URLs only.
+func TestParseStore(t *testing.T) {
+	t.Parallel()
+	const wantPostgres = "want postgres://USER@HOST:PORT/DATABASE (or postgresql://) for CockroachDB or PostgreSQL"
+	const noSQLite = "the service binaries need a postgres:// URL (CockroachDB or PostgreSQL); SQLite is for hookline dev"
+	runStoreTests(t, ParseStore, append([]storeTest{
+		{in: "sqlite:x.db", wantErr: `--store "sqlite:x.db": ` + noSQLite},
+		{in: "sqlite:/data/hookline.db", wantErr: `--store "sqlite:/data/hookline.db": ` + noSQLite},
+		{in: "sqlite::memory:", wantErr: `--store "sqlite::memory:": ` + noSQLite},
+		{in: "sqlite:", wantErr: `--store "sqlite:": ` + noSQLite},
+		{in: "sqlite://app:s3cret@x/y.db", wantErr: noSQLite, noSecret: true},
+		{in: "", wantErr: `--store "": ` + wantPostgres},
+		{in: "x", wantErr: `--store "x": ` + wantPostgres},
+		{in: "hookline.db", wantErr: `--store "hookline.db": ` + wantPostgres},
+		{in: "mysql://db/x", wantErr: `--store "mysql://db/x": ` + wantPostgres},
+		{in: "POSTGRES://db/x", wantErr: `--store "POSTGRES://db/x": ` + wantPostgres},
+		{in: "host=db dbname=x", wantErr: wantPostgres},
+		{in: "postgress://app:s3cret@db/x", wantErr: `--store "postgress://app:xxxxx@db/x": want postgres://`, noSecret: true},
+	}, postgresStoreTests...))
+}
+
+// TestParseStoreLocation checks the --store of hookline migrate, which
+// takes a SQLite file too.
+func TestParseStoreLocation(t *testing.T) {
+	t.Parallel()
+	runStoreTests(t, ParseStoreLocation, append([]storeTest{
+		{in: "sqlite:/data/hookline.db", want: StoreLocation{Kind: StoreSQLite, Path: "/data/hookline.db"}, wantStr: "sqlite:/data/hookline.db"},
+		{in: "sqlite::memory:", want: StoreLocation{Kind: StoreSQLite, Path: ":memory:"}, wantStr: "sqlite::memory:"},
+		{in: "", wantErr: `--store "": want sqlite:PATH or postgres://`},
+		{in: "x", wantErr: `--store "x": want sqlite:PATH or postgres://`},
+		{in: "sqlite:", wantErr: `--store "sqlite:": want sqlite:PATH`},
+		{in: "mysql://db/x", wantErr: `--store "mysql://db/x": want`},
+		{in: "POSTGRES://db/x", wantErr: `--store "POSTGRES://db/x": want`},
+		{in: "host=db dbname=x", wantErr: "want sqlite:PATH or postgres://"},
+		{in: "postgress://app:s3cret@db/x", wantErr: `--store "postgress://app:xxxxx@db/x": want`, noSecret: true},
+	}, postgresStoreTests...))
+}
+
+// TestOpenStoreRefusesSQLite checks that OpenStore opens postgres stores
+// only, even when handed a location that ParseStore would have refused.
+func TestOpenStoreRefusesSQLite(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "hookline.db")
+	st, err := OpenStore(context.Background(), StoreLocation{Kind: StoreSQLite, Path: path}, StoreOptions{}, slog.New(slog.DiscardHandler))
+	if err == nil {
+		st.Close()
+		t.Fatal("OpenStore opened a SQLite store")
+	}
+	if want := "need a postgres:// URL"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not contain %q", err, want)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OpenStore touched %s: %v", path, err)
 	}
 }
 
@@ -82,7 +138,10 @@ func configure(args []string, env map[string]string) (Config, error) {
 
 func TestConfigure(t *testing.T) {
 	t.Parallel()
-	const pg = "postgresql://root@cockroach:26257/hookline?sslmode=disable"
+	const (
+		pg  = "postgresql://root@cockroach:26257/hookline?sslmode=disable"
+		pg2 = "postgres://app@db:5432/hookline"
+	)
 	tests := []struct {
 		name    string
 		args    []string
@@ -93,13 +152,17 @@ func TestConfigure(t *testing.T) {
 		{"store from the environment", nil,
 			map[string]string{"HOOKLINE_STORE": pg, "HOOKLINE_STORE_MAX_CONNS": "20", "HOOKLINE_STORE_MIGRATE": "true"},
 			Config{NATSURL: "nats://127.0.0.1:4222", Store: pg, StoreMaxConns: 20, StoreMigrate: true, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
-		{"flags win over the environment", []string{"--store", "sqlite:a.db", "--store-migrate=false", "--store-max-conns", "3"},
+		{"flags win over the environment", []string{"--store", pg2, "--store-migrate=false", "--store-max-conns", "3"},
 			map[string]string{"HOOKLINE_STORE": pg, "HOOKLINE_STORE_MAX_CONNS": "20", "HOOKLINE_STORE_MIGRATE": "true"},
-			Config{NATSURL: "nats://127.0.0.1:4222", Store: "sqlite:a.db", StoreMaxConns: 3, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
+			Config{NATSURL: "nats://127.0.0.1:4222", Store: pg2, StoreMaxConns: 3, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
 		{"defaults: no migration at start", []string{"--store", pg}, nil,
 			Config{NATSURL: "nats://127.0.0.1:4222", Store: pg, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
-		{"store required", nil, nil, Config{}, []string{`--store "": want sqlite:PATH or postgres://`}},
-		{"bogus store", nil, map[string]string{"HOOKLINE_STORE": "bogus"}, Config{}, []string{`--store "bogus": want sqlite:PATH or postgres://`}},
+		{"store required", nil, nil, Config{}, []string{`--store "": want postgres://`}},
+		{"bogus store", nil, map[string]string{"HOOKLINE_STORE": "bogus"}, Config{}, []string{`--store "bogus": want postgres://`}},
+		{"no SQLite", []string{"--store", "sqlite:x.db"}, nil, Config{},
+			[]string{`--store "sqlite:x.db": the service binaries need a postgres:// URL (CockroachDB or PostgreSQL); SQLite is for hookline dev`}},
+		{"no SQLite from the environment", nil, map[string]string{"HOOKLINE_STORE": "sqlite:.hookline/hookline.db"}, Config{},
+			[]string{`--store "sqlite:.hookline/hookline.db": the service binaries need a postgres:// URL`}},
 		{"every error together", []string{"--log-format", "xml", "--store-max-conns", "-1", "--svc-n", "0"},
 			map[string]string{"HOOKLINE_STORE": "postgres://u:s3cret@db:x/h", "HOOKLINE_STORE_MIGRATE": "maybe", "HOOKLINE_NATS_URL": ""},
 			Config{}, []string{

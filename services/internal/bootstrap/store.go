@@ -10,19 +10,24 @@ import (
 
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/crdb"
-	"github.com/hookline/hookline/pkg/store/sqlite"
 )
 
-// StoreUsage is the help text of a --store flag.
-const StoreUsage = "where the store is: postgres://USER@HOST:PORT/DB?sslmode=... (or postgresql://) for CockroachDB, " +
-	"or sqlite:PATH for a local SQLite file (development; migrates on open)"
+// This file must not import pkg/store/sqlite: the service binaries are
+// built on this package, and they do not link SQLite (configdoc's
+// TestServiceBinariesLinkNoDevBackends checks it). hookline migrate, which
+// accepts a SQLite file too, opens it itself.
+
+// StoreUsage is the help text of a service binary's --store flag.
+const StoreUsage = "where the store is: postgres://USER@HOST:PORT/DB?sslmode=... (or postgresql://) " +
+	"for CockroachDB or PostgreSQL; SQLite is for hookline dev only"
 
 // StoreKind tells which store implementation a --store value names.
 type StoreKind int
 
 // Store kinds.
 const (
-	// StoreSQLite is a SQLite file: sqlite:PATH.
+	// StoreSQLite is a SQLite file: sqlite:PATH. Only ParseStoreLocation
+	// returns it; the service binaries refuse it.
 	StoreSQLite StoreKind = iota + 1
 	// StorePostgres is CockroachDB (or PostgreSQL): a postgres:// or
 	// postgresql:// URL.
@@ -47,24 +52,49 @@ func (l StoreLocation) String() string {
 	return redactURL(l.URL)
 }
 
-// ParseStore parses a --store value: sqlite:PATH, or a postgres:// or
-// postgresql:// URL. Its errors name the flag and never show a password.
+// ParseStore parses the --store value of a service binary: a postgres://
+// or postgresql:// URL, for CockroachDB or PostgreSQL. A sqlite:PATH value
+// is refused with an error that says so. Its errors name the flag and never
+// show a password.
 func ParseStore(v string) (StoreLocation, error) {
+	switch {
+	case isPostgresURL(v):
+		return parsePostgres(v)
+	case strings.HasPrefix(v, "sqlite:"):
+		return StoreLocation{}, fmt.Errorf("--store %q: the service binaries need a postgres:// URL (CockroachDB or PostgreSQL); SQLite is for hookline dev", redactURL(v))
+	}
+	return StoreLocation{}, fmt.Errorf("--store %q: want postgres://USER@HOST:PORT/DATABASE (or postgresql://) for CockroachDB or PostgreSQL", redactURL(v))
+}
+
+// ParseStoreLocation parses a --store value that may also name a SQLite
+// file, as hookline migrate's does: sqlite:PATH, or a postgres:// or
+// postgresql:// URL. Its errors name the flag and never show a password.
+func ParseStoreLocation(v string) (StoreLocation, error) {
 	switch {
 	case strings.HasPrefix(v, "sqlite:") && len(v) > len("sqlite:"):
 		return StoreLocation{Kind: StoreSQLite, Path: strings.TrimPrefix(v, "sqlite:")}, nil
-	case strings.HasPrefix(v, "postgres://"), strings.HasPrefix(v, "postgresql://"):
-		if _, err := url.Parse(v); err != nil {
-			// A *url.Error repeats the whole URL, password included.
-			var uerr *url.Error
-			if errors.As(err, &uerr) {
-				err = uerr.Err
-			}
-			return StoreLocation{}, fmt.Errorf("--store: invalid URL: %w", err)
-		}
-		return StoreLocation{Kind: StorePostgres, URL: v}, nil
+	case isPostgresURL(v):
+		return parsePostgres(v)
 	}
 	return StoreLocation{}, fmt.Errorf("--store %q: want sqlite:PATH or postgres://USER@HOST:PORT/DATABASE", redactURL(v))
+}
+
+// isPostgresURL reports whether v has the scheme of a postgres store.
+func isPostgresURL(v string) bool {
+	return strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://")
+}
+
+// parsePostgres checks that the postgres URL v parses.
+func parsePostgres(v string) (StoreLocation, error) {
+	if _, err := url.Parse(v); err != nil {
+		// A *url.Error repeats the whole URL, password included.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return StoreLocation{}, fmt.Errorf("--store: invalid URL: %w", err)
+	}
+	return StoreLocation{Kind: StorePostgres, URL: v}, nil
 }
 
 // redactURL hides the password of v if v parses as a URL with one.
@@ -78,29 +108,22 @@ func redactURL(v string) string {
 
 // StoreOptions tune OpenStore.
 type StoreOptions struct {
-	// MaxConns caps a postgres store's connection pool; 0 means the
-	// pool's default. SQLite ignores it.
+	// MaxConns caps the connection pool; 0 means the pool's default.
 	MaxConns int32
-	// Migrate applies a postgres store's pending migrations at open; when
-	// false, opening fails if the schema is behind. SQLite always migrates.
+	// Migrate applies pending migrations at open; when false, opening
+	// fails if the schema is behind.
 	Migrate bool
 }
 
-// OpenStore opens the store at loc.
+// OpenStore opens the postgres store at loc (CockroachDB or PostgreSQL,
+// through pkg/store/crdb). It refuses any other kind of store.
 func OpenStore(ctx context.Context, loc StoreLocation, opts StoreOptions, logger *slog.Logger) (store.Store, error) {
-	switch loc.Kind {
-	case StoreSQLite:
-		st, err := sqlite.Open(ctx, loc.Path, logger)
-		if err != nil {
-			return nil, err // not st: a nil *sqlite.Store in a store.Store is not nil
-		}
-		return st, nil
-	case StorePostgres:
-		st, err := crdb.Open(ctx, loc.URL, crdb.Options{MaxConns: opts.MaxConns, Migrate: opts.Migrate}, logger)
-		if err != nil {
-			return nil, err
-		}
-		return st, nil
+	if loc.Kind != StorePostgres {
+		return nil, fmt.Errorf("store %v: the service binaries need a postgres:// URL (CockroachDB or PostgreSQL)", loc)
 	}
-	return nil, fmt.Errorf("store %v: unknown kind %d", loc, loc.Kind)
+	st, err := crdb.Open(ctx, loc.URL, crdb.Options{MaxConns: opts.MaxConns, Migrate: opts.Migrate}, logger)
+	if err != nil {
+		return nil, err // not st: a nil *crdb.Store in a store.Store is not nil
+	}
+	return st, nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -205,7 +206,7 @@ func TestBinaries(t *testing.T) {
 			}
 			for _, want := range []string{
 				tc.bin + ": invalid configuration:",
-				`--store "bogus": want sqlite:PATH or postgres://`,
+				`--store "bogus": want postgres://`,
 				`HOOKLINE_STORE_MAX_CONNS="many"`,
 				`--log-format "xml"`,
 				tc.wantErr,
@@ -213,6 +214,24 @@ func TestBinaries(t *testing.T) {
 				if !strings.Contains(stderr, want) {
 					t.Errorf("%s printed\n%s\nwant it to contain %q", tc.bin, stderr, want)
 				}
+			}
+		})
+		t.Run("no-sqlite/"+tc.bin, func(t *testing.T) {
+			t.Parallel()
+			// A SQLite store is refused at once, and the file is not created.
+			db := filepath.Join(t.TempDir(), "hookline.db")
+			env := []string{"HOOKLINE_STORE=sqlite:" + db, "HOOKLINE_NATS_URL=nats://127.0.0.1:1", "HOOKLINE_OPS_ADDR="}
+			_, stderr, err := run(dir, tc.bin, env)
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Fatalf("%s exited with %v, want status 1\n%s", tc.bin, err, stderr)
+			}
+			want := "--store " + strconv.Quote("sqlite:"+db) + `: the service binaries need a postgres:// URL (CockroachDB or PostgreSQL); SQLite is for hookline dev`
+			if !strings.Contains(stderr, want) {
+				t.Errorf("%s printed\n%s\nwant it to contain %q", tc.bin, stderr, want)
+			}
+			if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s touched %s: %v", tc.bin, db, err)
 			}
 		})
 	}

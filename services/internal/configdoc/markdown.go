@@ -42,9 +42,11 @@ Examples for a deployment are in [deploy/env](../deploy/env) and
 ` + "`hookline migrate`" + `:
 
 - ` + "`postgres://USER@HOST:PORT/DATABASE?sslmode=...`" + ` (or ` + "`postgresql://`" + `): CockroachDB — or
-  PostgreSQL — the production store. ` + "`--store-max-conns`" + ` sizes each process's
-  connection pool.
-- ` + "`sqlite:PATH`" + `: a SQLite file, for development and tests on one machine.
+  PostgreSQL — the production store, and the only one the service binaries take.
+  ` + "`--store-max-conns`" + ` sizes each process's connection pool.
+- ` + "`sqlite:PATH`" + `: a SQLite file, the store of ` + "`hookline dev`" + ` (which keeps it in
+  ` + "`--data-dir`" + `); ` + "`hookline migrate`" + ` accepts it too. The service binaries refuse it
+  and do not link SQLite at all.
 
 Schema migrations of a postgres store are applied by ` + "`hookline migrate`" + `, run once
 before the services start or are upgraded (a Kubernetes Job, the ` + "`migrate`" + ` service of
