@@ -14,9 +14,13 @@ import (
 )
 
 // redeliver publishes msg and hands it once to a stand-in replica of the
-// delivery group that naks it at once, as a replica that died before
-// acknowledging would, so the service gets it with NumDelivered = 2.
-func (e *env) redeliver(msg transport.Message) {
+// delivery group that naks it and stops, as a replica that died before
+// acknowledging would, so the service (started with cfg) gets it
+// redelivered. The stand-in's consumer settings are the service's: a
+// service that changed them (the ack wait) while the message waits out its
+// nak delay would leave it with the broker until the new ack wait (see
+// docs/architecture.md).
+func (e *env) redeliver(msg transport.Message, cfg delivery.Config) {
 	e.t.Helper()
 	e.publish(msg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -24,7 +28,7 @@ func (e *env) redeliver(msg transport.Message) {
 	got := make(chan struct{}, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- e.tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: "delivery", Concurrency: 1, AckWait: 3 * time.Second}, func(_ context.Context, r transport.Received) {
+		done <- e.tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: delivery.Group, Concurrency: 1, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending}, func(_ context.Context, r transport.Received) {
 			_ = r.Nak(context.Background(), 0)
 			select {
 			case got <- struct{}{}:
@@ -74,15 +78,9 @@ func TestRedeliveredAttemptNotMadeTwice(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if tt.wantRetry {
-				// Consume RETRIES from the start. (Starting that consumer
-				// only after the service has started left the redelivered
-				// message with the broker until the ack wait, about one
-				// run in two: see the note in docs/architecture.md.)
-				e.consumeRetries()
-			}
-			e.redeliver(delivery.NewMessage(&d, &ev, 1))
-			e.run(testConfig())
+			cfg := testConfig()
+			e.redeliver(delivery.NewMessage(&d, &ev, 1), cfg)
+			e.run(cfg)
 			if tt.wantRetry {
 				m := e.retryFor(d.ID)
 				req, err := delivery.ParseRetryMessage(&m)
