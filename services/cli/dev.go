@@ -85,7 +85,7 @@ Hookline is running: ingest, fanout, delivery and scheduler on embedded NATS Jet
   HTTP API   http://%s   (OpenAPI document: /openapi.json)
   NATS       %s
   data       %s   (kept across restarts)
-
+%[6]s
 Send a first event — in a second terminal start a receiver:
 
   %[5]s listen
@@ -98,5 +98,13 @@ and in a third, subscribe it and publish:
 
 Stop with Ctrl-C.
 
-`, srv.GRPCAddr(), srv.HTTPAddr(), srv.NATSURL(), cfg.DataDir, self)
+`, srv.GRPCAddr(), srv.HTTPAddr(), srv.NATSURL(), cfg.DataDir, self, profilesLine(srv))
+}
+
+// profilesLine is the banner's line for the runtime profiles, if served.
+func profilesLine(srv *devserver.Server) string {
+	if srv.PprofAddr() == "" {
+		return ""
+	}
+	return "  profiles   http://" + srv.PprofAddr() + "/debug/pprof/\n"
 }

@@ -11,9 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -23,6 +26,7 @@ import (
 	"github.com/hookline/hookline/services/delivery"
 	"github.com/hookline/hookline/services/fanout"
 	"github.com/hookline/hookline/services/ingest"
+	"github.com/hookline/hookline/services/internal/profiling"
 	"github.com/hookline/hookline/services/internal/subcache"
 	"github.com/hookline/hookline/services/scheduler"
 )
@@ -33,9 +37,12 @@ var LoopbackCIDRs = []string{"127.0.0.0/8", "::1/128"}
 // Config is the development server's configuration: where to keep data,
 // the embedded NATS port, and each service's own configuration.
 type Config struct {
-	DataDir   string
-	NATSHost  string
-	NATSPort  int
+	DataDir  string
+	NATSHost string
+	NATSPort int
+	// PprofAddr, if set, is where Go's runtime profiles are served
+	// (/debug/pprof/), for profiling the pipeline under load.
+	PprofAddr string
 	Ingest    ingest.Config
 	Fanout    fanout.Config
 	Delivery  delivery.Config
@@ -71,6 +78,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", ".hookline", "directory holding the embedded NATS store and the SQLite database")
 	fs.StringVar(&c.NATSHost, "nats-host", "127.0.0.1", "address the embedded NATS server listens on")
 	fs.IntVar(&c.NATSPort, "nats-port", -1, "port of the embedded NATS server (-1: any free port)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "address to serve Go's runtime profiles (/debug/pprof/) on, e.g. 127.0.0.1:6060 (empty: off)")
 	c.Ingest.RegisterFlags(fs)
 	c.Fanout.RegisterFlags(fs)
 	c.Delivery.RegisterFlags(fs)
@@ -115,6 +123,7 @@ type Server struct {
 	delivery  *delivery.Service
 	scheduler *scheduler.Service
 	subs      *subcache.Cache
+	pprof     net.Listener // nil unless PprofAddr is set
 	closeOnce sync.Once
 }
 
@@ -164,7 +173,34 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	if s.scheduler, err = scheduler.New(cfg.Scheduler, scheduler.Deps{Store: s.store, Transport: s.transport, Logger: logger, Subscriptions: s.subs}); err != nil {
 		return nil, err
 	}
+	if cfg.PprofAddr != "" {
+		if s.pprof, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
+			return nil, fmt.Errorf("--pprof-addr: %w", err)
+		}
+	}
 	return s, nil
+}
+
+// PprofAddr is the address the runtime profiles are served on, or "" when
+// they are off.
+func (s *Server) PprofAddr() string {
+	if s.pprof == nil {
+		return ""
+	}
+	return s.pprof.Addr().String()
+}
+
+// serveProfiles serves the runtime profiles until ctx is cancelled.
+func (s *Server) serveProfiles(ctx context.Context) error {
+	srv := &http.Server{Handler: profiling.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(s.pprof); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve profiles: %w", err)
+	}
+	return nil
 }
 
 // GRPCAddr is the address of the gRPC API.
@@ -196,6 +232,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 	run("subscriptions", s.subs.Run)
+	if s.pprof != nil {
+		run("pprof", s.serveProfiles)
+	}
 	run("scheduler", s.scheduler.Run)
 	run("delivery", s.delivery.Run)
 	run("fanout", s.fanout.Run)
@@ -212,6 +251,9 @@ func (s *Server) Run(ctx context.Context) error {
 
 func (s *Server) close() {
 	s.closeOnce.Do(func() {
+		if s.pprof != nil {
+			_ = s.pprof.Close()
+		}
 		if s.transport != nil {
 			_ = s.transport.Close()
 		}

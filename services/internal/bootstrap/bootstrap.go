@@ -21,6 +21,7 @@ import (
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
 	"github.com/hookline/hookline/services/internal/deps"
+	"github.com/hookline/hookline/services/internal/profiling"
 )
 
 // Config is what every service binary needs besides its own settings.
@@ -39,6 +40,8 @@ type Config struct {
 	StoreMigrate bool
 	// OpsAddr is where /healthz and /readyz listen; empty turns them off.
 	OpsAddr string
+	// Pprof also serves the runtime profiles (/debug/pprof/) on OpsAddr.
+	Pprof bool
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// LogFormat is json or text.
@@ -52,6 +55,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Int32Var(&c.StoreMaxConns, "store-max-conns", 0, "connection pool size of the store (0: the pool's default)")
 	fs.BoolVar(&c.StoreMigrate, "store-migrate", false, "apply pending schema migrations of the store at start; when off, start-up fails on an outdated schema (run hookline migrate first, e.g. as a Job)")
 	fs.StringVar(&c.OpsAddr, "ops-addr", ":9090", "address of /healthz and /readyz (empty: off)")
+	fs.BoolVar(&c.Pprof, "pprof", false, "also serve Go's runtime profiles (/debug/pprof/) on --ops-addr; they reveal internals, keep the address private")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 }
@@ -185,7 +189,7 @@ func run(name string, fs *pflag.FlagSet, boot *Config, validate func() error, bu
 		return err
 	}
 	if boot.OpsAddr != "" {
-		ops := &http.Server{Addr: boot.OpsAddr, Handler: OpsHandler(svc.Ready), ReadHeaderTimeout: 5 * time.Second}
+		ops := &http.Server{Addr: boot.OpsAddr, Handler: OpsHandler(svc.Ready, boot.Pprof), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := ops.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				logger.Error("ops endpoint", "err", err)
@@ -198,9 +202,13 @@ func run(name string, fs *pflag.FlagSet, boot *Config, validate func() error, bu
 }
 
 // OpsHandler serves /healthz (the process is up) and /readyz (ready
-// reports nil within two seconds).
-func OpsHandler(ready func(context.Context) error) http.Handler {
+// reports nil within two seconds), and with pprof the runtime profiles
+// under /debug/pprof/.
+func OpsHandler(ready func(context.Context) error, pprof bool) http.Handler {
 	mux := http.NewServeMux()
+	if pprof {
+		profiling.Register(mux)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

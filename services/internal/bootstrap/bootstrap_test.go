@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -237,5 +239,28 @@ func TestFlagSetDocumentsEnvironment(t *testing.T) {
 	}
 	if !strings.HasPrefix(b.String(), "Usage: hookline-test [flags]") {
 		t.Errorf("--help starts %q", b.String()[:40])
+	}
+}
+
+func TestOpsHandlerProfilesOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	ready := func(context.Context) error { return nil }
+	tests := []struct {
+		pprof bool
+		path  string
+		want  int
+	}{
+		{false, "/healthz", http.StatusOK},
+		{false, "/readyz", http.StatusOK},
+		{false, "/debug/pprof/goroutine?debug=1", http.StatusNotFound},
+		{true, "/readyz", http.StatusOK},
+		{true, "/debug/pprof/goroutine?debug=1", http.StatusOK},
+	}
+	for _, tt := range tests {
+		rec := httptest.NewRecorder()
+		OpsHandler(ready, tt.pprof).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
+		if rec.Code != tt.want {
+			t.Errorf("pprof=%v GET %s: %d; want %d", tt.pprof, tt.path, rec.Code, tt.want)
+		}
 	}
 }
