@@ -13,7 +13,7 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build the hookline CLI and the four service binaries into ./bin.
+build: ## Build the hookline CLI, the four service binaries and hookline-bench into ./bin.
 	@mkdir -p $(BIN)
 	cd services && $(GO) build -o $(BIN)/ ./cmd/...
 
@@ -53,6 +53,13 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
 	@set -e; for pkg in ./signature ./ssrf ./retry ./eventtype; do \
 	  for f in $$(cd pkg && $(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
 	    (cd pkg && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg); done; done
+
+.PHONY: bench
+bench: ## Build the binaries, run every benchmark scenario on hookline dev (~15 min), update docs/benchmarks.{md,json}.
+	@mkdir -p $(BIN)
+	cd services && $(GO) build -o $(BIN)/ ./cmd/...
+	$(BIN)/hookline-bench --hookline $(BIN)/hookline --results-dir bench-results \
+	  --json docs/benchmarks.json --markdown docs/benchmarks.md $(BENCH_FLAGS)
 
 .PHONY: clean
 clean: ## Remove build output and the local data directory.

@@ -1,0 +1,336 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+)
+
+// sampleEvery is the backlog sampling interval during a step.
+const sampleEvery = 250 * time.Millisecond
+
+// runStepping finds the maximum sustainable rate, then measures latency
+// at half of it, or at halfRate10 events per second when positive: the
+// slow and failing endpoint scenarios go through the very steps of fan-out
+// 1→10 and then measure latency at 1→10's latency rate, so that the only
+// difference from 1→10 is the unhealthy endpoint.
+func (s *scenario) runStepping(ctx context.Context, halfRate10 float64) error {
+	if err := s.warmUp(ctx); err != nil {
+		return err
+	}
+	s.goroutines(ctx, "before load")
+	fan := float64(s.spec.fanout())
+	st := Stepper{Start: s.cfg.StartRate / fan, Factor: s.cfg.RateFactor, MaxSteps: s.cfg.MaxSteps, Refine: s.cfg.Refine}
+	var best *StepResult
+	drained := true
+	for drained {
+		rate, ok := st.Next()
+		if !ok {
+			break
+		}
+		step, err := s.step(ctx, rate, s.cfg.StepDuration, true)
+		if err != nil {
+			return err
+		}
+		st.Record(rate, step.Verdict.Pass)
+		s.res.Steps = append(s.res.Steps, step)
+		if step.Verdict.Pass && (best == nil || rate > best.EventsPerSec) {
+			b := step
+			best = &b
+		}
+		s.logger.Info("step", "events_per_s", round(rate), "deliveries_per_s", round(step.DeliveriesPerSec),
+			"pass", step.Verdict.Pass, "reason", step.Verdict.Reason, "p50_ms", step.Latency.P50Ms, "p99_ms", step.Latency.P99Ms)
+		if s.sys.alive() != nil {
+			s.fail("during a step: %v", s.sys.alive())
+			return nil
+		}
+		if drained, err = s.drainHealthy(ctx, s.cfg.DrainTimeout); err != nil {
+			return err
+		}
+		if !drained {
+			s.note("after the step at %.0f events/s the healthy deliveries did not drain within %v (%d of %d delivered); stepping stopped there",
+				rate, s.cfg.DrainTimeout, s.deliveredHealthy(), s.expectedHealthy())
+		}
+	}
+	if best != nil {
+		s.res.Max = &MaxRate{
+			EventsPerSec: best.EventsPerSec, DeliveriesPerSec: best.DeliveriesPerSec, HealthyPerSec: best.HealthyPerSec,
+			Saturated: st.Saturated(),
+		}
+		if n := float64(best.Events) * fan; n > 0 {
+			s.res.Max.CPUPerDeliveryUs = round(best.HooklineCPUSeconds / n * 1e6)
+		}
+	} else {
+		s.note("no step passed, not even %.0f deliveries/s", s.cfg.StartRate)
+	}
+	half := halfRate10
+	switch {
+	case half > 0:
+	case best != nil:
+		half = best.EventsPerSec / 2
+	default:
+		half = st.Start / 2
+		s.note("latency measured at half the first step's rate, %.0f events/s, since no step passed", half)
+	}
+	if !drained {
+		// One more chance for the last step's deliveries, so that the
+		// latency run does not start on top of them.
+		if err := s.drainBetween(ctx, "the last step"); err != nil || s.sys.alive() != nil {
+			return err
+		}
+	}
+	return s.latencyRun(ctx, half)
+}
+
+// drainBetween waits up to the drain timeout for every healthy delivery
+// and notes how many were still outstanding if they did not all arrive.
+func (s *scenario) drainBetween(ctx context.Context, after string) error {
+	ok, err := s.drainHealthy(ctx, s.cfg.DrainTimeout)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		s.note("%d healthy deliveries still outstanding after another %v of waiting after %s; the next load started on top of them",
+			s.expectedHealthy()-s.deliveredHealthy(), s.cfg.DrainTimeout, after)
+	}
+	return nil
+}
+
+// latencyRun measures latency at rate events per second.
+func (s *scenario) latencyRun(ctx context.Context, rate float64) error {
+	lat, err := s.step(ctx, rate, s.cfg.LatencyDuration, false)
+	if err != nil {
+		return err
+	}
+	s.res.Latency = &lat
+	s.logger.Info("latency run", "events_per_s", round(rate), "p50_ms", lat.Latency.P50Ms, "p99_ms", lat.Latency.P99Ms, "max_ms", lat.Latency.MaxMs)
+	return nil
+}
+
+// step offers rate events per second for d and measures the healthy
+// pairs' latency; judge decides the step (a latency run is not judged and
+// waits up to the drain timeout for its deliveries instead of the p99
+// limit).
+func (s *scenario) step(ctx context.Context, rate float64, d time.Duration, judge bool) (StepResult, error) {
+	n := max(int(math.Round(rate*d.Seconds())), 1)
+	fan, hfan := s.spec.fanout(), s.spec.healthyFanout()
+	kind := "latency"
+	if judge {
+		kind = "step"
+	}
+	res := StepResult{
+		Kind: kind, EventsPerSec: round(rate), DeliveriesPerSec: round(rate * float64(fan)), HealthyPerSec: round(rate * float64(hfan)),
+		Seconds: d.Seconds(), Events: n,
+	}
+	devCPU0, err := s.sys.usage()
+	if err != nil {
+		return res, err
+	}
+	selfCPU0 := selfCPU()
+	acc0, rej0, calls0 := s.gen.accepted.Load(), s.gen.rejected.Load(), s.gen.calls.Load()
+	start := time.Now().Add(10 * time.Millisecond)
+	first := s.log.append(n, start, rate)
+	end := s.log.len()
+	delivered0 := s.deliveredHealthy()
+	backlog0 := s.expectedHealthy() - delivered0 // left over from before; ~0 after a drain
+
+	// Sample the backlog while the load runs.
+	var samples []BacklogSample
+	stopSampling := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(sampleEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case now := <-t.C:
+				el := now.Sub(start)
+				due := min(max(math.Floor(el.Seconds()*rate)+1, 0), float64(n))
+				b := float64(backlog0) + due*float64(hfan) - float64(s.deliveredHealthy()-delivered0)
+				samples = append(samples, BacklogSample{At: el, Backlog: b})
+			}
+		}
+	})
+	s.gen.run(ctx, first, end)
+	publishDone := time.Now()
+	loadEnd := start.Add(d)
+	if wait := time.Until(loadEnd); wait > 0 {
+		time.Sleep(wait) // the last event is scheduled (n-1)/rate after start
+	}
+	close(stopSampling)
+	wg.Wait()
+	res.PublishLagMs = ms(publishDone.Sub(time.Unix(0, s.log.sched[end-1])))
+	res.Accepted = s.gen.accepted.Load() - acc0
+	res.Rejected = s.gen.rejected.Load() - rej0
+	res.PublishCalls = s.gen.calls.Load() - calls0
+	if res.Rejected > 0 {
+		s.note("step at %.0f events/s: %d events rejected: %v", rate, res.Rejected, s.gen.rejections())
+	}
+
+	// Wait for this step's healthy pairs: up to the p99 limit after the
+	// load when judging (later ones are censored and fail the step anyway),
+	// up to the drain timeout for a latency run.
+	wait := s.cfg.P99Limit
+	if !judge {
+		wait = s.cfg.DrainTimeout
+	}
+	if _, err := waitFor(ctx, wait, 10*time.Millisecond, func() bool { return s.deliveredHealthy() >= s.expectedHealthy() }); err != nil {
+		return res, err
+	}
+	cutoff := time.Now().UnixNano()
+
+	var h Histogram
+	var inWindow int64
+	winStart, winEnd := start.UnixNano(), loadEnd.UnixNano()
+	for seq := first; seq < end; seq++ {
+		if s.log.state[seq] != evAccepted {
+			continue
+		}
+		sched := s.log.sched[seq]
+		for _, sub := range s.spec.targets(seq, s.all) {
+			if s.spec.behaviours[sub] != Healthy {
+				continue
+			}
+			recv, _ := s.rcv.Pair(sub, seq)
+			if recv == 0 {
+				h.RecordCensored(time.Duration(cutoff - sched))
+				continue
+			}
+			h.Record(time.Duration(recv - sched))
+			if recv >= winStart && recv <= winEnd {
+				inWindow++
+			}
+		}
+	}
+	res.Latency = h.Summary()
+	res.DeliveredPerSec = round(float64(inWindow) / d.Seconds())
+	for _, smp := range samples {
+		res.BacklogMax = max(res.BacklogMax, smp.Backlog)
+	}
+	if judge {
+		v := Judge(Criteria{P99Limit: s.cfg.P99Limit, GrowthLimit: s.cfg.GrowthLimit, MinGrowth: 10},
+			rate*float64(hfan), h.Percentile(99), samples, res.Rejected)
+		res.Verdict = &v
+	}
+	devCPU1, err := s.sys.usage()
+	if err != nil {
+		return res, err
+	}
+	res.HooklineCPUSeconds = round3(devCPU1.CPUSeconds - devCPU0.CPUSeconds)
+	res.HooklineRSSBytes = devCPU1.RSSBytes
+	res.HarnessCPUSeconds = round3(selfCPU() - selfCPU0)
+	return res, nil
+}
+
+// runBacklog builds a backlog while the receiver is down, then brings the
+// receiver up and measures the drain.
+func (s *scenario) runBacklog(ctx context.Context) error {
+	if err := s.warmUp(ctx); err != nil {
+		return err
+	}
+	before := s.goroutines(ctx, "before load")
+	b := &BacklogResult{}
+	s.res.Backlog = b
+	if err := s.rcv.Down(); err != nil {
+		return err
+	}
+	events := s.cfg.BacklogDeliveries / s.spec.fanout()
+	delivered0 := s.rcv.DeliveredTo(isHealthy)
+	acc0 := s.gen.accepted.Load()
+	t0 := time.Now()
+	first := s.log.append(events, t0, 0) // all due now: published as fast as the publishers go
+	s.gen.run(ctx, first, s.log.len())
+	b.PublishSeconds = round3(time.Since(t0).Seconds())
+	b.Deliveries = (s.gen.accepted.Load() - acc0) * int64(s.spec.fanout())
+	s.logger.Info("backlog published", "events", events, "seconds", b.PublishSeconds)
+
+	// Built: nothing pending, and every delivery listed as retrying (it
+	// failed at least once against the closed port).
+	want := int(b.Deliveries)
+	var retrying int
+	built, err := waitFor(ctx, s.cfg.BacklogTimeout, 2*time.Second, func() bool {
+		pending, err := s.countDeliveries(ctx, statusPending, "", 1)
+		if err != nil || pending > 0 || s.sys.alive() != nil {
+			return false
+		}
+		// Warm-up deliveries succeeded; every other one must be retrying.
+		if retrying, err = s.countDeliveries(ctx, statusRetrying, "", 0); err != nil {
+			return false
+		}
+		s.logger.Info("backlog building", "retrying", retrying, "want", want)
+		return retrying >= want
+	})
+	if err != nil {
+		return err
+	}
+	b.BuildSeconds = round3(time.Since(t0).Seconds())
+	if !built {
+		s.fail("backlog: only %d of %d deliveries had failed once within %v", retrying, want, s.cfg.BacklogTimeout)
+	}
+	if u, err := s.sys.usage(); err == nil {
+		b.RSSAtBuiltBytes = u.RSSBytes
+	}
+	s.goroutines(ctx, "backlog built")
+
+	// Drain.
+	up := time.Now()
+	if err := s.rcv.Up(); err != nil {
+		return err
+	}
+	target := delivered0 + int64(want)
+	b.Drained, err = waitFor(ctx, s.cfg.BacklogTimeout, 20*time.Millisecond, func() bool {
+		return s.rcv.DeliveredTo(isHealthy) >= target || s.sys.alive() != nil
+	})
+	if err != nil {
+		return err
+	}
+	b.Drained = b.Drained && s.rcv.DeliveredTo(isHealthy) >= target
+	var firstRecv, lastRecv int64
+	for seq := first; seq < s.log.len(); seq++ {
+		for _, sub := range s.spec.targets(seq, s.all) {
+			if recv, _ := s.rcv.Pair(sub, seq); recv != 0 {
+				if firstRecv == 0 || recv < firstRecv {
+					firstRecv = recv
+				}
+				lastRecv = max(lastRecv, recv)
+			}
+		}
+	}
+	if firstRecv != 0 {
+		b.FirstReceiptMs = ms(time.Duration(firstRecv - up.UnixNano()))
+	}
+	if b.Drained && lastRecv > up.UnixNano() {
+		b.DrainSeconds = round3(float64(lastRecv-up.UnixNano()) / 1e9)
+		b.DrainPerSec = round(float64(want) / b.DrainSeconds)
+	} else {
+		s.fail("backlog: %d of %d deliveries arrived within %v of the receiver coming back", s.rcv.DeliveredTo(isHealthy)-delivered0, want, s.cfg.BacklogTimeout)
+	}
+	s.logger.Info("backlog drained", "seconds", b.DrainSeconds, "per_s", b.DrainPerSec)
+	if u, err := s.sys.usage(); err == nil {
+		b.RSSAfterDrainByte = u.RSSBytes
+		b.PeakRSSBytes = u.PeakRSSBytes
+	}
+	s.goroutines(ctx, "drained")
+	// Idle keep-alive connections and timers wind down over a while; a
+	// second count a little later tells lasting growth from that.
+	settle := time.NewTimer(s.cfg.GoroutineSettle)
+	select {
+	case <-ctx.Done():
+		settle.Stop()
+		return fmt.Errorf("backlog: %w", ctx.Err())
+	case <-settle.C:
+	}
+	after := s.goroutines(ctx, "drained + "+s.cfg.GoroutineSettle.String())
+	if growth := GoroutineGrowth(before, after, 5); growth != "" {
+		b.GoroutineGrowth = growth
+		s.note("goroutines by entry function, after the drain against before the load: %s", growth)
+	}
+	return nil
+}
+
+func round(f float64) float64  { return math.Round(f*10) / 10 }
+func round3(f float64) float64 { return math.Round(f*1000) / 1000 }

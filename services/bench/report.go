@@ -1,0 +1,188 @@
+package bench
+
+import "time"
+
+// Report is the result of one harness run, written as JSON and rendered
+// as a table and a markdown section.
+type Report struct {
+	Started  time.Time `json:"started"`
+	Seconds  float64   `json:"seconds"`
+	Machine  Machine   `json:"machine"`
+	Settings Settings  `json:"settings"`
+	// Baseline holds the baseline runs (before and after the scenarios)
+	// and the rate every ratio is taken against: the higher of them, so a
+	// slower neighbour during one run cannot flatter Hookline.
+	Baseline  Baseline         `json:"baseline"`
+	Scenarios []ScenarioResult `json:"scenarios"`
+	// Harness is the harness process's own CPU time and peak RSS over the
+	// whole run (load generator, receiver and baseline client).
+	Harness ProcUsage `json:"harness"`
+	Failed  bool      `json:"failed"`
+	Notes   []string  `json:"notes,omitempty"`
+}
+
+// Baseline is the same-run reference rate.
+type Baseline struct {
+	Runs      []BaselineResult `json:"runs"`
+	PerSecond float64          `json:"per_second"`
+}
+
+// Settings are the configuration figures a report depends on.
+type Settings struct {
+	Stack             string   `json:"stack"`
+	StackName         string   `json:"stack_name"`
+	Hookline          string   `json:"hookline"`
+	DevArgs           []string `json:"dev_args,omitempty"`
+	Pprof             bool     `json:"pprof"`
+	Subscriptions     int      `json:"subscriptions"`
+	PayloadBytes      int      `json:"payload_bytes"`
+	StartRate         float64  `json:"start_rate"`
+	RateFactor        float64  `json:"rate_factor"`
+	StepSeconds       float64  `json:"step_seconds"`
+	MaxSteps          int      `json:"max_steps"`
+	Refine            int      `json:"refine"`
+	LatencySeconds    float64  `json:"latency_seconds"`
+	P99LimitMs        float64  `json:"p99_limit_ms"`
+	GrowthLimit       float64  `json:"growth_limit"`
+	DrainTimeoutSec   float64  `json:"drain_timeout_seconds"`
+	WarmupEvents      int      `json:"warmup_events"`
+	BacklogDeliveries int      `json:"backlog_deliveries"`
+	BacklogRetryDelay string   `json:"backlog_retry_delay"`
+	Publishers        int      `json:"publishers"`
+	Conns             int      `json:"conns"`
+	MaxBatch          int      `json:"max_batch"`
+	IdempotencyKeys   bool     `json:"idempotency_keys"`
+	BaselinePosts     int      `json:"baseline_posts"`
+	BaselineWorkers   int      `json:"baseline_workers"`
+}
+
+// ScenarioResult is one scenario, run on its own fresh `hookline dev`.
+type ScenarioResult struct {
+	Name  string `json:"name"`
+	Title string `json:"title"`
+	// Status is "ok" or "FAILED"; Problems says why it failed.
+	Status   string   `json:"status"`
+	Problems []string `json:"problems,omitempty"`
+	Notes    []string `json:"notes,omitempty"`
+	Seconds  float64  `json:"seconds"`
+
+	// Fanout is the subscriptions each event matches; Healthy those of
+	// them that answer at once (the figures are about them).
+	Fanout  int `json:"fanout"`
+	Healthy int `json:"healthy_fanout"`
+
+	Steps []StepResult `json:"steps,omitempty"`
+	// Max is the maximum sustainable rate: the last passing step.
+	Max *MaxRate `json:"max,omitempty"`
+	// Latency is the run at half the maximum sustainable rate (for the
+	// slow and failing endpoint scenarios, half of fan-out 1→10's).
+	Latency *StepResult `json:"latency,omitempty"`
+	// Compare relates the healthy endpoints' figures to fan-out 1→10's.
+	Compare *Comparison `json:"compare,omitempty"`
+	// Backlog is the backlog scenario's result.
+	Backlog *BacklogResult `json:"backlog,omitempty"`
+
+	Ledger    Ledger          `json:"ledger"`
+	Endpoints []EndpointStats `json:"endpoints"`
+	// Hookline is the `hookline dev` process at the scenario's end; Harness
+	// the harness's CPU time during the scenario.
+	Hookline          ProcUsage `json:"hookline"`
+	HarnessCPUSeconds float64   `json:"harness_cpu_seconds"`
+	Goroutines        []Sample  `json:"goroutines,omitempty"`
+}
+
+// Sample is a named measurement, such as a goroutine count at a moment.
+type Sample struct {
+	At    string `json:"at"`
+	Value int64  `json:"value"`
+}
+
+// MaxRate is a scenario's maximum sustainable rate.
+type MaxRate struct {
+	EventsPerSec     float64 `json:"events_per_second"`
+	DeliveriesPerSec float64 `json:"deliveries_per_second"`
+	HealthyPerSec    float64 `json:"healthy_deliveries_per_second"`
+	// Ratio is DeliveriesPerSec (HealthyPerSec when some endpoints are
+	// unhealthy) over the baseline's rate.
+	Ratio float64 `json:"ratio_to_baseline"`
+	// Saturated is false when no step failed, so the figure is a lower
+	// bound set by the step count, not by Hookline.
+	Saturated bool `json:"saturated"`
+	// CPUPerDelivery is Hookline's CPU time per delivery in the last
+	// passing step, in microseconds.
+	CPUPerDeliveryUs float64 `json:"hookline_cpu_us_per_delivery"`
+}
+
+// StepResult is one load period at a fixed offered rate.
+type StepResult struct {
+	Kind             string  `json:"kind"` // "step" or "latency"
+	EventsPerSec     float64 `json:"events_per_second"`
+	DeliveriesPerSec float64 `json:"deliveries_per_second"`
+	HealthyPerSec    float64 `json:"healthy_deliveries_per_second"`
+	Seconds          float64 `json:"seconds"`
+	Events           int     `json:"events"`
+	Accepted         int64   `json:"accepted"`
+	Rejected         int64   `json:"rejected"`
+	PublishCalls     int64   `json:"publish_calls"`
+	// PublishLagMs is how long after the last event's scheduled time the
+	// last publish call returned.
+	PublishLagMs float64 `json:"publish_lag_ms"`
+	// DeliveredPerSec counts healthy pairs received during the load
+	// period, per second of it.
+	DeliveredPerSec float64 `json:"delivered_per_second"`
+	// Latency of the healthy pairs, scheduled time to first 2xx receipt.
+	Latency    LatencySummary `json:"latency"`
+	BacklogMax float64        `json:"backlog_max"`
+	Verdict    *Verdict       `json:"verdict,omitempty"`
+
+	HooklineCPUSeconds float64 `json:"hookline_cpu_seconds"`
+	HarnessCPUSeconds  float64 `json:"harness_cpu_seconds"`
+	HooklineRSSBytes   int64   `json:"hookline_rss_bytes"`
+}
+
+// Comparison relates a scenario's healthy endpoints to fan-out 1→10.
+type Comparison struct {
+	Against string `json:"against"`
+	// P99Ratio is the healthy p99 at the same offered rate over 1→10's.
+	P99Ratio float64 `json:"p99_ratio"`
+	// ThroughputChange is the maximum sustainable events per second over
+	// 1→10's, minus one (-0.1: 10% fewer).
+	ThroughputChange float64 `json:"throughput_change"`
+	// StepEventsPerSec is the highest rate at which both passed a step,
+	// and StepP99Ratio the healthy p99 of that step over 1→10's.
+	StepEventsPerSec float64 `json:"step_events_per_second,omitempty"`
+	StepP99Ratio     float64 `json:"step_p99_ratio,omitempty"`
+}
+
+// BacklogResult is the backlog scenario's figures.
+type BacklogResult struct {
+	Deliveries     int64   `json:"deliveries"`
+	PublishSeconds float64 `json:"publish_seconds"`
+	// BuildSeconds runs from the first publish until every delivery had
+	// failed at least once (the admin API lists them all as retrying).
+	BuildSeconds float64 `json:"build_seconds"`
+	// DrainSeconds runs from the receiver coming back until the last
+	// backlog delivery arrived; DrainPerSec is Deliveries over it.
+	FirstReceiptMs float64 `json:"first_receipt_ms"`
+	DrainSeconds   float64 `json:"drain_seconds"`
+	DrainPerSec    float64 `json:"drain_per_second"`
+	Ratio          float64 `json:"ratio_to_baseline"`
+	// PeakRSSBytes is Hookline's VmHWM at the end; RSS samples taken while
+	// the backlog built and drained.
+	PeakRSSBytes      int64 `json:"peak_rss_bytes"`
+	RSSAtBuiltBytes   int64 `json:"rss_when_built_bytes"`
+	RSSAfterDrainByte int64 `json:"rss_after_drain_bytes"`
+	Drained           bool  `json:"drained"`
+	// GoroutineGrowth lists the largest changes of Hookline's goroutines
+	// per entry function from before the load to after the drain.
+	GoroutineGrowth string `json:"goroutine_growth,omitempty"`
+}
+
+// EndpointStats are one endpoint's receiver counts over a scenario.
+type EndpointStats struct {
+	Index      int    `json:"index"`
+	Behaviour  string `json:"behaviour"`
+	Requests   int64  `json:"requests"`
+	Delivered  int64  `json:"delivered"`
+	Duplicates int64  `json:"duplicates"`
+}

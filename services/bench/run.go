@@ -1,0 +1,152 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"time"
+)
+
+// Run runs the baseline, every configured scenario in order, and the
+// baseline again, and returns the report. An error means the harness
+// itself could not run (a missing binary, a port it could not bind); a
+// scenario whose ledger does not balance is reported as FAILED in the
+// report, which is then Failed too.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	rep := &Report{Started: time.Now().UTC(), Machine: ReadMachine(), Settings: cfg.settings()}
+	pprof, err := DevSupportsPprof(ctx, cfg.Hookline)
+	if err != nil {
+		return nil, err
+	}
+	rep.Settings.Pprof = pprof
+	if !pprof {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("goroutine counts skipped: %s dev has no %s flag", cfg.Hookline, PprofFlag))
+	}
+	if err := rep.runBaseline(ctx, cfg, logger, "before"); err != nil {
+		return nil, err
+	}
+	var halfRate10 float64
+	for _, name := range AllScenarios {
+		if !slices.Contains(cfg.Scenarios, name) {
+			continue
+		}
+		logger.Info("scenario", "name", name)
+		half := 0.0
+		if name == ScenarioSlow || name == ScenarioFailing {
+			half = halfRate10
+		}
+		res, err := runScenario(ctx, cfg, pprof, name, half, logger)
+		if err != nil {
+			return nil, fmt.Errorf("scenario %s: %w", name, err)
+		}
+		if name == ScenarioFanout1to10 && res.Latency != nil {
+			halfRate10 = res.Latency.EventsPerSec
+		}
+		logger.Info("scenario done", "name", name, "status", res.Status, "seconds", round(res.Seconds))
+		rep.Scenarios = append(rep.Scenarios, *res)
+	}
+	if err := rep.runBaseline(ctx, cfg, logger, "after"); err != nil {
+		return nil, err
+	}
+	rep.derive()
+	rep.Harness = ProcUsage{CPUSeconds: round3(selfCPU()), PeakRSSBytes: selfPeakRSS()}
+	rep.Seconds = round(time.Since(rep.Started).Seconds())
+	return rep, nil
+}
+
+// runBaseline runs the baseline against a receiver of its own.
+func (r *Report) runBaseline(ctx context.Context, cfg Config, logger *slog.Logger, when string) error {
+	rcv, err := NewReceiver(nil)
+	if err != nil {
+		return err
+	}
+	if err := rcv.Up(); err != nil {
+		return err
+	}
+	defer func() { _ = rcv.Down() }()
+	res, err := RunBaseline(ctx, rcv, cfg.BaselinePosts, cfg.BaselineWorkers)
+	if err != nil {
+		return err
+	}
+	res.PerSecond = round(res.PerSecond)
+	res.Seconds = round3(res.Seconds)
+	res.CPUSeconds = round3(res.CPUSeconds)
+	logger.Info("baseline", "when", when, "posts", res.Posts, "per_s", res.PerSecond)
+	r.Baseline.Runs = append(r.Baseline.Runs, res)
+	r.Baseline.PerSecond = math.Max(r.Baseline.PerSecond, res.PerSecond)
+	return nil
+}
+
+// derive computes the ratios, the comparisons with fan-out 1→10 and the
+// overall status.
+func (r *Report) derive() {
+	base := r.Baseline.PerSecond
+	var ref *ScenarioResult
+	for i := range r.Scenarios {
+		if r.Scenarios[i].Name == ScenarioFanout1to10 {
+			ref = &r.Scenarios[i]
+		}
+	}
+	for i := range r.Scenarios {
+		s := &r.Scenarios[i]
+		if s.Status != StatusOK {
+			r.Failed = true
+		}
+		if s.Max != nil && base > 0 {
+			s.Max.Ratio = round3(s.Max.HealthyPerSec / base)
+		}
+		if s.Backlog != nil && base > 0 {
+			s.Backlog.Ratio = round3(s.Backlog.DrainPerSec / base)
+		}
+		if (s.Name == ScenarioSlow || s.Name == ScenarioFailing) && ref != nil {
+			c := &Comparison{Against: ref.Name}
+			if s.Latency != nil && ref.Latency != nil && ref.Latency.Latency.P99Ms > 0 {
+				c.P99Ratio = round3(s.Latency.Latency.P99Ms / ref.Latency.Latency.P99Ms)
+			}
+			if s.Max != nil && ref.Max != nil && ref.Max.EventsPerSec > 0 {
+				c.ThroughputChange = round3(s.Max.EventsPerSec/ref.Max.EventsPerSec - 1)
+			} else if ref.Max != nil {
+				c.ThroughputChange = -1
+			}
+			c.StepEventsPerSec, c.StepP99Ratio = stepComparison(s.Steps, ref.Steps)
+			s.Compare = c
+		}
+	}
+}
+
+// settings returns the report's view of c.
+func (c Config) settings() Settings {
+	return Settings{
+		Stack:    "hookline dev (embedded NATS JetStream + SQLite), one fresh process per scenario",
+		Hookline: c.Hookline, DevArgs: c.DevArgs, Subscriptions: subscriptions, PayloadBytes: PayloadSize,
+		StartRate: c.StartRate, RateFactor: c.RateFactor, StepSeconds: c.StepDuration.Seconds(), MaxSteps: c.MaxSteps,
+		Refine: c.Refine, LatencySeconds: c.LatencyDuration.Seconds(), P99LimitMs: ms(c.P99Limit), GrowthLimit: c.GrowthLimit,
+		DrainTimeoutSec: c.DrainTimeout.Seconds(), WarmupEvents: c.WarmupEvents, BacklogDeliveries: c.BacklogDeliveries,
+		BacklogRetryDelay: c.BacklogRetryDelay.String(), Publishers: c.Publishers, Conns: c.Conns, MaxBatch: c.MaxBatch,
+		IdempotencyKeys: c.IdempotencyKeys, BaselinePosts: c.BaselinePosts, BaselineWorkers: c.BaselineWorkers,
+	}
+}
+
+// stepComparison finds the highest rate at which both step series passed
+// and returns it with the ratio of their p99 latencies there.
+func stepComparison(steps, ref []StepResult) (rate, p99Ratio float64) {
+	for _, a := range steps {
+		if a.Verdict == nil || !a.Verdict.Pass || a.EventsPerSec <= rate {
+			continue
+		}
+		for _, b := range ref {
+			if b.Verdict != nil && b.Verdict.Pass && b.EventsPerSec == a.EventsPerSec && b.Latency.P99Ms > 0 {
+				rate, p99Ratio = a.EventsPerSec, round3(a.Latency.P99Ms/b.Latency.P99Ms)
+			}
+		}
+	}
+	return rate, p99Ratio
+}

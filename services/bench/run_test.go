@@ -1,0 +1,61 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStepComparison(t *testing.T) {
+	t.Parallel()
+	step := func(rate, p99 float64, pass bool) StepResult {
+		return StepResult{EventsPerSec: rate, Latency: LatencySummary{P99Ms: p99}, Verdict: &Verdict{Pass: pass}}
+	}
+	ref := []StepResult{step(50, 10, true), step(75, 12, true), step(112.5, 20, true), step(168.8, 900, false)}
+	tests := []struct {
+		name      string
+		steps     []StepResult
+		wantRate  float64
+		wantRatio float64
+	}{
+		{"highest rate both passed", []StepResult{step(50, 20, true), step(75, 24, true), step(112.5, 2000, false)}, 75, 2},
+		{"a rate only one of them passed does not count", []StepResult{step(50, 5, true), step(168.8, 30, true)}, 50, 0.5},
+		{"nothing in common", []StepResult{step(60, 5, true)}, 0, 0},
+		{"none passed", []StepResult{step(50, 5000, false)}, 0, 0},
+	}
+	for _, tt := range tests {
+		rate, ratio := stepComparison(tt.steps, ref)
+		if rate != tt.wantRate || ratio != tt.wantRatio {
+			t.Errorf("%s: stepComparison = %v, %v; want %v, %v", tt.name, rate, ratio, tt.wantRate, tt.wantRatio)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   string // substring of the error; "" for none
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"unknown scenario", func(c *Config) { c.Scenarios = []string{"fanout-1to2"} }, `unknown scenario "fanout-1to2"`},
+		{"rate factor", func(c *Config) { c.RateFactor = 1 }, "--rate-factor"},
+		{"step duration", func(c *Config) { c.StepDuration = 0 }, "--step-duration"},
+		{"backlog not a multiple of 10", func(c *Config) { c.BacklogDeliveries = 1005 }, "--backlog-deliveries"},
+		{"unknown stack", func(c *Config) { c.Stack = "kubernetes" }, "--stack"},
+		{"dev args on the multiprocess stack", func(c *Config) { c.Stack = StackMultiprocess; c.DevArgs = []string{"--x"} }, "--dev-arg"},
+		{"every problem at once", func(c *Config) { c.Publishers = 0; c.DrainTimeout = -time.Second }, "--drain-timeout"},
+	}
+	for _, tt := range tests {
+		c := DefaultConfig()
+		tt.change(&c)
+		err := c.Validate()
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: error %v, want one containing %q", tt.name, err, tt.want)
+		}
+	}
+}

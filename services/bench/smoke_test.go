@@ -1,0 +1,145 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs the harness end to end at a tiny scale against a real
+// `hookline dev` built from this repository: one short step and latency
+// run of fan-out 1→1 and of the failing endpoint (whose deliveries
+// dead-letter), and a small backlog. It checks that every ledger balances
+// and the report renders, never a timing.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs hookline dev")
+	}
+	bin := buildHookline(t)
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.Hookline = bin
+	cfg.Scenarios = []string{ScenarioFanout1to1, ScenarioFailing, ScenarioBacklog}
+	cfg.StartRate = 200
+	cfg.StepDuration = time.Second
+	cfg.MaxSteps = 1
+	cfg.Refine = 0
+	cfg.LatencyDuration = time.Second
+	cfg.DrainTimeout = 20 * time.Second
+	cfg.WarmupEvents = 20
+	cfg.BaselinePosts = 500
+	cfg.BaselineWorkers = 8
+	cfg.BacklogDeliveries = 200
+	cfg.BacklogRetryDelay = 200 * time.Millisecond
+	cfg.BacklogTimeout = 20 * time.Second
+	cfg.GoroutineSettle = 100 * time.Millisecond
+	cfg.Publishers = 4
+	cfg.Conns = 1
+	cfg.DevLogLevel = "warn"
+	cfg.WorkDir = dir
+	cfg.ResultsDir = filepath.Join(dir, "results")
+	cfg.JSONPath = filepath.Join(dir, "benchmarks.json")
+	cfg.MarkdownPath = filepath.Join(dir, "benchmarks.md")
+	const handWritten = "# Benchmarks\n\nHand-written introduction.\n"
+	if err := os.WriteFile(cfg.MarkdownPath, []byte(handWritten), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report:\n%s", text.String())
+	if len(rep.Scenarios) != len(cfg.Scenarios) {
+		t.Fatalf("%d scenario results, want %d", len(rep.Scenarios), len(cfg.Scenarios))
+	}
+	for _, s := range rep.Scenarios {
+		l := s.Ledger
+		if s.Status != StatusOK || l.Missing != 0 || !l.Balanced() {
+			t.Errorf("%s: status %s, missing %d, balanced %v; problems %q", s.Name, s.Status, l.Missing, l.Balanced(), s.Problems)
+		}
+		if l.Accepted == 0 || l.Pairs.Published == 0 {
+			t.Errorf("%s: nothing published: %+v", s.Name, l)
+		}
+		switch s.Name {
+		case ScenarioFailing:
+			if c := l.ByClass[Failing.String()]; c == nil || c.DeadLettered != c.Published || c.Published == 0 {
+				t.Errorf("failing endpoint's pairs %+v: want all dead-lettered", c)
+			}
+		case ScenarioBacklog:
+			if s.Backlog == nil || s.Backlog.Deliveries != int64(cfg.BacklogDeliveries) || !s.Backlog.Drained {
+				t.Errorf("backlog result %+v: want %d deliveries drained", s.Backlog, cfg.BacklogDeliveries)
+			}
+		default:
+			if len(s.Steps) != 1 || s.Latency == nil || s.Latency.Latency.Count == 0 {
+				t.Errorf("%s: %d steps, latency run %+v", s.Name, len(s.Steps), s.Latency)
+			}
+		}
+	}
+	if err := rep.WriteFiles(cfg); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(cfg.MarkdownPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(md), handWritten) || !strings.Contains(string(md), MarkerBegin) || !strings.Contains(string(md), ScenarioBacklog) {
+		t.Errorf("markdown lost its hand-written text or lacks the generated section:\n%s", md)
+	}
+	for _, p := range []string{cfg.JSONPath, cfg.ResultsDir} {
+		if _, err := os.Stat(p); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// buildHookline builds the hookline command into a temporary directory,
+// without the race detector even under `go test -race`.
+func buildHookline(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hookline")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/hookline/hookline/services/cmd/hookline")
+	cmd.Env = withoutRace(os.Environ())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build hookline: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// withoutRace returns env with -race removed from GOFLAGS.
+func withoutRace(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
+			var keep []string
+			for _, f := range strings.Fields(v) {
+				if f != "-race" && !strings.HasPrefix(f, "-race=") {
+					keep = append(keep, f)
+				}
+			}
+			kv = "GOFLAGS=" + strings.Join(keep, " ")
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
