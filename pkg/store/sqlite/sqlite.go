@@ -69,7 +69,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 
 	writeDSN := path + "?_txlock=immediate&_busy_timeout=" + fmt.Sprint(busyTimeoutMS)
 	if !memory {
-		writeDSN += "&_journal_mode=WAL&_synchronous=NORMAL&_pragma=cache_size(-65536)"
+		writeDSN += "&_journal_mode=WAL&_synchronous=NORMAL&_pragma=cache_size(-8192)"
 	}
 	write, err := sql.Open("sqlite", writeDSN)
 	if err != nil {
