@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
 // sqlRecordAttempts records a batch of attempt results in one statement
@@ -131,8 +132,8 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 		a := r.Attempt
 		ids[i], events[i], subs[i], tenants[i] = a.DeliveryID, a.EventID, a.SubscriptionID, a.Tenant
 		errs[i], statuses[i] = a.Error, string(r.Status)
-		numbers[i], started[i], durs[i] = int64(a.Number), nanos(a.StartedAt), int64(a.Duration)
-		codes[i], ended[i] = int64(a.StatusCode), nanos(a.StartedAt.Add(a.Duration))
+		numbers[i], started[i], durs[i] = int64(a.Number), rowcodec.Nanos(a.StartedAt), int64(a.Duration)
+		codes[i], ended[i] = int64(a.StatusCode), rowcodec.Nanos(a.StartedAt.Add(a.Duration))
 		bodies[i] = a.ResponseBody // nil is stored as NULL and read back as nil
 		finals[i] = finalStatus(r.Status)
 	}
@@ -152,7 +153,7 @@ const attemptColumns = `delivery_id, number, event_id, subscription_id, tenant, 
 // DeliveryID descending, then Number descending), and the token of the
 // next page.
 func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]store.Attempt, string, error) {
-	limit := pageLimit(f.Limit)
+	limit := rowcodec.PageLimit(f.Limit)
 	q := `SELECT ` + attemptColumns + ` FROM attempts WHERE true`
 	var a args
 	if f.Tenant != "" {
@@ -168,15 +169,15 @@ func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]stor
 		q += ` AND event_id = ` + a.add(f.EventID)
 	}
 	if f.PageToken != "" {
-		parts, err := decodeToken(f.PageToken, 3)
+		parts, err := rowcodec.DecodeToken(f.PageToken, 3)
 		if err != nil {
 			return nil, "", fmt.Errorf("crdb: list attempts: %w", err)
 		}
-		started, err := parseInt64(parts[0])
+		started, err := rowcodec.TokenInt64(parts[0])
 		if err != nil {
 			return nil, "", fmt.Errorf("crdb: list attempts: %w", err)
 		}
-		num, err := parseInt64(parts[1])
+		num, err := rowcodec.TokenInt64(parts[1])
 		if err != nil {
 			return nil, "", fmt.Errorf("crdb: list attempts: %w", err)
 		}
@@ -206,7 +207,7 @@ func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]stor
 			at.Number = int(number)
 			at.StatusCode = int(code)
 			at.Duration = time.Duration(dur)
-			at.StartedAt = fromNanos(started)
+			at.StartedAt = rowcodec.FromNanos(started)
 			out = append(out, at)
 		}
 		return rows.Err()
@@ -218,7 +219,7 @@ func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]stor
 	if len(out) > limit {
 		out = out[:limit]
 		last := out[limit-1]
-		next = encodeToken(strconv.FormatInt(nanos(last.StartedAt), 10), strconv.Itoa(last.Number), last.DeliveryID)
+		next = rowcodec.EncodeToken(strconv.FormatInt(rowcodec.Nanos(last.StartedAt), 10), strconv.Itoa(last.Number), last.DeliveryID)
 	}
 	return out, next, nil
 }

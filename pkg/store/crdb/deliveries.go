@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
 const deliveryColumns = `id, event_id, subscription_id, tenant, event_type, status, attempts,
@@ -49,9 +50,9 @@ func (r *deliveryScan) delivery() store.Delivery {
 	d.Status = store.DeliveryStatus(r.status)
 	d.Attempts = int(r.attempts)
 	d.LastStatusCode = int(r.code)
-	d.NextAttemptAt = fromNullNanos(r.next)
-	d.CreatedAt = fromNanos(r.createdAt)
-	d.UpdatedAt = fromNanos(r.updatedAt)
+	d.NextAttemptAt = rowcodec.FromNullNanos(r.next)
+	d.CreatedAt = rowcodec.FromNanos(r.createdAt)
+	d.UpdatedAt = rowcodec.FromNanos(r.updatedAt)
 	return d
 }
 
@@ -97,8 +98,8 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []store.Delivery) error
 		ids[i], events[i], subs[i], tenants[i] = d.ID, d.EventID, d.SubscriptionID, d.Tenant
 		types[i], statuses[i], lastErrs[i] = d.EventType, string(status), d.LastError
 		attempts[i], codes[i] = int64(d.Attempts), int64(d.LastStatusCode)
-		next[i] = nullNanos(d.NextAttemptAt)
-		created[i], updated[i] = nanos(d.CreatedAt), nanos(upd)
+		next[i] = rowcodec.NullNanos(d.NextAttemptAt)
+		created[i], updated[i] = rowcodec.Nanos(d.CreatedAt), rowcodec.Nanos(upd)
 	}
 	return s.run(ctx, "create deliveries", func(ctx context.Context) error {
 		_, err := s.pool.Exec(ctx, sqlInsertDeliveries, ids, events, subs, tenants, types, statuses, attempts,
@@ -134,7 +135,7 @@ func (s *Store) GetDelivery(ctx context.Context, tenant, id string) (*store.Deli
 // deliveries matching every set filter, newest first (CreatedAt
 // descending, then ID descending), and the token of the next page.
 func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error) {
-	limit := pageLimit(f.Limit)
+	limit := rowcodec.PageLimit(f.Limit)
 	q := `SELECT ` + deliveryColumns + ` FROM deliveries WHERE true`
 	var a args
 	if f.Tenant != "" {
@@ -156,11 +157,11 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 		q += ` AND created_at < ` + a.add(f.CreatedBefore.UnixNano())
 	}
 	if f.PageToken != "" {
-		parts, err := decodeToken(f.PageToken, 2)
+		parts, err := rowcodec.DecodeToken(f.PageToken, 2)
 		if err != nil {
 			return nil, "", fmt.Errorf("crdb: list deliveries: %w", err)
 		}
-		c, err := parseInt64(parts[0])
+		c, err := rowcodec.TokenInt64(parts[0])
 		if err != nil {
 			return nil, "", fmt.Errorf("crdb: list deliveries: %w", err)
 		}
@@ -181,7 +182,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 	if len(out) > limit {
 		out = out[:limit]
 		last := out[limit-1]
-		next = encodeToken(strconv.FormatInt(nanos(last.CreatedAt), 10), last.ID)
+		next = rowcodec.EncodeToken(strconv.FormatInt(rowcodec.Nanos(last.CreatedAt), 10), last.ID)
 	}
 	return out, next, nil
 }

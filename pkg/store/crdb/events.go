@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
 // sqlInsertEvents inserts a batch of events in one statement from
@@ -53,7 +54,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
 		if l == nil {
 			l = map[string]string{}
 		}
-		js, err := marshalJSON(l)
+		js, err := rowcodec.MarshalJSON(l)
 		if err != nil {
 			return fmt.Errorf("crdb: insert events: labels of %s: %w", e.ID, err)
 		}
@@ -63,7 +64,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
 		}
 		ids[i], tenants[i], types[i], labels[i] = e.ID, e.Tenant, e.Type, js
 		payloads[i] = payload
-		occurred[i], received[i] = nanos(e.OccurredAt), nanos(e.ReceivedAt)
+		occurred[i], received[i] = rowcodec.Nanos(e.OccurredAt), rowcodec.Nanos(e.ReceivedAt)
 	}
 	return s.run(ctx, "insert events", func(ctx context.Context) error {
 		_, err := s.pool.Exec(ctx, sqlInsertEvents, ids, tenants, types, payloads, labels, occurred, received)
@@ -92,7 +93,7 @@ func (r *eventScan) dest() []any {
 
 func (r *eventScan) event() (store.Event, error) {
 	e := r.e
-	if err := unmarshalJSON(r.labels, &e.Labels); err != nil {
+	if err := rowcodec.UnmarshalJSON(r.labels, &e.Labels); err != nil {
 		return e, fmt.Errorf("decode labels of %s: %w", e.ID, err)
 	}
 	if len(e.Labels) == 0 {
@@ -101,8 +102,8 @@ func (r *eventScan) event() (store.Event, error) {
 	if e.Payload == nil {
 		e.Payload = []byte{}
 	}
-	e.OccurredAt = fromNanos(r.occurredAt)
-	e.ReceivedAt = fromNanos(r.receivedAt)
+	e.OccurredAt = rowcodec.FromNanos(r.occurredAt)
+	e.ReceivedAt = rowcodec.FromNanos(r.receivedAt)
 	return e, nil
 }
 
@@ -210,7 +211,7 @@ func (s *Store) PutIdempotencyKeys(ctx context.Context, recs []store.Idempotency
 	got := make(map[store.IdempotencyKey]string, len(tenants))
 	err := s.run(ctx, "put idempotency keys", func(ctx context.Context) error {
 		clear(got)
-		rows, err := s.pool.Query(ctx, sqlPutIdempotencyKeys, tenants, names, events, nanos(now))
+		rows, err := s.pool.Query(ctx, sqlPutIdempotencyKeys, tenants, names, events, rowcodec.Nanos(now))
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
 // Migrations are embedded SQL files named NNNN_name.DIALECT.sql, where
@@ -462,7 +464,7 @@ func (m *migrator) acquire(ctx context.Context, ms []Migration) (*lease, error) 
 		}
 		if !logged {
 			m.logger.InfoContext(ctx, "waiting for the migration lease", slog.String("holder", holder),
-				slog.Time("expires", fromNanos(until)))
+				slog.Time("expires", rowcodec.FromNanos(until)))
 			logged = true
 		}
 		pause := m.poll/2 + time.Duration(mathrand.Int64N(int64(m.poll)))
@@ -471,7 +473,7 @@ func (m *migrator) acquire(ctx context.Context, ms []Migration) (*lease, error) 
 		case <-ctx.Done():
 			t.Stop()
 			return nil, fmt.Errorf("waiting for the migration lease held by %q until %s: %w",
-				holder, fromNanos(until).Format(time.RFC3339Nano), ctx.Err())
+				holder, rowcodec.FromNanos(until).Format(time.RFC3339Nano), ctx.Err())
 		case <-t.C:
 		}
 	}

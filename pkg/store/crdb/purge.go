@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
 // purgeSteps are Purge's deletes, in order. Each takes the cutoff as $1
@@ -76,7 +77,7 @@ func (s *Store) Purge(ctx context.Context, before time.Time, limit int) (int, er
 	if limit <= 0 {
 		return 0, nil
 	}
-	b := nanos(before)
+	b := rowcodec.Nanos(before)
 	total := 0
 	err := s.inTx(ctx, "purge", func(ctx context.Context, tx pgx.Tx) error {
 		total = 0 // the transaction may run more than once

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
 // sqlScheduleRetries sets a batch of deliveries to retrying and upserts
@@ -54,7 +55,7 @@ func (s *Store) ScheduleRetries(ctx context.Context, rs []store.ScheduledRetry) 
 	slices.Sort(ids) // a stable lock order across concurrent batches
 	attempts, dues := make([]int64, len(ids)), make([]int64, len(ids))
 	for i, id := range ids {
-		attempts[i], dues[i] = int64(last[id].Attempt), nanos(last[id].DueAt)
+		attempts[i], dues[i] = int64(last[id].Attempt), rowcodec.Nanos(last[id].DueAt)
 	}
 	scheduled := make(map[string]bool, len(ids))
 	err := s.run(ctx, "schedule retries", func(ctx context.Context) error {
@@ -135,7 +136,7 @@ func (s *Store) ClaimDueRetries(ctx context.Context, now time.Time, limit int, l
 	var out []store.DueRetry
 	err := s.run(ctx, "claim due retries", func(ctx context.Context) error {
 		out = out[:0]
-		rows, err := s.pool.Query(ctx, sqlClaimDueRetries, nanos(now.Add(lease)), nanos(now), limit)
+		rows, err := s.pool.Query(ctx, sqlClaimDueRetries, rowcodec.Nanos(now.Add(lease)), rowcodec.Nanos(now), limit)
 		if err != nil {
 			return err
 		}
@@ -157,7 +158,7 @@ func (s *Store) ClaimDueRetries(ctx context.Context, now time.Time, limit int, l
 			dr := store.DueRetry{Delivery: ds.delivery(), Event: ev}
 			dr.DeliveryID = dr.Delivery.ID
 			dr.Attempt = int(attempt)
-			dr.DueAt = fromNanos(due)
+			dr.DueAt = rowcodec.FromNanos(due)
 			out = append(out, dr)
 		}
 		return rows.Err()
@@ -225,7 +226,7 @@ func (s *Store) setFinal(ctx context.Context, op string, ids []string, status st
 	ids = slices.Compact(ids)
 	return s.run(ctx, op, func(ctx context.Context) error {
 		var updated, removed int64
-		return s.pool.QueryRow(ctx, sqlSetFinal, string(status), reason, nanos(now), ids).Scan(&updated, &removed)
+		return s.pool.QueryRow(ctx, sqlSetFinal, string(status), reason, rowcodec.Nanos(now), ids).Scan(&updated, &removed)
 	})
 }
 
@@ -267,7 +268,7 @@ func (s *Store) RedriveParked(ctx context.Context, now time.Time, limit int) (in
 	}
 	var moved int64
 	err := s.run(ctx, "redrive parked", func(ctx context.Context) error {
-		return s.pool.QueryRow(ctx, sqlRedriveParked, string(store.DeliveryRetrying), nanos(now),
+		return s.pool.QueryRow(ctx, sqlRedriveParked, string(store.DeliveryRetrying), rowcodec.Nanos(now),
 			string(store.DeliveryParked), string(store.SubscriptionEnabled), limit).Scan(&moved)
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
 const sqlInsertAttempt = `INSERT INTO attempts (delivery_id, number, event_id, subscription_id, tenant,
@@ -56,7 +57,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 				return fmt.Errorf("attempt %q #%d: invalid delivery id or number", a.DeliveryID, a.Number)
 			}
 			res, err := insert.ExecContext(ctx, a.DeliveryID, a.Number, a.EventID, a.SubscriptionID, a.Tenant,
-				nanos(a.StartedAt), int64(a.Duration), a.StatusCode, a.ResponseBody, a.Error)
+				rowcodec.Nanos(a.StartedAt), int64(a.Duration), a.StatusCode, a.ResponseBody, a.Error)
 			if err != nil {
 				return fmt.Errorf("attempt %s #%d: %w", a.DeliveryID, a.Number, err)
 			}
@@ -66,7 +67,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 				continue // already recorded
 			}
 			final := finalStatus(r.Status)
-			end := nanos(a.StartedAt.Add(a.Duration))
+			end := rowcodec.Nanos(a.StartedAt.Add(a.Duration))
 			if _, err := advance.ExecContext(ctx, final, string(r.Status), a.Number, a.StatusCode, a.Error,
 				end, end, a.DeliveryID, a.Number); err != nil {
 				return fmt.Errorf("advance delivery %s: %w", a.DeliveryID, err)
@@ -89,7 +90,7 @@ const attemptColumns = `delivery_id, number, event_id, subscription_id, tenant, 
 // DeliveryID descending, then Number descending), and the token of the
 // next page.
 func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]store.Attempt, string, error) {
-	limit := pageLimit(f.Limit)
+	limit := rowcodec.PageLimit(f.Limit)
 	q := `SELECT ` + attemptColumns + ` FROM attempts WHERE 1 = 1`
 	var args []any
 	add := func(cond string, v ...any) {
@@ -109,15 +110,15 @@ func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]stor
 		add(`event_id = ?`, f.EventID)
 	}
 	if f.PageToken != "" {
-		parts, err := decodeToken(f.PageToken, 3)
+		parts, err := rowcodec.DecodeToken(f.PageToken, 3)
 		if err != nil {
 			return nil, "", fmt.Errorf("sqlite: list attempts: %w", err)
 		}
-		started, err := parseInt64(parts[0])
+		started, err := rowcodec.TokenInt64(parts[0])
 		if err != nil {
 			return nil, "", fmt.Errorf("sqlite: list attempts: %w", err)
 		}
-		num, err := parseInt64(parts[1])
+		num, err := rowcodec.TokenInt64(parts[1])
 		if err != nil {
 			return nil, "", fmt.Errorf("sqlite: list attempts: %w", err)
 		}
@@ -146,7 +147,7 @@ func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]stor
 		a.Number = int(number)
 		a.StatusCode = int(code)
 		a.Duration = time.Duration(dur)
-		a.StartedAt = fromNanos(started)
+		a.StartedAt = rowcodec.FromNanos(started)
 		out = append(out, a)
 	}
 	if err := rows.Err(); err != nil {
@@ -156,7 +157,7 @@ func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]stor
 	if len(out) > limit {
 		out = out[:limit]
 		last := out[limit-1]
-		next = encodeToken(strconv.FormatInt(nanos(last.StartedAt), 10), strconv.Itoa(last.Number), last.DeliveryID)
+		next = rowcodec.EncodeToken(strconv.FormatInt(rowcodec.Nanos(last.StartedAt), 10), strconv.Itoa(last.Number), last.DeliveryID)
 	}
 	return out, next, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
 const deliveryColumns = `id, event_id, subscription_id, tenant, event_type, status, attempts,
@@ -43,8 +44,8 @@ func (r *deliveryScan) delivery() store.Delivery {
 	d.Attempts = int(r.attempts)
 	d.LastStatusCode = int(r.code)
 	d.NextAttemptAt = fromNullNanos(r.next)
-	d.CreatedAt = fromNanos(r.createdAt)
-	d.UpdatedAt = fromNanos(r.updatedAt)
+	d.CreatedAt = rowcodec.FromNanos(r.createdAt)
+	d.UpdatedAt = rowcodec.FromNanos(r.updatedAt)
 	return d
 }
 
@@ -73,7 +74,7 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []store.Delivery) error
 			}
 			if _, err := st.ExecContext(ctx, d.ID, d.EventID, d.SubscriptionID, d.Tenant, d.EventType,
 				string(status), d.Attempts, nullNanos(d.NextAttemptAt), d.LastStatusCode, d.LastError,
-				nanos(d.CreatedAt), nanos(updated)); err != nil {
+				rowcodec.Nanos(d.CreatedAt), rowcodec.Nanos(updated)); err != nil {
 				return fmt.Errorf("delivery %s: %w", d.ID, err)
 			}
 		}
@@ -101,7 +102,7 @@ func (s *Store) GetDelivery(ctx context.Context, tenant, id string) (*store.Deli
 // deliveries matching every set filter, newest first (CreatedAt
 // descending, then ID descending), and the token of the next page.
 func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error) {
-	limit := pageLimit(f.Limit)
+	limit := rowcodec.PageLimit(f.Limit)
 	q := `SELECT ` + deliveryColumns + ` FROM deliveries WHERE 1 = 1`
 	var args []any
 	add := func(cond string, v ...any) {
@@ -127,11 +128,11 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 		add(`created_at < ?`, f.CreatedBefore.UnixNano())
 	}
 	if f.PageToken != "" {
-		parts, err := decodeToken(f.PageToken, 2)
+		parts, err := rowcodec.DecodeToken(f.PageToken, 2)
 		if err != nil {
 			return nil, "", fmt.Errorf("sqlite: list deliveries: %w", err)
 		}
-		c, err := parseInt64(parts[0])
+		c, err := rowcodec.TokenInt64(parts[0])
 		if err != nil {
 			return nil, "", fmt.Errorf("sqlite: list deliveries: %w", err)
 		}
@@ -147,7 +148,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 	if len(out) > limit {
 		out = out[:limit]
 		last := out[limit-1]
-		next = encodeToken(strconv.FormatInt(nanos(last.CreatedAt), 10), last.ID)
+		next = rowcodec.EncodeToken(strconv.FormatInt(rowcodec.Nanos(last.CreatedAt), 10), last.ID)
 	}
 	return out, next, nil
 }

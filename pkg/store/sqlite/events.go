@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
 const sqlInsertEvent = `INSERT INTO events (id, tenant, event_type, payload, labels, occurred_at, received_at)
@@ -33,7 +34,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
 		if labels == nil {
 			labels = map[string]string{}
 		}
-		js, err := marshalJSON(labels)
+		js, err := rowcodec.MarshalJSON(labels)
 		if err != nil {
 			return fmt.Errorf("sqlite: insert events: labels of %s: %w", e.ID, err)
 		}
@@ -47,7 +48,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
 		st := tx.StmtContext(ctx, s.stmts.insertEvent)
 		for i, e := range events {
 			if _, err := st.ExecContext(ctx, e.ID, e.Tenant, e.Type, rows[i].payload, rows[i].labels,
-				nanos(e.OccurredAt), nanos(e.ReceivedAt)); err != nil {
+				rowcodec.Nanos(e.OccurredAt), rowcodec.Nanos(e.ReceivedAt)); err != nil {
 				return fmt.Errorf("event %s: %w", e.ID, err)
 			}
 		}
@@ -79,7 +80,7 @@ FROM events WHERE id = ? AND (? = '' OR tenant = ?)`, id, tenant, tenant).
 }
 
 func decodeEventExtras(e *store.Event, labels string, occurredAt, receivedAt int64) error {
-	if err := unmarshalJSON(labels, &e.Labels); err != nil {
+	if err := rowcodec.UnmarshalJSON(labels, &e.Labels); err != nil {
 		return fmt.Errorf("decode labels: %w", err)
 	}
 	if len(e.Labels) == 0 {
@@ -88,8 +89,8 @@ func decodeEventExtras(e *store.Event, labels string, occurredAt, receivedAt int
 	if e.Payload == nil {
 		e.Payload = []byte{}
 	}
-	e.OccurredAt = fromNanos(occurredAt)
-	e.ReceivedAt = fromNanos(receivedAt)
+	e.OccurredAt = rowcodec.FromNanos(occurredAt)
+	e.ReceivedAt = rowcodec.FromNanos(receivedAt)
 	return nil
 }
 
@@ -155,7 +156,7 @@ VALUES (?, ?, ?, ?) ON CONFLICT (tenant, idempotency_key) DO NOTHING`)
 		}
 		defer sel.Close()
 		for i, r := range recs {
-			if _, err := ins.ExecContext(ctx, r.Tenant, r.Key, r.EventID, nanos(now)); err != nil {
+			if _, err := ins.ExecContext(ctx, r.Tenant, r.Key, r.EventID, rowcodec.Nanos(now)); err != nil {
 				return fmt.Errorf("key %q of %s: %w", r.Key, r.Tenant, err)
 			}
 			if err := sel.QueryRowContext(ctx, r.Tenant, r.Key).Scan(&recorded[i]); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
 // Purge deletes, in one transaction, up to limit rows in total, in this
@@ -28,7 +29,7 @@ func (s *Store) Purge(ctx context.Context, before time.Time, limit int) (int, er
 	if limit <= 0 {
 		return 0, nil
 	}
-	b := nanos(before)
+	b := rowcodec.Nanos(before)
 	steps := []struct {
 		name string
 		sql  string

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
 // ScheduleRetries upserts one scheduled retry per delivery (replacing an
@@ -34,7 +35,7 @@ ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = exc
 		}
 		defer ins.Close()
 		for _, r := range rs {
-			due := nanos(r.DueAt)
+			due := rowcodec.Nanos(r.DueAt)
 			res, err := upd.ExecContext(ctx, string(store.DeliveryRetrying), due, due, due, r.DeliveryID, r.Attempt)
 			if err != nil {
 				return fmt.Errorf("delivery %s: %w", r.DeliveryID, err)
@@ -74,7 +75,7 @@ JOIN deliveries d ON d.id = r.delivery_id
 JOIN events e ON e.id = d.event_id
 WHERE r.due_at <= ? AND (r.claimed_until IS NULL OR r.claimed_until < ?)
 ORDER BY r.due_at, r.delivery_id
-LIMIT ?`, nanos(now), nanos(now), limit)
+LIMIT ?`, rowcodec.Nanos(now), rowcodec.Nanos(now), limit)
 		if err != nil {
 			return err
 		}
@@ -99,7 +100,7 @@ LIMIT ?`, nanos(now), nanos(now), limit)
 			dr.Delivery = ds.delivery()
 			dr.DeliveryID = dr.Delivery.ID
 			dr.Attempt = int(attempt)
-			dr.DueAt = fromNanos(due)
+			dr.DueAt = rowcodec.FromNanos(due)
 			out = append(out, dr)
 		}
 		if err := rows.Close(); err != nil {
@@ -116,7 +117,7 @@ LIMIT ?`, nanos(now), nanos(now), limit)
 			return err
 		}
 		defer claim.Close()
-		until := nanos(now.Add(lease))
+		until := rowcodec.Nanos(now.Add(lease))
 		for _, dr := range out {
 			if _, err := claim.ExecContext(ctx, until, dr.DeliveryID); err != nil {
 				return fmt.Errorf("claim %s: %w", dr.DeliveryID, err)
@@ -186,7 +187,7 @@ func (s *Store) setFinal(ctx context.Context, op string, ids []string, status st
 		}
 		defer del.Close()
 		for _, id := range ids {
-			if _, err := upd.ExecContext(ctx, string(status), reasonArg, nanos(now), id); err != nil {
+			if _, err := upd.ExecContext(ctx, string(status), reasonArg, rowcodec.Nanos(now), id); err != nil {
 				return fmt.Errorf("delivery %s: %w", id, err)
 			}
 			if _, err := del.ExecContext(ctx, id); err != nil {
@@ -249,7 +250,7 @@ ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = exc
 			return err
 		}
 		defer ins.Close()
-		n := nanos(now)
+		n := rowcodec.Nanos(now)
 		for _, it := range items {
 			if _, err := upd.ExecContext(ctx, string(store.DeliveryRetrying), n, n, it.id); err != nil {
 				return fmt.Errorf("delivery %s: %w", it.id, err)

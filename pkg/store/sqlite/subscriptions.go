@@ -8,133 +8,8 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
-
-// secretJSON is the stored form of a store.Secret; times are unix ns.
-type secretJSON struct {
-	Value     string `json:"value"`
-	CreatedAt int64  `json:"created_at"`
-	ExpiresAt int64  `json:"expires_at,omitempty"`
-}
-
-// subRow is a subscription in its column form. Two subscriptions are the
-// same content exactly when their subRows are equal.
-type subRow struct {
-	id, tenant, url, description string
-	eventTypes, secrets, headers string
-	timeoutMS                    int64
-	retrySchedule                sql.NullString
-	rateLimit                    int64
-	state, disabledReason        string
-	failingSince                 sql.NullInt64
-	createdAt, updatedAt         int64
-}
-
-const subColumns = `id, tenant, url, description, event_types, secrets, headers, timeout_ms,
-    retry_schedule, rate_limit, state, disabled_reason, failing_since, created_at, updated_at`
-
-func (r *subRow) dest() []any {
-	return []any{&r.id, &r.tenant, &r.url, &r.description, &r.eventTypes, &r.secrets, &r.headers,
-		&r.timeoutMS, &r.retrySchedule, &r.rateLimit, &r.state, &r.disabledReason, &r.failingSince,
-		&r.createdAt, &r.updatedAt}
-}
-
-func (r *subRow) args() []any {
-	return []any{r.id, r.tenant, r.url, r.description, r.eventTypes, r.secrets, r.headers,
-		r.timeoutMS, r.retrySchedule, r.rateLimit, r.state, r.disabledReason, r.failingSince,
-		r.createdAt, r.updatedAt}
-}
-
-func encodeSubscription(s *store.Subscription) (subRow, error) {
-	r := subRow{
-		id: s.ID, tenant: s.Tenant, url: s.URL, description: s.Description,
-		timeoutMS: s.Timeout.Milliseconds(), rateLimit: int64(s.RateLimit),
-		state: string(s.State), disabledReason: s.DisabledReason,
-		failingSince: nullNanos(s.FailingSince),
-		createdAt:    nanos(s.CreatedAt), updatedAt: nanos(s.UpdatedAt),
-	}
-	if r.state == "" {
-		r.state = string(store.SubscriptionEnabled)
-	}
-	var err error
-	types := s.EventTypes
-	if types == nil {
-		types = []string{}
-	}
-	if r.eventTypes, err = marshalJSON(types); err != nil {
-		return r, fmt.Errorf("encode event types: %w", err)
-	}
-	secrets := make([]secretJSON, 0, len(s.Secrets))
-	for _, sec := range s.Secrets {
-		secrets = append(secrets, secretJSON{Value: sec.Value, CreatedAt: nanos(sec.CreatedAt), ExpiresAt: nanos(sec.ExpiresAt)})
-	}
-	if r.secrets, err = marshalJSON(secrets); err != nil {
-		return r, fmt.Errorf("encode secrets: %w", err)
-	}
-	headers := s.Headers
-	if headers == nil {
-		headers = map[string]string{}
-	}
-	if r.headers, err = marshalJSON(headers); err != nil { // map keys are sorted: stable text
-		return r, fmt.Errorf("encode headers: %w", err)
-	}
-	if s.RetrySchedule != nil {
-		ms := make([]int64, len(s.RetrySchedule))
-		for i, d := range s.RetrySchedule {
-			ms[i] = d.Milliseconds()
-		}
-		js, err := marshalJSON(ms)
-		if err != nil {
-			return r, fmt.Errorf("encode retry schedule: %w", err)
-		}
-		r.retrySchedule = sql.NullString{String: js, Valid: true}
-	}
-	return r, nil
-}
-
-func (r *subRow) decode() (store.Subscription, error) {
-	s := store.Subscription{
-		ID: r.id, Tenant: r.tenant, URL: r.url, Description: r.description,
-		Timeout: time.Duration(r.timeoutMS) * time.Millisecond, RateLimit: int(r.rateLimit),
-		State: store.SubscriptionState(r.state), DisabledReason: r.disabledReason,
-		FailingSince: fromNullNanos(r.failingSince),
-		CreatedAt:    fromNanos(r.createdAt), UpdatedAt: fromNanos(r.updatedAt),
-	}
-	if err := unmarshalJSON(r.eventTypes, &s.EventTypes); err != nil {
-		return s, fmt.Errorf("decode event types of %s: %w", r.id, err)
-	}
-	if len(s.EventTypes) == 0 {
-		s.EventTypes = nil
-	}
-	var secrets []secretJSON
-	if err := unmarshalJSON(r.secrets, &secrets); err != nil {
-		return s, fmt.Errorf("decode secrets of %s: %w", r.id, err)
-	}
-	for _, sec := range secrets {
-		s.Secrets = append(s.Secrets, store.Secret{Value: sec.Value, CreatedAt: fromNanos(sec.CreatedAt), ExpiresAt: fromNanos(sec.ExpiresAt)})
-	}
-	if err := unmarshalJSON(r.headers, &s.Headers); err != nil {
-		return s, fmt.Errorf("decode headers of %s: %w", r.id, err)
-	}
-	if len(s.Headers) == 0 {
-		s.Headers = nil
-	}
-	if r.retrySchedule.Valid {
-		var ms []int64
-		if err := unmarshalJSON(r.retrySchedule.String, &ms); err != nil {
-			return s, fmt.Errorf("decode retry schedule of %s: %w", r.id, err)
-		}
-		s.RetrySchedule = make([]time.Duration, len(ms))
-		for i, v := range ms {
-			s.RetrySchedule[i] = time.Duration(v) * time.Millisecond
-		}
-	}
-	return s, nil
-}
-
-func validState(st store.SubscriptionState) bool {
-	return st == store.SubscriptionEnabled || st == store.SubscriptionDisabled
-}
 
 // CreateSubscription inserts s. Repeating a create with identical content
 // succeeds; a create whose ID exists with different content fails with
@@ -144,16 +19,16 @@ func (s *Store) CreateSubscription(ctx context.Context, sub *store.Subscription)
 	if sub.ID == "" {
 		return errors.New("sqlite: create subscription: empty id")
 	}
-	if sub.State != "" && !validState(sub.State) {
+	if sub.State != "" && !rowcodec.ValidState(sub.State) {
 		return fmt.Errorf("sqlite: create subscription %s: invalid state %q", sub.ID, sub.State)
 	}
-	row, err := encodeSubscription(sub)
+	row, err := rowcodec.EncodeSubscription(sub)
 	if err != nil {
 		return fmt.Errorf("sqlite: create subscription %s: %w", sub.ID, err)
 	}
 	return s.inWriteTx(ctx, "create subscription "+sub.ID, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (`+subColumns+`)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, row.args()...)
+		res, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (`+rowcodec.SubscriptionColumns+`)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, row.Args()...)
 		if err != nil {
 			return err
 		}
@@ -162,11 +37,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING
 		} else if n == 1 {
 			return bumpRevision(ctx, tx)
 		}
-		var existing subRow
-		if err := tx.QueryRowContext(ctx, `SELECT `+subColumns+` FROM subscriptions WHERE id = ?`, sub.ID).Scan(existing.dest()...); err != nil {
+		var existing rowcodec.Subscription
+		if err := tx.QueryRowContext(ctx, `SELECT `+rowcodec.SubscriptionColumns+` FROM subscriptions WHERE id = ?`, sub.ID).Scan(existing.Dest()...); err != nil {
 			return fmt.Errorf("read existing: %w", err)
 		}
-		if existing != row {
+		if !existing.Equal(&row) {
 			return store.ErrConflict
 		}
 		return nil
@@ -176,16 +51,16 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING
 // GetSubscription returns the subscription id; store.ErrNotFound if it does
 // not exist or tenant is non-empty and differs.
 func (s *Store) GetSubscription(ctx context.Context, tenant, id string) (*store.Subscription, error) {
-	var r subRow
-	err := s.read.QueryRowContext(ctx, `SELECT `+subColumns+` FROM subscriptions WHERE id = ? AND (? = '' OR tenant = ?)`,
-		id, tenant, tenant).Scan(r.dest()...)
+	var r rowcodec.Subscription
+	err := s.read.QueryRowContext(ctx, `SELECT `+rowcodec.SubscriptionColumns+` FROM subscriptions WHERE id = ? AND (? = '' OR tenant = ?)`,
+		id, tenant, tenant).Scan(r.Dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: get subscription %s: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: get subscription %s: %w", id, err)
 	}
-	sub, err := r.decode()
+	sub, err := r.Decode()
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: get subscription %s: %w", id, err)
 	}
@@ -196,8 +71,8 @@ func (s *Store) GetSubscription(ctx context.Context, tenant, id string) (*store.
 // subscriptions ordered by ID, filtered by tenant and state when set, and
 // the token of the next page ("" after the last).
 func (s *Store) ListSubscriptions(ctx context.Context, f store.SubscriptionFilter) ([]store.Subscription, string, error) {
-	limit := pageLimit(f.Limit)
-	q := `SELECT ` + subColumns + ` FROM subscriptions WHERE 1 = 1`
+	limit := rowcodec.PageLimit(f.Limit)
+	q := `SELECT ` + rowcodec.SubscriptionColumns + ` FROM subscriptions WHERE 1 = 1`
 	var args []any
 	if f.Tenant != "" {
 		q += ` AND tenant = ?`
@@ -208,7 +83,7 @@ func (s *Store) ListSubscriptions(ctx context.Context, f store.SubscriptionFilte
 		args = append(args, string(f.State))
 	}
 	if f.PageToken != "" {
-		parts, err := decodeToken(f.PageToken, 1)
+		parts, err := rowcodec.DecodeToken(f.PageToken, 1)
 		if err != nil {
 			return nil, "", fmt.Errorf("sqlite: list subscriptions: %w", err)
 		}
@@ -224,11 +99,11 @@ func (s *Store) ListSubscriptions(ctx context.Context, f store.SubscriptionFilte
 	defer rows.Close()
 	var out []store.Subscription
 	for rows.Next() {
-		var r subRow
-		if err := rows.Scan(r.dest()...); err != nil {
+		var r rowcodec.Subscription
+		if err := rows.Scan(r.Dest()...); err != nil {
 			return nil, "", fmt.Errorf("sqlite: list subscriptions: %w", err)
 		}
-		sub, err := r.decode()
+		sub, err := r.Decode()
 		if err != nil {
 			return nil, "", fmt.Errorf("sqlite: list subscriptions: %w", err)
 		}
@@ -240,7 +115,7 @@ func (s *Store) ListSubscriptions(ctx context.Context, f store.SubscriptionFilte
 	var next string
 	if len(out) > limit {
 		out = out[:limit]
-		next = encodeToken(out[limit-1].ID)
+		next = rowcodec.EncodeToken(out[limit-1].ID)
 	}
 	return out, next, nil
 }
@@ -251,14 +126,14 @@ func (s *Store) ListSubscriptions(ctx context.Context, f store.SubscriptionFilte
 // sub.Tenant and sub.CreatedAt are set from the stored row. UpdatedAt is
 // sub.UpdatedAt, or the current time if that is zero (written back to sub).
 func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription) error {
-	if sub.State != "" && !validState(sub.State) {
+	if sub.State != "" && !rowcodec.ValidState(sub.State) {
 		return fmt.Errorf("sqlite: update subscription %s: invalid state %q", sub.ID, sub.State)
 	}
 	updated := *sub
 	if updated.UpdatedAt.IsZero() {
 		updated.UpdatedAt = time.Now().UTC()
 	}
-	row, err := encodeSubscription(&updated)
+	row, err := rowcodec.EncodeSubscription(&updated)
 	if err != nil {
 		return fmt.Errorf("sqlite: update subscription %s: %w", sub.ID, err)
 	}
@@ -270,9 +145,9 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription)
     disabled_reason = ?, failing_since = ?, updated_at = ?
 WHERE id = ? AND (? = '' OR tenant = ?)
 RETURNING tenant, created_at`,
-			row.url, row.description, row.eventTypes, row.secrets, row.headers, row.timeoutMS,
-			row.retrySchedule, row.rateLimit, row.state, row.disabledReason, row.failingSince, row.updatedAt,
-			row.id, row.tenant, row.tenant).Scan(&tenant, &createdAt)
+			row.URL, row.Description, row.EventTypes, row.Secrets, row.Headers, row.TimeoutMS,
+			row.RetrySchedule, row.RateLimit, row.State, row.DisabledReason, row.FailingSince, row.UpdatedAt,
+			row.ID, row.Tenant, row.Tenant).Scan(&tenant, &createdAt)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -285,10 +160,10 @@ RETURNING tenant, created_at`,
 		return err
 	}
 	sub.Tenant = tenant
-	sub.CreatedAt = fromNanos(createdAt)
-	sub.UpdatedAt = fromNanos(row.updatedAt)
+	sub.CreatedAt = rowcodec.FromNanos(createdAt)
+	sub.UpdatedAt = rowcodec.FromNanos(row.UpdatedAt)
 	if sub.State == "" {
-		sub.State = store.SubscriptionState(row.state)
+		sub.State = store.SubscriptionState(row.State)
 	}
 	return nil
 }
@@ -310,7 +185,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string) error
 // records reason as DisabledReason; enabling clears DisabledReason and
 // FailingSince. store.ErrNotFound if the subscription does not exist.
 func (s *Store) SetSubscriptionState(ctx context.Context, id string, state store.SubscriptionState, reason string, now time.Time) error {
-	if !validState(state) {
+	if !rowcodec.ValidState(state) {
 		return fmt.Errorf("sqlite: set subscription %s state: invalid state %q", id, state)
 	}
 	return s.inWriteTx(ctx, "set subscription state "+id, func(tx *sql.Tx) error {
@@ -318,10 +193,10 @@ func (s *Store) SetSubscriptionState(ctx context.Context, id string, state store
 		var err error
 		if state == store.SubscriptionEnabled {
 			res, err = tx.ExecContext(ctx, `UPDATE subscriptions SET state = ?, disabled_reason = '',
-    failing_since = NULL, updated_at = ? WHERE id = ?`, string(state), nanos(now), id)
+    failing_since = NULL, updated_at = ? WHERE id = ?`, string(state), rowcodec.Nanos(now), id)
 		} else {
 			res, err = tx.ExecContext(ctx, `UPDATE subscriptions SET state = ?, disabled_reason = ?,
-    updated_at = ? WHERE id = ?`, string(state), reason, nanos(now), id)
+    updated_at = ? WHERE id = ?`, string(state), reason, rowcodec.Nanos(now), id)
 		}
 		if err := requireOne(res, err); err != nil {
 			return err
