@@ -19,7 +19,7 @@ import (
 // and the report renders, never a timing.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs hookline dev")
+		t.Skip("-short: the smoke run builds and runs hookline dev (about 15 s); make test runs it")
 	}
 	bin := buildHookline(t)
 	dir := t.TempDir()

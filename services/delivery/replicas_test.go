@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,22 +12,6 @@ import (
 	"github.com/hookline/hookline/services/delivery"
 	"github.com/hookline/hookline/services/internal/servicetest"
 )
-
-// replicaTransport is the shared transport as one replica sees it,
-// counting the DELIVERIES messages this replica was handed.
-type replicaTransport struct {
-	transport.Transport
-	handled atomic.Int64
-}
-
-func (r *replicaTransport) Consume(ctx context.Context, s transport.Stream, cfg transport.ConsumerConfig, h transport.Handler) error {
-	return r.Transport.Consume(ctx, s, cfg, func(ctx context.Context, m transport.Received) {
-		if s == transport.Deliveries {
-			r.handled.Add(1)
-		}
-		h(ctx, m)
-	})
-}
 
 // TestReplicasShareDeliveries: two delivery replicas on one broker and one
 // store split the DELIVERIES work between them, and every delivery is
@@ -55,7 +38,7 @@ func testReplicasShareDeliveries(t *testing.T, e *env) {
 
 	cfg := testConfig()
 	cfg.Concurrency = 2 // small pulls, so neither replica can take everything
-	replicas := []*replicaTransport{{Transport: e.tr}, {Transport: e.tr}}
+	replicas := []*servicetest.Replica{{Transport: e.tr, Stream: transport.Deliveries}, {Transport: e.tr, Stream: transport.Deliveries}}
 	for _, r := range replicas {
 		svc, err := delivery.New(cfg, delivery.Deps{Store: e.st, Transport: r, Logger: testLogger()})
 		if err != nil {
@@ -89,7 +72,7 @@ func testReplicasShareDeliveries(t *testing.T, e *env) {
 		}
 		return len(ds) == n
 	})
-	a, b := replicas[0].handled.Load(), replicas[1].handled.Load()
+	a, b := replicas[0].Handled(), replicas[1].Handled()
 	t.Logf("replica 1 handled %d deliveries, replica 2 handled %d", a, b)
 	if a == 0 || b == 0 {
 		t.Fatalf("one replica did all the work: %d and %d", a, b)

@@ -3,7 +3,6 @@ package fanout
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,22 +11,6 @@ import (
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/services/internal/servicetest"
 )
-
-// replicaTransport is the shared transport as one replica sees it,
-// counting the EVENTS messages this replica was handed.
-type replicaTransport struct {
-	transport.Transport
-	handled atomic.Int64
-}
-
-func (r *replicaTransport) Consume(ctx context.Context, s transport.Stream, cfg transport.ConsumerConfig, h transport.Handler) error {
-	return r.Transport.Consume(ctx, s, cfg, func(ctx context.Context, m transport.Received) {
-		if s == transport.Events {
-			r.handled.Add(1)
-		}
-		h(ctx, m)
-	})
-}
 
 // TestReplicasShareEvents: two fanout replicas on one broker and one store
 // split the EVENTS work between them, and every event becomes exactly one
@@ -53,7 +36,7 @@ func testReplicasShareEvents(t *testing.T, st store.Store) {
 	}
 	cfg := DefaultConfig()
 	cfg.Concurrency = 2 // small pulls, so neither replica can take everything
-	replicas := []*replicaTransport{{Transport: tr}, {Transport: tr}}
+	replicas := []*servicetest.Replica{{Transport: tr, Stream: transport.Events}, {Transport: tr, Stream: transport.Events}}
 	for _, r := range replicas {
 		svc, err := New(cfg, Deps{Store: st, Transport: r, Logger: servicetest.Logger()})
 		if err != nil {
@@ -93,7 +76,7 @@ func testReplicasShareEvents(t *testing.T, st store.Store) {
 		}
 		<-tick.C
 	}
-	a, b := replicas[0].handled.Load(), replicas[1].handled.Load()
+	a, b := replicas[0].Handled(), replicas[1].Handled()
 	t.Logf("replica 1 handled %d events, replica 2 handled %d", a, b)
 	if a == 0 || b == 0 {
 		t.Fatalf("one replica did all the work: %d and %d", a, b)

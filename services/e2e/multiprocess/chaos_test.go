@@ -77,7 +77,7 @@ func failsFirstAttempt(p pair) bool { return (p.event+p.sub)%10 == 7 }
 
 func TestMultiProcessChaos(t *testing.T) {
 	if testing.Short() {
-		t.Skip("multi-process chaos test: builds five binaries and runs seven processes")
+		t.Skip("-short: builds five binaries and runs seven processes (about 20 s); make test runs it")
 	}
 	began := time.Now()
 	bin := buildBinaries(t)

@@ -110,11 +110,11 @@ var helpFlag = regexp.MustCompile(`(?m)^\s+(?:-[a-zA-Z], )?--([a-z0-9-]+)`)
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("builds the binaries")
+		t.Skip("-short: builds the binaries (about 10 s); make test runs it")
 	}
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go command:", err)
+		t.Fatalf("the go command is needed to build the binaries under test: %v", err)
 	}
 	dir := t.TempDir()
 	build := exec.Command(gobin, "build", "-o", dir+string(filepath.Separator), "./cmd/...")

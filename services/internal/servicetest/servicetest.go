@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
@@ -16,6 +17,7 @@ import (
 	"github.com/hookline/hookline/pkg/store/crdb"
 	"github.com/hookline/hookline/pkg/store/crdb/crdbtest"
 	"github.com/hookline/hookline/pkg/store/sqlite"
+	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
 )
 
@@ -76,3 +78,25 @@ var Backends = []Backend{
 	{"sqlite", func(tb testing.TB) store.Store { return Store(tb) }},
 	{"postgres", func(tb testing.TB) store.Store { return Postgres(tb) }},
 }
+
+// Replica is a shared transport as one replica sees it: it counts the
+// messages of Stream its Consume handlers were handed, so a test can show
+// that several replicas on one broker split the work.
+type Replica struct {
+	transport.Transport
+	Stream  transport.Stream
+	handled atomic.Int64
+}
+
+// Consume counts each message of r.Stream, then hands it to h.
+func (r *Replica) Consume(ctx context.Context, s transport.Stream, cfg transport.ConsumerConfig, h transport.Handler) error {
+	return r.Transport.Consume(ctx, s, cfg, func(ctx context.Context, m transport.Received) {
+		if s == r.Stream {
+			r.handled.Add(1)
+		}
+		h(ctx, m)
+	})
+}
+
+// Handled is how many messages of r.Stream this replica was handed.
+func (r *Replica) Handled() int64 { return r.handled.Load() }
