@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hookline/hookline/services/internal/childproc"
 )
 
 // Timings of the child process.
@@ -84,8 +86,8 @@ func startDev(ctx context.Context, bin, dir string, pprof bool, logLevel string,
 	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
-	p.cmd.Env = childEnv()
-	detach(p.cmd)
+	p.cmd.Env = childproc.Env()
+	childproc.Detach(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
@@ -127,13 +129,13 @@ func (p *devProcess) waitReady(ctx context.Context) error {
 			last = err.Error()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("hookline dev: %s not 200 after %v (last: %s); log:\n%s", url, readyTimeout, last, tail(p.logPath, 20))
+			return fmt.Errorf("hookline dev: %s not 200 after %v (last: %s); log:\n%s", url, readyTimeout, last, childproc.Tail(p.logPath, 20))
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("hookline dev: waiting for readiness: %w", ctx.Err())
 		case <-p.exited:
-			return fmt.Errorf("hookline dev exited before it was ready (%v); log:\n%s", p.err, tail(p.logPath, 20))
+			return fmt.Errorf("hookline dev exited before it was ready (%v); log:\n%s", p.err, childproc.Tail(p.logPath, 20))
 		case <-tick.C:
 		}
 	}
@@ -260,31 +262,6 @@ func freeAddr() (string, error) {
 		return "", fmt.Errorf("find a free port: %w", err)
 	}
 	return addr, nil
-}
-
-// childEnv is the harness's environment without HOOKLINE_* variables, so
-// only the flags the harness passes configure the child.
-func childEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HOOKLINE_") {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
-// tail returns the last n lines of the file at path.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(reading %s: %v)", path, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // GoroutineGrowth describes the largest changes, at most top of them, of

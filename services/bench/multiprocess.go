@@ -19,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hookline/hookline/services/internal/childproc"
 )
 
 // serviceBinaries are the service executables of the multiprocess stack,
@@ -47,8 +49,8 @@ func startChild(name, dir, bin string, args ...string) (*child, error) {
 	}
 	c.cmd = exec.Command(bin, args...)
 	c.cmd.Stdout, c.cmd.Stderr = f, f
-	c.cmd.Env = childEnv()
-	detach(c.cmd)
+	c.cmd.Env = childproc.Env()
+	childproc.Detach(c.cmd)
 	if err := c.cmd.Start(); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("%s: start %s: %w", name, bin, err)
@@ -93,13 +95,13 @@ func (c *child) waitHTTP200(ctx context.Context, url string) error {
 			last = err.Error()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: %s not 200 after %v (last: %s); log:\n%s", c.name, url, readyTimeout, last, tail(c.logPath, 20))
+			return fmt.Errorf("%s: %s not 200 after %v (last: %s); log:\n%s", c.name, url, readyTimeout, last, childproc.Tail(c.logPath, 20))
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: waiting for readiness: %w", c.name, ctx.Err())
 		case <-c.exited:
-			return fmt.Errorf("%s exited before it was ready (%v); log:\n%s", c.name, c.err, tail(c.logPath, 20))
+			return fmt.Errorf("%s exited before it was ready (%v); log:\n%s", c.name, c.err, childproc.Tail(c.logPath, 20))
 		case <-t.C:
 		}
 	}
@@ -169,7 +171,7 @@ func startMultiprocess(ctx context.Context, cfg Config, dir string, logger *slog
 		return nil, err
 	}
 	migrate := exec.CommandContext(ctx, hookline, "migrate", "--store", store, "--log-level", "warn")
-	migrate.Env = childEnv()
+	migrate.Env = childproc.Env()
 	if out, err := migrate.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("hookline migrate: %w\n%s", err, out)
 	}
@@ -259,7 +261,7 @@ func (m *multiStack) alive() error {
 	var errs []error
 	for _, c := range m.processes() {
 		if !c.running() {
-			errs = append(errs, fmt.Errorf("%s exited (%v); end of its log:\n%s", c.name, c.err, tail(c.logPath, 20)))
+			errs = append(errs, fmt.Errorf("%s exited (%v); end of its log:\n%s", c.name, c.err, childproc.Tail(c.logPath, 20)))
 		}
 	}
 	return errors.Join(errs...)

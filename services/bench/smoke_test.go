@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookline/hookline/services/internal/childproc"
 )
 
 // TestSmoke runs the harness end to end at a tiny scale against a real
@@ -111,29 +113,11 @@ func buildHookline(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "hookline")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/hookline/hookline/services/cmd/hookline")
-	cmd.Env = withoutRace(os.Environ())
+	cmd.Env = childproc.WithoutRace(os.Environ())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build hookline: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// withoutRace returns env with -race removed from GOFLAGS.
-func withoutRace(env []string) []string {
-	out := make([]string, 0, len(env))
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
-			var keep []string
-			for _, f := range strings.Fields(v) {
-				if f != "-race" && !strings.HasPrefix(f, "-race=") {
-					keep = append(keep, f)
-				}
-			}
-			kv = "GOFLAGS=" + strings.Join(keep, " ")
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 // testWriter sends log lines to t.Log.

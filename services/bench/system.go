@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+
+	"github.com/hookline/hookline/services/internal/childproc"
 )
 
 // Stacks the harness can run Hookline as.
@@ -56,5 +58,5 @@ func (p *devProcess) alive() error {
 	if p.running() {
 		return nil
 	}
-	return fmt.Errorf("hookline dev exited (%v); end of %s:\n%s", p.err, filepath.Base(p.logPath), tail(p.logPath, 20))
+	return fmt.Errorf("hookline dev exited (%v); end of %s:\n%s", p.err, filepath.Base(p.logPath), childproc.Tail(p.logPath, 20))
 }

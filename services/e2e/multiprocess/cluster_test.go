@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/hookline/hookline/services/internal/childproc"
 )
 
 // Settings shortened for the test, so a killed replica's messages come
@@ -195,7 +197,7 @@ func (c *cluster) printLogsOnFailure() {
 		return
 	}
 	for _, p := range c.started {
-		c.t.Logf("==== last lines of %s ====\n%s", filepath.Base(p.logPath), tail(p.logPath, 40))
+		c.t.Logf("==== last lines of %s ====\n%s", filepath.Base(p.logPath), childproc.Tail(p.logPath, 40))
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hookline/hookline/services/internal/childproc"
 )
 
 // Packages of the executables the test runs.
@@ -43,7 +45,7 @@ func buildBinaries(t *testing.T) string {
 		args = append(args, cmdPkg+b)
 	}
 	cmd := exec.Command("go", args...)
-	cmd.Env = withoutRace(os.Environ())
+	cmd.Env = childproc.WithoutRace(os.Environ())
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := runWithin(cmd, buildTimeout); err != nil {
@@ -72,39 +74,6 @@ func runWithin(cmd *exec.Cmd, timeout time.Duration) error {
 		<-done
 		return fmt.Errorf("did not finish within %v", timeout)
 	}
-}
-
-// withoutRace returns env with -race removed from GOFLAGS, so binaries
-// built by the test are not instrumented even under `go test -race` with
-// GOFLAGS=-race.
-func withoutRace(env []string) []string {
-	out := make([]string, 0, len(env))
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
-			var keep []string
-			for _, f := range strings.Fields(v) {
-				if f != "-race" && !strings.HasPrefix(f, "-race=") {
-					keep = append(keep, f)
-				}
-			}
-			kv = "GOFLAGS=" + strings.Join(keep, " ")
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-// childEnv is the environment of every process the test starts: the
-// test's own without HOOKLINE_* variables, so only the flags the test
-// passes configure the services.
-func childEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HOOKLINE_") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // freeAddr returns a loopback address with a port that was free a moment
@@ -143,8 +112,8 @@ func startProcess(t *testing.T, name, logPath, bin string, args ...string) *proc
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = childEnv()
-	detach(cmd)
+	cmd.Env = childproc.Env()
+	childproc.Detach(cmd)
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		t.Fatalf("%s: start %s: %v", name, bin, err)
@@ -229,25 +198,12 @@ func (p *process) waitHTTP200(t *testing.T, url string) {
 			last = err.Error()
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s not 200 after %v (last: %s); log:\n%s", p.name, url, readyTimeout, last, tail(p.logPath, 30))
+			t.Fatalf("%s: %s not 200 after %v (last: %s); log:\n%s", p.name, url, readyTimeout, last, childproc.Tail(p.logPath, 30))
 		}
 		select {
 		case <-p.exited:
-			t.Fatalf("%s exited before it was ready (%v); log:\n%s", p.name, p.err, tail(p.logPath, 30))
+			t.Fatalf("%s exited before it was ready (%v); log:\n%s", p.name, p.err, childproc.Tail(p.logPath, 30))
 		case <-tick.C:
 		}
 	}
-}
-
-// tail returns the last n lines of the file at path.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(reading %s: %v)", path, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
