@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -84,38 +85,42 @@ func TestPerItemErrors(t *testing.T) {
 
 func TestCloseFlushesQueuedAndRejectsLater(t *testing.T) {
 	t.Parallel()
-	var flushed atomic.Int64
-	entered := make(chan struct{}, 1)
-	release := make(chan struct{})
-	b := New(Config{MaxItems: 1, Linger: time.Millisecond}, func(_ context.Context, items []int, _ []error) {
-		select {
-		case entered <- struct{}{}:
-		default:
-		}
-		<-release
-		flushed.Add(int64(len(items)))
-	})
-	var wg sync.WaitGroup
-	for i := range 3 {
-		wg.Go(func() {
-			if err := b.Do(context.Background(), i); err != nil {
-				t.Errorf("Do = %v", err)
-			}
+	// synctest.Wait lets the test know every caller has queued its item
+	// (and is blocked waiting for the outcome) before Close runs; without
+	// it, a caller scheduled late would meet ErrClosed and the test could
+	// not tell a lost queued item from a late one.
+	synctest.Test(t, func(t *testing.T) {
+		var flushed atomic.Int64
+		release := make(chan struct{})
+		b := New(Config{MaxItems: 1, Linger: time.Millisecond}, func(_ context.Context, items []int, _ []error) {
+			<-release
+			flushed.Add(int64(len(items)))
 		})
-	}
-	<-entered
-	closed := make(chan struct{})
-	go func() { b.Close(); close(closed) }()
-	close(release)
-	<-closed
-	wg.Wait()
-	if flushed.Load() != 3 {
-		t.Fatalf("flushed %d; want 3", flushed.Load())
-	}
-	if err := b.Do(context.Background(), 9); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Do after Close = %v; want ErrClosed", err)
-	}
-	b.Close() // idempotent
+		var wg sync.WaitGroup
+		for i := range 3 {
+			wg.Go(func() {
+				if err := b.Do(context.Background(), i); err != nil {
+					t.Errorf("Do = %v", err)
+				}
+			})
+		}
+		synctest.Wait() // all three queued; the first flush blocked on release
+		if got := flushed.Load(); got != 0 {
+			t.Fatalf("flushed %d before release", got)
+		}
+		closed := make(chan struct{})
+		go func() { b.Close(); close(closed) }()
+		close(release)
+		<-closed
+		wg.Wait()
+		if flushed.Load() != 3 {
+			t.Fatalf("flushed %d; want 3", flushed.Load())
+		}
+		if err := b.Do(context.Background(), 9); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Do after Close = %v; want ErrClosed", err)
+		}
+		b.Close() // idempotent
+	})
 }
 
 func TestFlushTimeout(t *testing.T) {
