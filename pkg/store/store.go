@@ -278,7 +278,9 @@ type Store interface {
 	ListAttempts(ctx context.Context, f AttemptFilter) ([]Attempt, string, error)
 
 	// ScheduleRetries stores due times (replacing a delivery's earlier one)
-	// and sets each delivery to retrying with NextAttemptAt = DueAt. A
+	// and sets each delivery to retrying with NextAttemptAt = DueAt, or to
+	// pending when the retry is of attempt 1 (a first attempt put off, as
+	// the delivery service does with an endpoint's backlog). A
 	// retry whose Attempt is not above the delivery's recorded Attempts is
 	// stale (that attempt was made already, e.g. a retry request handled a
 	// second time) and is skipped, as is one for an unknown delivery.
@@ -288,7 +290,8 @@ type Store interface {
 	// loses its lease and the retries become claimable again.
 	ClaimDueRetries(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]DueRetry, error)
 	// CompleteRetries removes the retries once published. A retry that was
-	// rescheduled since (different Attempt) is kept.
+	// rescheduled since (different Attempt or DueAt: the same attempt can
+	// be put off again) is kept.
 	CompleteRetries(ctx context.Context, rs []ScheduledRetry) error
 	// MarkDead sets deliveries to dead with the given reason.
 	MarkDead(ctx context.Context, deliveryIDs []string, reason string, now time.Time) error

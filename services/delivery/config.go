@@ -44,9 +44,19 @@ type Config struct {
 	// MaxInFlightPerEndpoint caps concurrent requests to one subscription,
 	// so a slow endpoint cannot take every worker.
 	MaxInFlightPerEndpoint int
-	// OverCapDelay is how long a delivery over that cap waits before it is
-	// offered again.
+	// OverCapDelay is the least a delivery the endpoint cannot take now
+	// (over the in-flight cap or the rate limit) waits before it is offered
+	// again; it waits longer behind the endpoint's queue (see Postponing in
+	// the package documentation).
 	OverCapDelay time.Duration
+	// OverCapMaxDelay is the furthest ahead such a delivery is scheduled,
+	// however long the endpoint's queue.
+	OverCapMaxDelay time.Duration
+	// MaxHeldPerEndpoint is how many postponed deliveries of one endpoint
+	// this replica leaves with the broker (nak with a delay); further ones
+	// are put off through the store, so that an endpoint's backlog never
+	// fills the consumer's MaxAckPending.
+	MaxHeldPerEndpoint int
 	// DisableAfter disables a subscription failing continuously for longer;
 	// 0 means never.
 	DisableAfter time.Duration
@@ -80,7 +90,9 @@ func DefaultConfig() Config {
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    10 * time.Second,
 		MaxInFlightPerEndpoint: 32,
-		OverCapDelay:           500 * time.Millisecond,
+		OverCapDelay:           50 * time.Millisecond,
+		OverCapMaxDelay:        5 * time.Minute,
+		MaxHeldPerEndpoint:     128,
 		DisableAfter:           120 * time.Hour,
 		BatchSize:              256,
 		BatchLinger:            2 * time.Millisecond,
@@ -107,8 +119,10 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.MaxIdleConnsPerHost, "delivery-max-idle-conns-per-host", d.MaxIdleConnsPerHost, "idle keep-alive connections kept per endpoint host")
 	fs.DurationVar(&c.IdleConnTimeout, "delivery-idle-conn-timeout", d.IdleConnTimeout, "close keep-alive connections idle this long")
 	fs.DurationVar(&c.TLSHandshakeTimeout, "delivery-tls-handshake-timeout", d.TLSHandshakeTimeout, "TLS handshake timeout")
-	fs.IntVar(&c.MaxInFlightPerEndpoint, "delivery-max-in-flight-per-endpoint", d.MaxInFlightPerEndpoint, "concurrent requests per subscription in this replica; more wait for --delivery-over-cap-delay")
-	fs.DurationVar(&c.OverCapDelay, "delivery-over-cap-delay", d.OverCapDelay, "redelivery delay of a delivery over the per-endpoint cap")
+	fs.IntVar(&c.MaxInFlightPerEndpoint, "delivery-max-in-flight-per-endpoint", d.MaxInFlightPerEndpoint, "concurrent requests per subscription in this replica; more are postponed behind the endpoint's queue")
+	fs.DurationVar(&c.OverCapDelay, "delivery-over-cap-delay", d.OverCapDelay, "least wait of a delivery postponed over the per-endpoint cap or rate limit")
+	fs.DurationVar(&c.OverCapMaxDelay, "delivery-over-cap-max-delay", d.OverCapMaxDelay, "furthest ahead a postponed delivery is scheduled, however long its endpoint's queue")
+	fs.IntVar(&c.MaxHeldPerEndpoint, "delivery-max-held-per-endpoint", d.MaxHeldPerEndpoint, "postponed deliveries per endpoint left with the broker; more are put off through the store")
 	fs.DurationVar(&c.DisableAfter, "delivery-disable-after", d.DisableAfter, "disable a subscription failing continuously for longer than this (0: never)")
 	fs.IntVar(&c.BatchSize, "delivery-batch-size", d.BatchSize, "attempt results written per store call at most")
 	fs.DurationVar(&c.BatchLinger, "delivery-batch-linger", d.BatchLinger, "how long a batch of attempt results waits to fill up")
@@ -157,6 +171,13 @@ func (c Config) Validate() error {
 	positiveDur("delivery-tls-handshake-timeout", c.TLSHandshakeTimeout)
 	positive("delivery-max-in-flight-per-endpoint", int64(c.MaxInFlightPerEndpoint))
 	positiveDur("delivery-over-cap-delay", c.OverCapDelay)
+	positiveDur("delivery-over-cap-max-delay", c.OverCapMaxDelay)
+	if c.OverCapDelay > c.OverCapMaxDelay && c.OverCapMaxDelay > 0 {
+		errs = append(errs, fmt.Errorf("--delivery-over-cap-delay %s: exceeds --delivery-over-cap-max-delay %s", c.OverCapDelay, c.OverCapMaxDelay))
+	}
+	if c.MaxHeldPerEndpoint < 0 {
+		errs = append(errs, fmt.Errorf("--delivery-max-held-per-endpoint: must not be negative, got %d", c.MaxHeldPerEndpoint))
+	}
 	if c.DisableAfter < 0 {
 		errs = append(errs, fmt.Errorf("--delivery-disable-after: must not be negative, got %s", c.DisableAfter))
 	}

@@ -15,10 +15,27 @@
 //     every unexpired secret of the subscription.
 //   - Isolation: at most MaxInFlightPerEndpoint requests per subscription
 //     run at once in a replica; a message over the cap, or over the
-//     subscription's rate limit, is handed back to the broker with a delay
-//     instead of occupying a worker.
+//     subscription's rate limit, is postponed instead of occupying a
+//     worker (see Postponing).
 //   - Connections go only to addresses the SSRF guard allows, checked at
 //     dial time after DNS resolution. Redirects are never followed.
+//
+// # Postponing
+//
+// Each replica keeps a virtual queue per endpoint: the endpoint serves
+// one delivery per interval (its moving-average attempt duration divided
+// by MaxInFlightPerEndpoint, no shorter than its rate limit allows), and a
+// postponed delivery is given the next free interval after the queue's
+// tail, at least OverCapDelay and at most OverCapMaxDelay ahead. The first
+// MaxHeldPerEndpoint deliveries of that queue stay with the broker (nak
+// with that delay). Further ones are put off through the store
+// (store.ScheduleRetries with the same attempt number: the delivery stays
+// pending, or retrying, with NextAttemptAt set) and their message is
+// acknowledged; the scheduler releases them when due. An endpoint's
+// backlog, however deep, therefore lives in the store and never fills the
+// consumer's MaxAckPending, which every other endpoint needs. Putting off
+// is not an attempt: nothing is recorded in the attempt history. Order
+// among an endpoint's deliveries is not kept.
 //
 // # Outcomes
 //

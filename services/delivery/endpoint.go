@@ -24,7 +24,13 @@ type endpoint struct {
 	inflight  int
 	idleSince time.Time
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// avgDur is a moving average of the endpoint's attempt durations; zero
+	// until one completes.
+	avgDur time.Duration
+	// tail is when this replica expects the last delivery it postponed to
+	// get its turn (see queueSpot).
+	tail      time.Time
 	limiter   *rate.Limiter
 	rateLimit int
 	signer    *signature.Signer
@@ -35,9 +41,10 @@ type endpoint struct {
 	healthBusy atomic.Bool
 }
 
-// acquire takes an in-flight slot of subscription id, or returns nil when
-// the endpoint is at its cap.
-func (s *Service) acquire(id string) *endpoint {
+// acquire returns the endpoint state of subscription id and takes one of
+// its in-flight slots, or reports false (taking none) when the endpoint is
+// at its cap.
+func (s *Service) acquire(id string) (*endpoint, bool) {
 	s.epMu.Lock()
 	defer s.epMu.Unlock()
 	ep := s.eps[id]
@@ -46,10 +53,10 @@ func (s *Service) acquire(id string) *endpoint {
 		s.eps[id] = ep
 	}
 	if ep.inflight >= s.cfg.MaxInFlightPerEndpoint {
-		return nil
+		return ep, false
 	}
 	ep.inflight++
-	return ep
+	return ep, true
 }
 
 // release returns a slot taken by acquire.
@@ -74,6 +81,61 @@ func (s *Service) sweep(cutoff time.Time) int {
 		}
 	}
 	return n
+}
+
+// observe folds the duration of a finished attempt into the endpoint's
+// moving average (weight 1/8).
+func (ep *endpoint) observe(d time.Duration) {
+	d = max(d, time.Microsecond)
+	ep.mu.Lock()
+	if ep.avgDur == 0 {
+		ep.avgDur = d
+	} else {
+		ep.avgDur += (d - ep.avgDur) / 8
+	}
+	ep.mu.Unlock()
+}
+
+// queuePolicy is what queueSpot needs of the configuration.
+type queuePolicy struct {
+	inFlight  int           // MaxInFlightPerEndpoint
+	rateLimit int           // the subscription's deliveries per second; 0: none
+	minWait   time.Duration // OverCapDelay
+	maxWait   time.Duration // OverCapMaxDelay
+}
+
+// queueSpot puts one more delivery in the endpoint's virtual queue and
+// returns how long it should wait for its turn and how many deliveries
+// this replica has queued ahead of it. The endpoint serves one delivery
+// per interval: its average attempt duration divided by its in-flight
+// cap (minWait per slot while no attempt has finished), and no less than
+// the rate limit allows. Each postponed delivery takes the next interval
+// after the queue's tail, so a slow endpoint's backlog is spread over the
+// time the endpoint needs to serve it instead of coming back all at once;
+// the tail is never put further than maxWait ahead. A small random jitter
+// (up to one interval) keeps replicas and redeliveries from lining up.
+func (ep *endpoint) queueSpot(now time.Time, p queuePolicy) (wait time.Duration, ahead int) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	per := ep.avgDur
+	if per == 0 {
+		per = p.minWait
+	}
+	interval := max(per/time.Duration(max(p.inFlight, 1)), time.Microsecond)
+	if p.rateLimit > 0 {
+		interval = max(interval, time.Second/time.Duration(p.rateLimit))
+	}
+	if ep.tail.Before(now) {
+		ep.tail = now
+	}
+	ep.tail = ep.tail.Add(interval)
+	if limit := now.Add(p.maxWait); ep.tail.After(limit) {
+		ep.tail = limit
+	}
+	wait = ep.tail.Sub(now)
+	ahead = int(wait/interval) - 1
+	wait += time.Duration(rand.Int64N(int64(interval) + 1))
+	return min(max(wait, p.minWait), p.maxWait), ahead
 }
 
 // reserve takes a token of the subscription's rate limit (limit per

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -179,20 +178,23 @@ const (
 	recAttempt recordKind = iota // an attempt result (and maybe a retry)
 	recPark                      // park a delivery without an attempt
 	recDead                      // dead-letter a delivery without an attempt
+	recDefer                     // put off an attempt through the store
 )
 
 // record is one write queued on the group-commit batcher.
 type record struct {
 	kind       recordKind
 	result     store.AttemptResult
-	deliveryID string // recPark, recDead
-	reason     string // recDead
+	deliveryID string               // recPark, recDead
+	reason     string               // recDead
+	deferral   store.ScheduledRetry // recDefer
 	hasRetry   bool
 	retry      transport.Message
 }
 
 // flush writes a batch of records: attempts in one RecordAttempts call,
-// parks in one ParkDeliveries call, dead letters in one MarkDead call per
+// parks in one ParkDeliveries call, put-off attempts in one
+// ScheduleRetries call, dead letters in one MarkDead call per
 // reason, then the RETRIES messages of the failed attempts in one Publish
 // call (only once their attempts are durable).
 func (s *Service) flush(ctx context.Context, recs []record, errs []error) {
@@ -200,6 +202,7 @@ func (s *Service) flush(ctx context.Context, recs []record, errs []error) {
 	var (
 		results []store.AttemptResult
 		parks   []string
+		defers  []store.ScheduledRetry
 		dead    map[string][]string
 	)
 	for i := range recs {
@@ -208,6 +211,8 @@ func (s *Service) flush(ctx context.Context, recs []record, errs []error) {
 			results = append(results, r.result)
 		case recPark:
 			parks = append(parks, r.deliveryID)
+		case recDefer:
+			defers = append(defers, r.deferral)
 		case recDead:
 			if dead == nil {
 				dead = make(map[string][]string)
@@ -232,6 +237,12 @@ func (s *Service) flush(ctx context.Context, recs []record, errs []error) {
 		if err := s.store.ParkDeliveries(ctx, parks, now); err != nil {
 			s.log.Warn("parking deliveries failed", "count", len(parks), "err", err)
 			fail(recPark, "", fmt.Errorf("park deliveries: %w", err))
+		}
+	}
+	if len(defers) > 0 {
+		if err := s.store.ScheduleRetries(ctx, defers); err != nil {
+			s.log.Warn("putting off deliveries failed", "count", len(defers), "err", err)
+			fail(recDefer, "", fmt.Errorf("put off deliveries: %w", err))
 		}
 	}
 	for reason, ids := range dead {
@@ -292,15 +303,16 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 		return
 	}
 
-	ep := s.acquire(sub.ID)
-	if ep == nil {
+	now := time.Now()
+	ep, ok := s.acquire(sub.ID)
+	if !ok {
 		// Over the endpoint's cap: free this worker for other endpoints.
-		settle.Nak(s.log, msg, s.cfg.OverCapDelay+time.Duration(rand.Int64N(int64(s.cfg.OverCapDelay)+1)))
+		s.postpone(msg, ep, sub, &env, now, 0)
 		return
 	}
 	defer func() { s.release(ep, time.Now()) }()
-	if d := ep.reserve(sub.RateLimit, time.Now()); d > 0 {
-		settle.Nak(s.log, msg, d)
+	if d := ep.reserve(sub.RateLimit, now); d > 0 {
+		s.postpone(msg, ep, sub, &env, now, d)
 		return
 	}
 
@@ -316,6 +328,7 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 		settle.Nak(s.log, msg, 0)
 		return
 	}
+	ep.observe(out.dur)
 	rec := record{kind: recAttempt, result: store.AttemptResult{
 		Status: out.status,
 		Attempt: store.Attempt{
@@ -353,6 +366,34 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 		return
 	}
 	s.updateHealth(sub, ep, out)
+}
+
+// postpone hands back a message its endpoint cannot take now (over the
+// in-flight cap, or over the rate limit for at least atLeast), placing it
+// in the endpoint's queue (see endpoint.queueSpot). While few deliveries
+// of the endpoint are queued (MaxHeldPerEndpoint), the broker keeps the
+// message and redelivers it after the wait; beyond that the delivery is
+// put off through the store (its attempt scheduled like a retry, the
+// attempt number unchanged) and the message acknowledged, so an
+// endpoint's backlog lives in the store and never fills the consumer's
+// MaxAckPending, which every other endpoint needs.
+func (s *Service) postpone(msg transport.Received, ep *endpoint, sub *store.Subscription, env *Envelope, now time.Time, atLeast time.Duration) {
+	wait, ahead := ep.queueSpot(now, queuePolicy{
+		inFlight:  s.cfg.MaxInFlightPerEndpoint,
+		rateLimit: sub.RateLimit,
+		minWait:   s.cfg.OverCapDelay,
+		maxWait:   s.cfg.OverCapMaxDelay,
+	})
+	wait = max(wait, atLeast)
+	if ahead < s.cfg.MaxHeldPerEndpoint {
+		settle.Nak(s.log, msg, wait)
+		return
+	}
+	settle.Commit(s.log, s.batch, msg, record{kind: recDefer, deferral: store.ScheduledRetry{
+		DeliveryID: env.DeliveryID,
+		Attempt:    env.Attempt,
+		DueAt:      now.Add(wait),
+	}}, s.cfg.ErrorBackoff)
 }
 
 // alreadyMade settles a redelivered message whose attempt is recorded

@@ -11,7 +11,8 @@ import (
 	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
-// sqlScheduleRetries sets a batch of deliveries to retrying and upserts
+// sqlScheduleRetries sets a batch of deliveries to retrying ($4; pending,
+// $5, when the retry is of attempt 1) and upserts
 // their scheduled retries (dropping any lease), in one statement. Only
 // deliveries that exist and have not yet recorded the retry's attempt get
 // a retry; RETURNING names them.
@@ -20,7 +21,7 @@ const sqlScheduleRetries = `WITH incoming AS (
 ),
 retrying AS (
     UPDATE deliveries AS d SET
-        status = $4,
+        status = CASE WHEN incoming.attempt = 1 THEN $5 ELSE $4 END,
         next_attempt_at = incoming.due_at,
         updated_at = GREATEST(d.updated_at, incoming.due_at)
     FROM incoming
@@ -35,7 +36,7 @@ RETURNING delivery_id`
 
 // ScheduleRetries upserts one scheduled retry per delivery (replacing an
 // earlier one and dropping any lease on it) and sets each delivery to
-// retrying with NextAttemptAt = DueAt (UpdatedAt becomes DueAt if that is
+// retrying (pending when the retry is of attempt 1) with NextAttemptAt = DueAt (UpdatedAt becomes DueAt if that is
 // later), in one statement. Of several retries for one delivery in the
 // batch the last counts. A retry for a delivery that does not exist, or
 // whose recorded Attempts is already at or above the retry's Attempt
@@ -60,7 +61,7 @@ func (s *Store) ScheduleRetries(ctx context.Context, rs []store.ScheduledRetry) 
 	scheduled := make(map[string]bool, len(ids))
 	err := s.run(ctx, "schedule retries", func(ctx context.Context) error {
 		clear(scheduled)
-		rows, err := s.pool.Query(ctx, sqlScheduleRetries, ids, attempts, dues, string(store.DeliveryRetrying))
+		rows, err := s.pool.Query(ctx, sqlScheduleRetries, ids, attempts, dues, string(store.DeliveryRetrying), string(store.DeliveryPending))
 		if err != nil {
 			return err
 		}
@@ -169,22 +170,22 @@ func (s *Store) ClaimDueRetries(ctx context.Context, now time.Time, limit int, l
 	return out, nil
 }
 
-// CompleteRetries deletes, in one statement, each retry whose delivery and
-// attempt both match; a retry rescheduled since (a different Attempt) is
-// kept.
+// CompleteRetries deletes, in one statement, each retry whose delivery,
+// attempt and due time all match; a retry rescheduled since (a different
+// Attempt or DueAt) is kept.
 func (s *Store) CompleteRetries(ctx context.Context, rs []store.ScheduledRetry) error {
 	if len(rs) == 0 {
 		return nil
 	}
 	sorted := slices.Clone(rs)
 	slices.SortFunc(sorted, func(a, b store.ScheduledRetry) int { return cmp.Compare(a.DeliveryID, b.DeliveryID) })
-	ids, attempts := make([]string, len(sorted)), make([]int64, len(sorted))
+	ids, attempts, dues := make([]string, len(sorted)), make([]int64, len(sorted)), make([]int64, len(sorted))
 	for i, r := range sorted {
-		ids[i], attempts[i] = r.DeliveryID, int64(r.Attempt)
+		ids[i], attempts[i], dues[i] = r.DeliveryID, int64(r.Attempt), rowcodec.Nanos(r.DueAt)
 	}
 	return s.run(ctx, "complete retries", func(ctx context.Context) error {
 		_, err := s.pool.Exec(ctx, `DELETE FROM scheduled_retries
-WHERE (delivery_id, attempt) IN (SELECT * FROM unnest($1::TEXT[], $2::INT8[]))`, ids, attempts)
+WHERE (delivery_id, attempt, due_at) IN (SELECT * FROM unnest($1::TEXT[], $2::INT8[], $3::INT8[]))`, ids, attempts, dues)
 		return err
 	})
 }

@@ -13,9 +13,10 @@ import (
 
 // ScheduleRetries upserts one scheduled retry per delivery (replacing an
 // earlier one and dropping any lease on it) and sets each delivery to
-// retrying with NextAttemptAt = DueAt, in one transaction. A retry for a
-// delivery that does not exist, or whose recorded Attempts is already at
-// or above the retry's Attempt (stale), is skipped.
+// retrying (pending when the retry is of attempt 1) with NextAttemptAt =
+// DueAt, in one transaction. A retry for a delivery that does not exist,
+// or whose recorded Attempts is already at or above the retry's Attempt
+// (stale), is skipped.
 func (s *Store) ScheduleRetries(ctx context.Context, rs []store.ScheduledRetry) error {
 	if len(rs) == 0 {
 		return nil
@@ -36,7 +37,11 @@ ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = exc
 		defer ins.Close()
 		for _, r := range rs {
 			due := rowcodec.Nanos(r.DueAt)
-			res, err := upd.ExecContext(ctx, string(store.DeliveryRetrying), due, due, due, r.DeliveryID, r.Attempt)
+			status := store.DeliveryRetrying
+			if r.Attempt == 1 {
+				status = store.DeliveryPending // a first attempt put off
+			}
+			res, err := upd.ExecContext(ctx, string(status), due, due, due, r.DeliveryID, r.Attempt)
 			if err != nil {
 				return fmt.Errorf("delivery %s: %w", r.DeliveryID, err)
 			}
@@ -131,20 +136,21 @@ LIMIT ?`, rowcodec.Nanos(now), rowcodec.Nanos(now), limit)
 	return out, nil
 }
 
-// CompleteRetries deletes each retry whose delivery and attempt both
-// match; a retry rescheduled since (a different Attempt) is kept.
+// CompleteRetries deletes each retry whose delivery, attempt and due time
+// all match; a retry rescheduled since (a different Attempt or DueAt) is
+// kept.
 func (s *Store) CompleteRetries(ctx context.Context, rs []store.ScheduledRetry) error {
 	if len(rs) == 0 {
 		return nil
 	}
 	return s.inWriteTx(ctx, "complete retries", func(tx *sql.Tx) error {
-		del, err := tx.PrepareContext(ctx, `DELETE FROM scheduled_retries WHERE delivery_id = ? AND attempt = ?`)
+		del, err := tx.PrepareContext(ctx, `DELETE FROM scheduled_retries WHERE delivery_id = ? AND attempt = ? AND due_at = ?`)
 		if err != nil {
 			return err
 		}
 		defer del.Close()
 		for _, r := range rs {
-			if _, err := del.ExecContext(ctx, r.DeliveryID, r.Attempt); err != nil {
+			if _, err := del.ExecContext(ctx, r.DeliveryID, r.Attempt, rowcodec.Nanos(r.DueAt)); err != nil {
 				return fmt.Errorf("retry of %s: %w", r.DeliveryID, err)
 			}
 		}

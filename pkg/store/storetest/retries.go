@@ -75,6 +75,31 @@ func testRetriesScheduleStale(t *testing.T, s store.Store) {
 	}
 }
 
+// testRetriesScheduleFirst: a first attempt put off (a retry of attempt
+// 1) leaves the delivery pending, with its due time; a retry of attempt 2
+// makes it retrying.
+func testRetriesScheduleFirst(t *testing.T, s store.Store) {
+	f := Seed(t, s, "acme", Base)
+	r := store.ScheduledRetry{DeliveryID: f.Delivery.ID, Attempt: 1, DueAt: Base.Add(time.Minute)}
+	must(t, s.ScheduleRetries(ctx(t), []store.ScheduledRetry{r}), "ScheduleRetries(first)")
+	if got := getDelivery(t, s, f.Delivery.ID); got.Status != store.DeliveryPending || !got.NextAttemptAt.Equal(r.DueAt) || got.Attempts != 0 {
+		t.Fatalf("after putting off attempt 1: status %q attempts %d NextAttemptAt %v; want pending 0 %v",
+			got.Status, got.Attempts, got.NextAttemptAt, r.DueAt)
+	}
+	due := claim(t, s, Base.Add(time.Hour), 10, time.Minute)
+	if len(due) != 1 {
+		t.Fatalf("claimed %d retries, want 1", len(due))
+	}
+	wantEqual(t, r, due[0].ScheduledRetry, "claimed retry")
+	must(t, s.CompleteRetries(ctx(t), []store.ScheduledRetry{due[0].ScheduledRetry}), "CompleteRetries")
+	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(NewAttempt(f.Delivery, 1, Base.Add(time.Minute)), store.DeliveryRetrying)}), "RecordAttempts")
+	r2 := store.ScheduledRetry{DeliveryID: f.Delivery.ID, Attempt: 2, DueAt: Base.Add(2 * time.Minute)}
+	must(t, s.ScheduleRetries(ctx(t), []store.ScheduledRetry{r2}), "ScheduleRetries(second)")
+	if got := getDelivery(t, s, f.Delivery.ID); got.Status != store.DeliveryRetrying || !got.NextAttemptAt.Equal(r2.DueAt) {
+		t.Fatalf("after scheduling attempt 2: status %q NextAttemptAt %v", got.Status, got.NextAttemptAt)
+	}
+}
+
 func testRetriesClaimDueOnly(t *testing.T, s store.Store) {
 	var fs []Fixture
 	var rs []store.ScheduledRetry
@@ -231,16 +256,22 @@ func testRetriesConcurrentClaimers(t *testing.T, s store.Store) {
 func testRetriesComplete(t *testing.T, s store.Store) {
 	a := Seed(t, s, "acme", Base)
 	b := Seed(t, s, "acme", Base.Add(time.Second))
+	c := Seed(t, s, "acme", Base.Add(2*time.Second))
 	must(t, s.ScheduleRetries(ctx(t), []store.ScheduledRetry{
 		{DeliveryID: a.Delivery.ID, Attempt: 2, DueAt: Base},
 		{DeliveryID: b.Delivery.ID, Attempt: 2, DueAt: Base},
+		{DeliveryID: c.Delivery.ID, Attempt: 2, DueAt: Base},
 	}), "ScheduleRetries")
 	due := claim(t, s, Base, 10, time.Minute)
-	if len(due) != 2 {
-		t.Fatalf("claimed %d, want 2", len(due))
+	if len(due) != 3 {
+		t.Fatalf("claimed %d, want 3", len(due))
 	}
-	// b is rescheduled (attempt 3) before the claimer completes attempt 2.
-	must(t, s.ScheduleRetries(ctx(t), []store.ScheduledRetry{{DeliveryID: b.Delivery.ID, Attempt: 3, DueAt: Base.Add(time.Hour)}}), "ScheduleRetries(b)")
+	// Before the claimer completes attempt 2, b is rescheduled (attempt 3)
+	// and c's attempt 2 is put off again (same attempt, later due time).
+	must(t, s.ScheduleRetries(ctx(t), []store.ScheduledRetry{
+		{DeliveryID: b.Delivery.ID, Attempt: 3, DueAt: Base.Add(time.Hour)},
+		{DeliveryID: c.Delivery.ID, Attempt: 2, DueAt: Base.Add(time.Hour)},
+	}), "ScheduleRetries(b, c)")
 	var done []store.ScheduledRetry
 	for _, d := range due {
 		done = append(done, d.ScheduledRetry)
@@ -249,11 +280,18 @@ func testRetriesComplete(t *testing.T, s store.Store) {
 	must(t, s.CompleteRetries(ctx(t), done), "CompleteRetries(repeat)")
 	must(t, s.CompleteRetries(ctx(t), nil), "CompleteRetries(empty)")
 
-	// a is gone for good, even after its lease; b's newer retry survives.
+	// a is gone for good, even after its lease; b's and c's newer
+	// retries survive.
 	due = claim(t, s, Base.Add(2*time.Hour), 10, time.Minute)
-	if len(due) != 1 || due[0].DeliveryID != b.Delivery.ID || due[0].Attempt != 3 {
-		t.Fatalf("after CompleteRetries claimed %+v", due)
+	got := map[string]store.ScheduledRetry{}
+	for _, d := range due {
+		got[d.DeliveryID] = d.ScheduledRetry
 	}
+	want := map[string]store.ScheduledRetry{
+		b.Delivery.ID: {DeliveryID: b.Delivery.ID, Attempt: 3, DueAt: Base.Add(time.Hour)},
+		c.Delivery.ID: {DeliveryID: c.Delivery.ID, Attempt: 2, DueAt: Base.Add(time.Hour)},
+	}
+	wantEqual(t, want, got, "retries left after CompleteRetries")
 }
 
 func testMarkDead(t *testing.T, s store.Store) {

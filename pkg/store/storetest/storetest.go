@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Attempts/ListPagingFilters", testAttemptsList},
 		{"Retries/Schedule", testRetriesSchedule},
 		{"Retries/ScheduleStale", testRetriesScheduleStale},
+		{"Retries/ScheduleFirst", testRetriesScheduleFirst},
 		{"Retries/ClaimDueOnly", testRetriesClaimDueOnly},
 		{"Retries/LeaseExpiry", testRetriesLeaseExpiry},
 		{"Retries/ClaimLimit", testRetriesClaimLimit},

@@ -1,0 +1,109 @@
+package delivery_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/services/scheduler"
+)
+
+// TestEndpointBacklogLeavesTheBroker: a stalled endpoint's backlog, many
+// times the consumer's MaxAckPending, must not stop other endpoints'
+// deliveries. Beyond MaxHeldPerEndpoint the backlog is put off through
+// the store (pending, with a due time) and acknowledged; once the endpoint
+// answers again, the scheduler releases it and every delivery succeeds
+// with exactly one attempt.
+func TestEndpointBacklogLeavesTheBroker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	release := make(chan struct{})
+	var slowIn atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		slowIn.Add(1)
+		defer slowIn.Add(-1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // runs before slow.Close, even when the test fails early
+	fast, fastReqs := recorder(t, status(200))
+
+	cfg := testConfig()
+	cfg.Concurrency = 8
+	cfg.MaxInFlightPerEndpoint = 2
+	cfg.MaxHeldPerEndpoint = 3
+	cfg.MaxAckPending = 10
+	cfg.OverCapDelay = 20 * time.Millisecond
+	cfg.OverCapMaxDelay = 200 * time.Millisecond
+	e.run(cfg)
+
+	schedCfg := scheduler.DefaultConfig()
+	schedCfg.PollInterval = 20 * time.Millisecond
+	sched, err := scheduler.New(schedCfg, scheduler.Deps{Store: e.st, Transport: e.tr, Logger: testLogger()})
+	if err != nil {
+		t.Fatalf("scheduler.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	schedDone := make(chan error, 1)
+	go func() { schedDone <- sched.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-schedDone; err != nil {
+			t.Errorf("scheduler Run: %v", err)
+		}
+	})
+
+	slowSub := e.subscription(slow.URL)
+	fastSub := e.subscription(fast.URL)
+	const backlog = 60 // six times MaxAckPending
+	var slowDs []store.Delivery
+	for range backlog {
+		slowDs = append(slowDs, e.send(slowSub))
+	}
+	eventually(t, "slow endpoint saturated", func() bool { return slowIn.Load() == 2 })
+	eventually(t, "slow endpoint's backlog put off through the store", func() bool {
+		ds, _, err := e.st.ListDeliveries(context.Background(), store.DeliveryFilter{SubscriptionID: slowSub.ID, Status: store.DeliveryPending, Limit: backlog})
+		if err != nil {
+			t.Fatalf("ListDeliveries: %v", err)
+		}
+		put := 0
+		for _, d := range ds {
+			if !d.NextAttemptAt.IsZero() {
+				put++
+			}
+		}
+		return put >= backlog-cfg.MaxAckPending
+	})
+
+	var fastDs []store.Delivery
+	for range 20 {
+		fastDs = append(fastDs, e.send(fastSub))
+	}
+	for range fastDs {
+		next(t, fastReqs)
+	}
+	for _, d := range fastDs {
+		e.waitStatus(d.ID, store.DeliverySucceeded)
+	}
+	if n := slowIn.Load(); n != 2 {
+		t.Fatalf("slow endpoint has %d requests in flight while stalled; want its cap, 2", n)
+	}
+
+	unblock()
+	for _, d := range slowDs {
+		got := e.waitStatus(d.ID, store.DeliverySucceeded)
+		if got.Attempts != 1 {
+			t.Fatalf("delivery %s: %d attempts; want 1 (putting off is not an attempt)", d.ID, got.Attempts)
+		}
+	}
+}
