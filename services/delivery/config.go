@@ -86,7 +86,7 @@ func DefaultConfig() Config {
 		MaxResponseBody:        4 << 10,
 		MaxDrain:               64 << 10,
 		MaxIdleConns:           8192,
-		MaxIdleConnsPerHost:    64,
+		MaxIdleConnsPerHost:    256,
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    10 * time.Second,
 		MaxInFlightPerEndpoint: 32,

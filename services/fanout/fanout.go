@@ -93,13 +93,7 @@ type Service struct {
 	logger  *slog.Logger
 	subs    *subcache.Cache
 	ownSubs bool
-	writes  *groupcommit.Batcher[fanned]
-}
-
-// fanned is one event with its deliveries, written together.
-type fanned struct {
-	event      store.Event
-	deliveries []store.Delivery
+	writes  *groupcommit.Batcher[store.Event]
 }
 
 // New validates cfg and builds the service.
@@ -118,7 +112,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 // Run consumes the EVENTS stream until ctx is cancelled, then waits for
 // in-flight events (which are acknowledged only if fully fanned out).
 func (s *Service) Run(ctx context.Context) error {
-	s.writes = groupcommit.New(groupcommit.Config{MaxItems: s.cfg.StoreBatch, Linger: time.Millisecond}, s.flush)
+	// Two flushers: one can write to the store while the other waits for
+	// the broker to acknowledge its batch's deliveries.
+	s.writes = groupcommit.New(groupcommit.Config{MaxItems: s.cfg.StoreBatch, Linger: time.Millisecond, Flushers: 2, Timeout: s.cfg.AckWait}, s.flush)
 	defer s.writes.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -160,16 +156,9 @@ func (s *Service) handle(ctx context.Context, msg transport.Received) {
 		settle.Ack(s.logger, msg)
 		return
 	}
-	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.AckWait)
-	defer cancel()
-	// The event was accepted before this handler began, so after Sync the
-	// cache holds every subscription created before the event was.
-	if err := s.subs.Sync(work); err != nil {
-		s.logger.Warn("subscription cache out of date; will retry", "event_id", ev.ID, "err", err)
-		settle.Nak(s.logger, msg, s.cfg.RetryDelay)
-		return
-	}
-	if err := s.fanOut(work, ev); err != nil {
+	// The batcher bounds the flush by the ack wait and finishes it even
+	// when the service is stopping.
+	if err := s.writes.Do(context.WithoutCancel(ctx), ev); err != nil {
 		s.logger.Warn("fan-out failed; will retry", "event_id", ev.ID, "err", err)
 		settle.Nak(s.logger, msg, s.cfg.RetryDelay)
 		return
@@ -177,54 +166,53 @@ func (s *Service) handle(ctx context.Context, msg transport.Received) {
 	settle.Ack(s.logger, msg)
 }
 
-// fanOut stores ev and its deliveries, then publishes the deliveries.
-func (s *Service) fanOut(ctx context.Context, ev store.Event) error {
-	subs := s.subs.Matching(ev.Tenant, ev.Type)
-	ds := make([]store.Delivery, len(subs))
-	for i, sub := range subs {
-		ds[i] = store.Delivery{
-			ID: ids.Delivery(ev.ID, sub.ID), EventID: ev.ID, SubscriptionID: sub.ID,
-			Tenant: ev.Tenant, EventType: ev.Type, Status: store.DeliveryPending,
-			CreatedAt: ev.ReceivedAt, UpdatedAt: ev.ReceivedAt,
-		}
-	}
-	if err := s.writes.Do(ctx, fanned{event: ev, deliveries: ds}); err != nil {
-		return fmt.Errorf("store event and deliveries: %w", err)
-	}
-	if len(ds) == 0 {
-		return nil
-	}
-	msgs := make([]transport.Message, len(ds))
-	for i := range ds {
-		msgs[i] = delivery.NewMessage(&ds[i], &ev, 1)
-	}
-	if _, err := s.deps.Transport.Publish(ctx, transport.Deliveries, msgs...); err != nil {
-		return fmt.Errorf("publish %d deliveries: %w", len(msgs), err)
-	}
-	return nil
-}
-
-// flush writes a batch of events and their deliveries; both writes are
-// idempotent, so a batch that fails part-way is simply written again.
-func (s *Service) flush(ctx context.Context, batch []fanned, errs []error) {
-	events := make([]store.Event, len(batch))
-	var ds []store.Delivery
-	for i, f := range batch {
-		events[i] = f.event
-		ds = append(ds, f.deliveries...)
-	}
-	err := s.deps.Store.InsertEvents(ctx, events)
-	if err != nil {
-		err = fmt.Errorf("insert %d events: %w", len(events), err)
-	} else if len(ds) > 0 {
-		if err = s.deps.Store.CreateDeliveries(ctx, ds); err != nil {
-			err = fmt.Errorf("create %d deliveries: %w", len(ds), err)
-		}
-	}
-	if err != nil {
+// flush fans out a batch of events: it brings the subscription cache up
+// to date (one revision check for the whole batch: every event in it was
+// accepted before the flush began), stores the events and one delivery per
+// matching subscription, then publishes every delivery of the batch in one
+// call. Both writes and the publish are idempotent (delivery ids and
+// message ids derive from event and subscription), so a batch that fails
+// part-way is simply done again.
+func (s *Service) flush(ctx context.Context, events []store.Event, errs []error) {
+	fail := func(err error) {
 		for i := range errs {
 			errs[i] = err
 		}
+	}
+	if err := s.subs.Sync(ctx); err != nil {
+		fail(fmt.Errorf("subscription cache out of date: %w", err))
+		return
+	}
+	var ds []store.Delivery
+	var owner []int // index in events of each delivery
+	for i := range events {
+		ev := &events[i]
+		for _, sub := range s.subs.Matching(ev.Tenant, ev.Type) {
+			ds = append(ds, store.Delivery{
+				ID: ids.Delivery(ev.ID, sub.ID), EventID: ev.ID, SubscriptionID: sub.ID,
+				Tenant: ev.Tenant, EventType: ev.Type, Status: store.DeliveryPending,
+				CreatedAt: ev.ReceivedAt, UpdatedAt: ev.ReceivedAt,
+			})
+			owner = append(owner, i)
+		}
+	}
+	if err := s.deps.Store.InsertEvents(ctx, events); err != nil {
+		fail(fmt.Errorf("insert %d events: %w", len(events), err))
+		return
+	}
+	if len(ds) == 0 {
+		return
+	}
+	if err := s.deps.Store.CreateDeliveries(ctx, ds); err != nil {
+		fail(fmt.Errorf("create %d deliveries: %w", len(ds), err))
+		return
+	}
+	msgs := make([]transport.Message, len(ds))
+	for i := range ds {
+		msgs[i] = delivery.NewMessage(&ds[i], &events[owner[i]], 1)
+	}
+	if _, err := s.deps.Transport.Publish(ctx, transport.Deliveries, msgs...); err != nil {
+		fail(fmt.Errorf("publish %d deliveries: %w", len(msgs), err))
 	}
 }
 
