@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/services/internal/servicetest"
 	"github.com/hookline/hookline/services/scheduler"
 )
 
@@ -105,5 +106,49 @@ func TestEndpointBacklogLeavesTheBroker(t *testing.T) {
 		if got.Attempts != 1 {
 			t.Fatalf("delivery %s: %d attempts; want 1 (putting off is not an attempt)", d.ID, got.Attempts)
 		}
+	}
+}
+
+// gatedStore holds every RecordAttempts call until its gate opens.
+type gatedStore struct {
+	store.Store
+	gate chan struct{}
+}
+
+func (g *gatedStore) RecordAttempts(ctx context.Context, rs []store.AttemptResult) error {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Store.RecordAttempts(ctx, rs)
+}
+
+// TestSlotFreedBeforeTheAttemptIsRecorded: the per-endpoint cap counts
+// requests in flight, not attempts waiting for the store, so a slow store
+// does not hold a fast endpoint at its cap. With a cap of 1 and the store
+// stalled, the endpoint still receives every delivery.
+func TestSlotFreedBeforeTheAttemptIsRecorded(t *testing.T) {
+	t.Parallel()
+	gated := &gatedStore{Store: servicetest.Store(t), gate: make(chan struct{})}
+	e := newEnvOn(t, gated)
+	var opened sync.Once
+	open := func() { opened.Do(func() { close(gated.gate) }) }
+	t.Cleanup(open) // before the service stops, even when the test fails
+	srv, reqs := recorder(t, status(200))
+	cfg := testConfig()
+	cfg.MaxInFlightPerEndpoint = 1
+	e.run(cfg)
+	sub := e.subscription(srv.URL)
+	var ds []store.Delivery
+	for range 3 {
+		ds = append(ds, e.send(sub))
+	}
+	for range ds {
+		next(t, reqs) // arrives although no attempt could be recorded yet
+	}
+	open()
+	for _, d := range ds {
+		e.waitStatus(d.ID, store.DeliverySucceeded)
 	}
 }

@@ -310,8 +310,19 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 		s.postpone(msg, ep, sub, &env, now, 0)
 		return
 	}
-	defer func() { s.release(ep, time.Now()) }()
+	// The slot caps requests to the endpoint, so it is given back as soon
+	// as the request is over, not after the attempt is recorded: a slow
+	// store must not make a fast endpoint look busy.
+	held := true
+	releaseSlot := func() {
+		if held {
+			held = false
+			s.release(ep, time.Now())
+		}
+	}
+	defer releaseSlot()
 	if d := ep.reserve(sub.RateLimit, now); d > 0 {
+		releaseSlot()
 		s.postpone(msg, ep, sub, &env, now, d)
 		return
 	}
@@ -328,6 +339,7 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 		settle.Nak(s.log, msg, 0)
 		return
 	}
+	releaseSlot()
 	ep.observe(out.dur)
 	rec := record{kind: recAttempt, result: store.AttemptResult{
 		Status: out.status,
