@@ -36,11 +36,25 @@ func EventFromIdempotencyKey(tenant, key string) string {
 	return PrefixEvent + "k" + hash(tenant, key)
 }
 
-// Delivery derives the delivery ID of (event, subscription): a repeated
-// fan-out of the same event produces the same ID.
+// Delivery derives the delivery ID of (event, subscription): "dlv_", the
+// event ID without its prefix, then 13 characters (65 bits) of a hash of
+// both. A repeated fan-out of the same event produces the same ID, and the
+// deliveries of events published together sort together (event IDs are
+// ULIDs), which keeps inserts into keys that lead with a delivery ID local
+// instead of scattered over the whole index.
 func Delivery(eventID, subscriptionID string) string {
-	return PrefixDelivery + hash(eventID, subscriptionID)
+	ev := strings.TrimPrefix(eventID, PrefixEvent)
+	h := hash(eventID, subscriptionID)[:deliveryHashLen]
+	var b strings.Builder
+	b.Grow(len(PrefixDelivery) + len(ev) + len(h))
+	b.WriteString(PrefixDelivery)
+	b.WriteString(ev)
+	b.WriteString(h)
+	return b.String()
 }
+
+// deliveryHashLen is how much of the hash a delivery ID carries.
+const deliveryHashLen = 13
 
 // AttemptMessage is the broker deduplication ID of one attempt of a
 // delivery.

@@ -1,0 +1,66 @@
+package sqlite
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookline/hookline/pkg/ids"
+	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/storetest"
+)
+
+// BenchmarkDeliveryIDOrder compares the store's write path (events,
+// deliveries, attempts in batches of 50) with delivery ids that are pure
+// hashes, as they once were, and with ids.Delivery's time-ordered ones.
+// Random keys scatter every insert over the whole primary-key index.
+func BenchmarkDeliveryIDOrder(b *testing.B) {
+	for _, ordered := range []bool{false, true} {
+		b.Run(map[bool]string{false: "random", true: "ordered"}[ordered], func(b *testing.B) {
+			s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"), testLogger(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			sub := storetest.NewSubscription("acme")
+			if err := s.CreateSubscription(b.Context(), sub); err != nil {
+				b.Fatal(err)
+			}
+			const batch = 50
+			rows := 0
+			now := time.Now()
+			for b.Loop() {
+				evs := make([]store.Event, batch)
+				ds := make([]store.Delivery, batch)
+				rs := make([]store.AttemptResult, batch)
+				for i := range evs {
+					now = now.Add(time.Microsecond)
+					evs[i] = storetest.NewEvent("acme", "order.created", now)
+					evs[i].ID = ids.NewEvent(now)
+					evs[i].Payload = []byte(`{"pad":"` + strings.Repeat("x", 1000) + `"}`)
+					ds[i] = storetest.NewDelivery(evs[i], sub, now)
+					ds[i].ID = ids.Delivery(evs[i].ID, sub.ID)
+					if !ordered {
+						sum := sha256.Sum256([]byte(ds[i].ID))
+						ds[i].ID = ids.PrefixDelivery + hex.EncodeToString(sum[:16])
+					}
+					rs[i] = store.AttemptResult{Attempt: storetest.NewAttempt(ds[i], 1, now), Status: store.DeliverySucceeded}
+				}
+				if err := s.InsertEvents(b.Context(), evs); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.CreateDeliveries(b.Context(), ds); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.RecordAttempts(b.Context(), rs); err != nil {
+					b.Fatal(err)
+				}
+				rows += batch
+			}
+			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
