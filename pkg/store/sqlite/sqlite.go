@@ -44,7 +44,8 @@ type Store struct {
 	read   *sql.DB // read-only pool; the same *sql.DB as write for ":memory:"
 	logger *slog.Logger
 
-	stmts writerStmts
+	stmts  writerStmts
+	writer *writer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -108,6 +109,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		s.read = read
 	}
 
+	s.writer = startWriter(write)
 	if err := s.stmts.prepare(ctx, write); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
@@ -133,6 +135,9 @@ func (s *Store) Ready(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		if s.writer != nil {
+			s.writer.close() // runs what is queued
+		}
 		errs = append(errs, s.stmts.close())
 		if s.read != s.write {
 			errs = append(errs, s.read.Close())
@@ -145,19 +150,14 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// inWriteTx runs fn in one IMMEDIATE transaction on the writer connection
-// and commits it if fn returns nil.
+// inWriteTx runs fn in an IMMEDIATE transaction on the writer connection
+// and commits it if fn returns nil; fn's writes are undone if it returns
+// an error. The transaction may also hold other callers' operations, each
+// in its own savepoint (see writer): fn must do all its work through tx
+// and may not commit or roll it back.
 func (s *Store) inWriteTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: %s: begin: %w", op, err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
+	if err := s.writer.do(ctx, op, fn); err != nil {
 		return fmt.Errorf("sqlite: %s: %w", op, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: %s: commit: %w", op, err)
 	}
 	return nil
 }
