@@ -118,7 +118,7 @@ func DefaultConfig() Config {
 		RateFactor:        1.5,
 		StepDuration:      10 * time.Second,
 		MaxSteps:          12,
-		Refine:            1,
+		Refine:            3,
 		LatencyDuration:   15 * time.Second,
 		P99Limit:          time.Second,
 		GrowthLimit:       0.05,

@@ -10,8 +10,9 @@
 // committed and a RETRIES message is acknowledged only once its write is
 // durable.
 //
-// Every PollInterval it redrives parked deliveries of enabled
-// subscriptions (store.RedriveParked) and claims due retries under a lease
+// Every PollInterval, and at the due time of each retry it scheduled
+// itself, it redrives parked deliveries of enabled subscriptions
+// (store.RedriveParked, on the polls) and claims due retries under a lease
 // (store.ClaimDueRetries), publishes them to DELIVERIES in one call,
 // and completes them (store.CompleteRetries), looping at once while full
 // batches come back. Due times live in the store, so they survive
@@ -28,6 +29,7 @@
 package scheduler
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -68,6 +70,30 @@ type Service struct {
 	started atomic.Bool
 	bg      context.Context
 	batch   *groupcommit.Batcher[write]
+
+	// dues holds the due times of retries this replica scheduled and has
+	// not yet released (at most maxTrackedDues; the polls find the rest);
+	// wake tells the release loop the earliest one moved.
+	dueMu sync.Mutex
+	dues  dueHeap
+	wake  chan struct{}
+}
+
+// maxTrackedDues bounds the due times a replica keeps in memory.
+const maxTrackedDues = 4096
+
+// dueHeap is a min-heap of due times.
+type dueHeap []time.Time
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].Before(h[j]) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(time.Time)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
 }
 
 // New validates cfg and builds the service. It starts no goroutines.
@@ -78,7 +104,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if err := d.Check("scheduler"); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, deps: d, store: d.Store, tr: d.Transport, log: d.Logger}
+	s := &Service{cfg: cfg, deps: d, store: d.Store, tr: d.Transport, log: d.Logger, wake: make(chan struct{}, 1)}
 	s.cache, s.ownCache = d.Cache(cfg.SubscriptionRefresh)
 	return s, nil
 }
@@ -158,7 +184,11 @@ func (s *Service) flush(ctx context.Context, ws []write, errs []error) {
 		dead[w.deadReason] = append(dead[w.deadReason], w.retry.DeliveryID)
 	}
 	if len(rs) > 0 {
-		if err := s.store.ScheduleRetries(ctx, rs); err != nil {
+		err := s.store.ScheduleRetries(ctx, rs)
+		if err == nil {
+			s.track(rs)
+		}
+		if err != nil {
 			s.log.Warn("scheduling retries failed; requests will be redelivered", "count", len(rs), "err", err)
 			err = fmt.Errorf("schedule retries: %w", err)
 			for i, w := range ws {
@@ -225,19 +255,82 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 	}}, s.cfg.ErrorBackoff)
 }
 
+// track remembers the due times of rs for the release loop.
+func (s *Service) track(rs []store.ScheduledRetry) {
+	s.dueMu.Lock()
+	var before time.Time
+	if len(s.dues) > 0 {
+		before = s.dues[0]
+	}
+	for _, r := range rs {
+		if len(s.dues) < maxTrackedDues {
+			heap.Push(&s.dues, r.DueAt)
+		}
+	}
+	moved := len(s.dues) > 0 && (before.IsZero() || s.dues[0].Before(before))
+	s.dueMu.Unlock()
+	if moved {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// popDue drops the tracked due times at or before now and reports whether
+// there were any.
+func (s *Service) popDue(now time.Time) bool {
+	s.dueMu.Lock()
+	defer s.dueMu.Unlock()
+	due := false
+	for len(s.dues) > 0 && !now.Before(s.dues[0]) {
+		heap.Pop(&s.dues)
+		due = true
+	}
+	return due
+}
+
+// nextDue returns the earliest tracked due time (zero: none).
+func (s *Service) nextDue() time.Time {
+	s.dueMu.Lock()
+	defer s.dueMu.Unlock()
+	if len(s.dues) == 0 {
+		return time.Time{}
+	}
+	return s.dues[0]
+}
+
 // releaseLoop redrives parked deliveries and releases due retries every
-// PollInterval until ctx ends.
+// PollInterval, and also at the due time of each retry this replica
+// scheduled, so that a short retry delay is not stretched to the poll
+// interval (retries that other replicas or services stored are found by
+// the polls). It returns when ctx ends.
 func (s *Service) releaseLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.PollInterval)
-	defer t.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var nextPoll time.Time // zero: poll at once
 	for {
-		s.redrive(ctx)
-		s.release(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-timer.C:
+		case <-s.wake:
 		}
+		now := time.Now()
+		due := s.popDue(now)
+		poll := !now.Before(nextPoll)
+		if poll {
+			s.redrive(ctx)
+			nextPoll = now.Add(s.cfg.PollInterval)
+		}
+		if poll || due {
+			s.release(ctx)
+		}
+		next := nextPoll
+		if tracked := s.nextDue(); !tracked.IsZero() && tracked.Before(next) {
+			next = tracked
+		}
+		timer.Reset(max(time.Until(next), 0))
 	}
 }
 

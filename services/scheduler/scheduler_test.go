@@ -263,6 +263,26 @@ func TestRetryAfterWins(t *testing.T) {
 	}
 }
 
+// TestReleasedAtTheirDueTime: a replica releases the retries it scheduled
+// when they fall due, not at its next poll: with an hour between polls,
+// retries due in 20 ms and 100 ms (scheduled in that order and in the
+// reverse order) are all released.
+func TestReleasedAtTheirDueTime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.PollInterval = time.Hour
+	e.run(cfg)
+	e.consume()
+	var ids []string
+	for _, delays := range [][]time.Duration{{20 * time.Millisecond}, {100 * time.Millisecond}, {20 * time.Millisecond}} {
+		f := e.seed(func(s *store.Subscription) { s.RetrySchedule = delays })
+		e.failed(f, 1, 0)
+		ids = append(ids, f.Delivery.ID)
+	}
+	e.waitFor(ids...)
+}
+
 // TestDueRetriesReleasedExactlyOnce: two scheduler replicas on one store
 // release every due retry exactly once, on every store backend.
 func TestDueRetriesReleasedExactlyOnce(t *testing.T) {
