@@ -101,6 +101,17 @@ func Start(opts Options) (*Server, error) {
 // ClientURL returns the nats:// URL clients connect to.
 func (s *Server) ClientURL() string { return s.url }
 
+// InProcessConn opens a client connection to the server over an in-memory
+// pipe, with no socket and no system calls: pass the Server to
+// nats.InProcessServer to use it from a client in the same process.
+func (s *Server) InProcessConn() (net.Conn, error) {
+	c, err := s.ns.InProcessConn()
+	if err != nil {
+		return nil, fmt.Errorf("natsembed: in-process connection: %w", err)
+	}
+	return c, nil
+}
+
 // Options returns the options the server runs with; Port is the actual
 // port even if a random one (-1) was requested.
 func (s *Server) Options() Options { return s.opts }

@@ -96,3 +96,37 @@ func TestStartRestartKeepsData(t *testing.T) {
 		t.Fatalf("got %q after restart", msg.Data)
 	}
 }
+
+// TestInProcessConn: a client connected through nats.InProcessServer
+// talks to JetStream without a socket: given a URL where nothing listens,
+// it connects and publishes all the same.
+func TestInProcessConn(t *testing.T) {
+	t.Parallel()
+	s := natsembedtest.Start(t)
+	nc, err := nats.Connect("nats://127.0.0.1:1", nats.InProcessServer(s))
+	if err != nil {
+		t.Fatalf("connect in process: %v", err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "P", Subjects: []string{"p.>"}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := js.Publish(ctx, "p.x", []byte("hello"))
+	if err != nil {
+		t.Fatalf("publish in process: %v", err)
+	}
+	msg, err := js.Stream(ctx, "P")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := msg.GetMsg(ctx, ack.Sequence)
+	if err != nil || string(got.Data) != "hello" {
+		t.Fatalf("stored message = %v, %v", got, err)
+	}
+}
