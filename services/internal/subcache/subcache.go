@@ -7,12 +7,13 @@
 // remembers the revision of the snapshot it loaded and reloads only when
 // the revision moved. Sync makes that check on demand: once Sync returns,
 // the cache reflects every subscription write committed before Sync was
-// called. Fanout calls it for every event, so an event accepted after a
-// subscription was created always reaches it, whichever replica created
-// the subscription. Concurrent Sync calls share one revision read. Run
-// checks the revision every refresh interval too, so other readers (which
-// do not call Sync) see changes within one interval. A service that writes
-// a subscription also puts the new version into its own cache at once.
+// called. Fanout calls it once per batch of events, before matching them,
+// so an event accepted after a subscription was created always reaches it,
+// whichever replica created the subscription. Concurrent Sync calls share
+// one revision read. Run checks the revision every refresh interval too,
+// so other readers (which do not call Sync) see changes within one
+// interval. A service that writes a subscription also puts the new
+// version into its own cache at once.
 package subcache
 
 import (
