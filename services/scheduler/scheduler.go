@@ -82,6 +82,10 @@ type Service struct {
 // maxTrackedDues bounds the due times a replica keeps in memory.
 const maxTrackedDues = 4096
 
+// minReleaseGap is the least time between two releases triggered by due
+// times (polls aside): how late a tracked retry can be released.
+const minReleaseGap = 20 * time.Millisecond
+
 // dueHeap is a min-heap of due times.
 type dueHeap []time.Time
 
@@ -328,7 +332,13 @@ func (s *Service) releaseLoop(ctx context.Context) {
 		}
 		next := nextPoll
 		if tracked := s.nextDue(); !tracked.IsZero() && tracked.Before(next) {
+			// Due-time releases are at least minReleaseGap apart, so that a
+			// flood of retries (an endpoint's backlog coming back) is
+			// released in batches rather than a claim per due time.
 			next = tracked
+			if gap := now.Add(minReleaseGap); next.Before(gap) {
+				next = gap
+			}
 		}
 		timer.Reset(max(time.Until(next), 0))
 	}
