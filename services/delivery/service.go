@@ -10,11 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookline/hookline/pkg/groupcommit"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/services/internal/deps"
-	"github.com/hookline/hookline/services/internal/groupcommit"
 	"github.com/hookline/hookline/services/internal/settle"
 	"github.com/hookline/hookline/services/internal/subcache"
 )

@@ -21,12 +21,12 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/hookline/hookline/pkg/groupcommit"
 	"github.com/hookline/hookline/pkg/ids"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/services/delivery"
 	"github.com/hookline/hookline/services/internal/deps"
-	"github.com/hookline/hookline/services/internal/groupcommit"
 	"github.com/hookline/hookline/services/internal/settle"
 	"github.com/hookline/hookline/services/internal/subcache"
 )

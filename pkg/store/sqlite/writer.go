@@ -3,129 +3,76 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
+
+	"github.com/hookline/hookline/pkg/groupcommit"
 )
 
 // Write combining. SQLite has one writer, and every commit appends the
 // pages it dirtied to the WAL; services writing concurrently (fanout's
 // events and deliveries, delivery's attempts, the scheduler's retries)
 // would otherwise each wait for every transaction queued ahead of them,
-// commit by commit. Instead, write operations queue for one writer
-// goroutine, which runs everything queued (up to maxCombined operations)
-// in one transaction, each operation inside its own savepoint: an
-// operation that fails is rolled back to its savepoint and reported to its
-// caller alone, the others commit together. Pages shared between the
-// operations (index pages, the same deliveries) are written to the WAL
-// once per commit instead of once per operation.
+// commit by commit. Instead, write operations go through a group-commit
+// batcher with one flusher and no linger: everything queued (up to
+// maxCombined operations, more joining while a transaction runs) runs in
+// one transaction, each operation inside its own savepoint. An operation
+// that fails is rolled back to its savepoint and reported to its caller
+// alone; the others commit together. Pages shared between the operations
+// (index pages, the same deliveries) are written to the WAL once per
+// commit instead of once per operation.
 const maxCombined = 64
 
 // ErrClosed is returned by writes attempted after Close.
-var ErrClosed = errors.New("sqlite: store closed")
+var ErrClosed = groupcommit.ErrClosed
 
 // writeOp is one queued write.
 type writeOp struct {
-	ctx  context.Context
-	op   string
-	fn   func(tx *sql.Tx) error
-	done chan error
+	ctx context.Context
+	op  string
+	fn  func(tx *sql.Tx) error
 }
 
 // writer runs queued write operations on the writer connection.
 type writer struct {
-	db *sql.DB
-
-	mu     sync.RWMutex
-	closed bool
-	ops    chan *writeOp
-	wg     sync.WaitGroup
-
-	txs atomic.Int64 // transactions begun
+	db    *sql.DB
+	batch *groupcommit.Batcher[writeOp]
+	txs   atomic.Int64 // transactions begun
 }
 
 func startWriter(db *sql.DB) *writer {
-	w := &writer{db: db, ops: make(chan *writeOp, maxCombined)}
-	w.wg.Go(w.loop)
+	w := &writer{db: db}
+	w.batch = groupcommit.New(groupcommit.Config{MaxItems: maxCombined, Linger: -1, Flushers: 1}, w.run)
 	return w
 }
 
 // do queues fn and waits for the transaction that runs it, returning fn's
-// error or the transaction's. If ctx ends before fn starts, fn does not
-// run and ctx's error is returned. Should ctx end while fn's statements
-// run, SQLite may abandon the whole transaction; then every operation of
-// the batch reports an error and none is committed, which callers already
-// handle as a failed write.
+// error or the transaction's. If ctx ends before fn is queued, fn does not
+// run and ctx's error is returned; one that ends while fn waits in the
+// queue skips it. Should ctx end while fn's statements run, SQLite may
+// abandon the whole transaction; then every operation of the batch reports
+// an error and none is committed, which callers already handle as a failed
+// write.
 func (w *writer) do(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	o := &writeOp{ctx: ctx, op: op, fn: fn, done: make(chan error, 1)}
-	w.mu.RLock()
-	if w.closed {
-		w.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case w.ops <- o:
-		w.mu.RUnlock()
-	case <-ctx.Done():
-		w.mu.RUnlock()
-		return ctx.Err()
-	}
-	return <-o.done
+	return w.batch.Do(ctx, writeOp{ctx: ctx, op: op, fn: fn})
 }
 
 // close runs what is queued and stops the writer.
-func (w *writer) close() {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return
-	}
-	w.closed = true
-	close(w.ops)
-	w.mu.Unlock()
-	w.wg.Wait()
-}
-
-func (w *writer) loop() {
-	batch := make([]*writeOp, 0, maxCombined)
-	errs := make([]error, 0, maxCombined)
-	for first := range w.ops {
-		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < maxCombined {
-			select {
-			case o, ok := <-w.ops:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, o)
-			default:
-				break drain
-			}
-		}
-		errs = errs[:len(batch)]
-		w.run(batch, errs)
-		for i, o := range batch {
-			o.done <- errs[i]
-			batch[i], errs[i] = nil, nil
-		}
-	}
-}
+func (w *writer) close() { w.batch.Close() }
 
 // run executes batch in one transaction and sets errs[i] to operation i's
 // outcome.
-func (w *writer) run(batch []*writeOp, errs []error) {
-	fail := func(from int, err error) {
-		for i := from; i < len(batch); i++ {
+func (w *writer) run(ctx context.Context, batch []writeOp, errs []error) {
+	fail := func(err error) {
+		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = err
 			}
 		}
 	}
 	live := 0
-	for i, o := range batch {
-		if err := o.ctx.Err(); err != nil {
+	for i := range batch {
+		if err := batch[i].ctx.Err(); err != nil {
 			errs[i] = err
 		} else {
 			live++
@@ -134,22 +81,22 @@ func (w *writer) run(batch []*writeOp, errs []error) {
 	if live == 0 {
 		return
 	}
-	ctx := context.Background()
 	w.txs.Add(1)
 	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
-		fail(0, fmt.Errorf("begin: %w", err))
+		fail(fmt.Errorf("begin: %w", err))
 		return
 	}
 	useSavepoints := live > 1
-	for i, o := range batch {
+	for i := range batch {
+		o := &batch[i]
 		if errs[i] != nil {
 			continue
 		}
 		if useSavepoints {
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
-				fail(i, fmt.Errorf("savepoint: %w", err))
 				_ = tx.Rollback()
+				fail(fmt.Errorf("savepoint: %w", err))
 				return
 			}
 		}
@@ -164,19 +111,19 @@ func (w *writer) run(batch []*writeOp, errs []error) {
 			// everything in the batch.
 			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO op"); rerr != nil {
 				_ = tx.Rollback()
-				fail(0, fmt.Errorf("transaction lost after %s failed: %w", o.op, rerr))
+				fail(fmt.Errorf("transaction lost after %s failed: %w", o.op, rerr))
 				return
 			}
 		}
 		if useSavepoints {
 			if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
 				_ = tx.Rollback()
-				fail(0, fmt.Errorf("release savepoint: %w", err))
+				fail(fmt.Errorf("release savepoint: %w", err))
 				return
 			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		fail(0, fmt.Errorf("commit: %w", err))
+		fail(fmt.Errorf("commit: %w", err))
 	}
 }

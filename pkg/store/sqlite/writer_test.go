@@ -54,9 +54,9 @@ func TestWritesCombineAndFailAlone(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	for len(s.writer.ops) < n {
+	for s.writer.batch.Waiting() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d operations queued", len(s.writer.ops), n)
+			t.Fatalf("%d of %d operations queued", s.writer.batch.Waiting(), n)
 		}
 		<-tick.C
 	}

@@ -9,8 +9,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hookline/hookline/pkg/groupcommit"
 	"github.com/hookline/hookline/pkg/transport"
-	"github.com/hookline/hookline/services/internal/groupcommit"
 )
 
 // Ack acknowledges msg. It is sent even while the consumer is stopping.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/groupcommit"
 	"github.com/hookline/hookline/pkg/transport"
-	"github.com/hookline/hookline/services/internal/groupcommit"
 	"github.com/hookline/hookline/services/internal/servicetest"
 	"github.com/hookline/hookline/services/internal/settle"
 )

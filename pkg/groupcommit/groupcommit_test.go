@@ -136,3 +136,67 @@ func TestFlushTimeout(t *testing.T) {
 		t.Fatalf("Do = %v; want deadline exceeded", err)
 	}
 }
+
+// TestBatchGrowsWhileFlushersBusy: a batch waiting for a busy flusher
+// keeps taking the items that queue meanwhile, so the next flush carries
+// all of them instead of only those that arrived within its linger.
+func TestBatchGrowsWhileFlushersBusy(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var mu sync.Mutex
+		var sizes []int
+		b := New(Config{MaxItems: 64, Linger: time.Millisecond}, func(_ context.Context, items []int, _ []error) {
+			<-release
+			mu.Lock()
+			sizes = append(sizes, len(items))
+			mu.Unlock()
+		})
+		defer b.Close()
+		var wg sync.WaitGroup
+		do := func(i int) {
+			wg.Go(func() {
+				if err := b.Do(context.Background(), i); err != nil {
+					t.Errorf("Do(%d) = %v", i, err)
+				}
+			})
+		}
+		do(0)
+		time.Sleep(2 * time.Millisecond) // virtual: item 0's linger is over
+		synctest.Wait()                  // item 0 is being flushed, the flusher blocked
+		do(1)
+		time.Sleep(2 * time.Millisecond) // virtual: item 1's linger is over
+		synctest.Wait()
+		for i := 2; i < 11; i++ {
+			do(i)
+		}
+		synctest.Wait()
+		if n := b.Waiting(); n != 10 {
+			t.Fatalf("Waiting = %d while the flusher is busy; want 10", n)
+		}
+		close(release)
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 10 {
+			t.Fatalf("batch sizes %v; want [1 10]", sizes)
+		}
+	})
+}
+
+// TestNegativeLingerFlushesAtOnce: with Linger < 0 a lone item is flushed
+// without waiting (in a synctest bubble no virtual time passes).
+func TestNegativeLingerFlushesAtOnce(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		b := New(Config{Linger: -1}, func(context.Context, []int, []error) {})
+		defer b.Close()
+		start := time.Now()
+		if err := b.Do(context.Background(), 1); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("Do took %v of virtual time; want none", d)
+		}
+	})
+}

@@ -5,14 +5,16 @@
 // contains its item has completed, then learns that item's outcome. A
 // batch is flushed when MaxItems items are queued or Linger has passed
 // since its first item, whichever comes first, so a lone caller waits at
-// most about Linger plus the flush itself, and under load one flush
-// carries many items.
+// most about Linger plus the flush itself. While every flusher is busy the
+// waiting batch keeps taking items (up to MaxItems), so under load one
+// flush carries everything that queued during the previous one.
 package groupcommit
 
 import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,7 +31,8 @@ type Config struct {
 	// MaxItems is the largest batch. Zero means 256.
 	MaxItems int
 	// Linger is how long a batch waits for more items after its first.
-	// Zero means 2 ms.
+	// Zero means 2 ms; negative means no wait: a batch is whatever is
+	// queued (and whatever queues while the flushers are busy).
 	Linger time.Duration
 	// Flushers is how many flushes may run at once. Zero means 1.
 	Flushers int
@@ -54,6 +57,7 @@ type Batcher[T any] struct {
 	batches chan []entry[T]
 	wg      sync.WaitGroup
 	pool    sync.Pool // of []entry[T] backing arrays
+	waiting atomic.Int64
 	dones   sync.Pool // of chan error
 }
 
@@ -63,7 +67,7 @@ func New[T any](cfg Config, flush FlushFunc[T]) *Batcher[T] {
 	if cfg.MaxItems <= 0 {
 		cfg.MaxItems = 256
 	}
-	if cfg.Linger <= 0 {
+	if cfg.Linger == 0 {
 		cfg.Linger = 2 * time.Millisecond
 	}
 	if cfg.Flushers <= 0 {
@@ -100,10 +104,12 @@ func (b *Batcher[T]) Do(ctx context.Context, item T) error {
 		b.dones.Put(done)
 		return ErrClosed
 	}
+	b.waiting.Add(1)
 	select {
 	case b.in <- entry[T]{item: item, done: done}:
 		b.mu.RUnlock()
 	case <-ctx.Done():
+		b.waiting.Add(-1)
 		b.mu.RUnlock()
 		b.dones.Put(done)
 		return ctx.Err()
@@ -112,6 +118,10 @@ func (b *Batcher[T]) Do(ctx context.Context, item T) error {
 	b.dones.Put(done)
 	return err
 }
+
+// Waiting reports how many items are queued and not yet handed to a
+// flusher: the backlog in front of the store.
+func (b *Batcher[T]) Waiting() int { return int(b.waiting.Load()) }
 
 // Close flushes every queued item, waits for running flushes and stops
 // the batcher. Calls to Do that are already waiting complete normally.
@@ -139,7 +149,8 @@ func (b *Batcher[T]) collect() {
 	defer close(b.batches)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	for {
+	open := true // b.in not yet closed
+	for open {
 		first, ok := <-b.in
 		if !ok {
 			return
@@ -151,24 +162,23 @@ func (b *Batcher[T]) collect() {
 			select {
 			case e, ok := <-b.in:
 				if !ok {
-					b.batches <- batch
-					return
+					open = false
+					break drain
 				}
 				batch = append(batch, e)
 			default:
 				break drain
 			}
 		}
-		if len(batch) < b.cfg.MaxItems {
+		if open && b.cfg.Linger > 0 && len(batch) < b.cfg.MaxItems {
 			timer.Reset(b.cfg.Linger)
 		linger:
 			for len(batch) < b.cfg.MaxItems {
 				select {
 				case e, ok := <-b.in:
 					if !ok {
-						timer.Stop()
-						b.batches <- batch
-						return
+						open = false
+						break linger
 					}
 					batch = append(batch, e)
 				case <-timer.C:
@@ -177,7 +187,25 @@ func (b *Batcher[T]) collect() {
 			}
 			timer.Stop()
 		}
-		b.batches <- batch
+		// Hand the batch over, taking more items while every flusher is
+		// busy.
+		for sent := false; !sent; {
+			in := b.in
+			if !open || len(batch) >= b.cfg.MaxItems {
+				in = nil
+			}
+			select {
+			case b.batches <- batch:
+				b.waiting.Add(-int64(len(batch)))
+				sent = true
+			case e, ok := <-in:
+				if !ok {
+					open = false
+					continue
+				}
+				batch = append(batch, e)
+			}
+		}
 	}
 }
 
