@@ -188,11 +188,7 @@ func (s *Service) flush(ctx context.Context, ws []write, errs []error) {
 		dead[w.deadReason] = append(dead[w.deadReason], w.retry.DeliveryID)
 	}
 	if len(rs) > 0 {
-		err := s.store.ScheduleRetries(ctx, rs)
-		if err == nil {
-			s.track(rs)
-		}
-		if err != nil {
+		if err := s.store.ScheduleRetries(ctx, rs); err != nil {
 			s.log.Warn("scheduling retries failed; requests will be redelivered", "count", len(rs), "err", err)
 			err = fmt.Errorf("schedule retries: %w", err)
 			for i, w := range ws {
@@ -200,6 +196,8 @@ func (s *Service) flush(ctx context.Context, ws []write, errs []error) {
 					errs[i] = err
 				}
 			}
+		} else {
+			s.track(rs)
 		}
 	}
 	for reason, ids := range dead {

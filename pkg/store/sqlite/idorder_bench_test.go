@@ -3,7 +3,6 @@ package sqlite
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,15 +19,7 @@ import (
 func BenchmarkDeliveryIDOrder(b *testing.B) {
 	for _, ordered := range []bool{false, true} {
 		b.Run(map[bool]string{false: "random", true: "ordered"}[ordered], func(b *testing.B) {
-			s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"), testLogger(b))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			sub := storetest.NewSubscription("acme")
-			if err := s.CreateSubscription(b.Context(), sub); err != nil {
-				b.Fatal(err)
-			}
+			s, sub := benchStore(b)
 			const batch = 50
 			rows := 0
 			now := time.Now()

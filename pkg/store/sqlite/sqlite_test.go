@@ -301,20 +301,28 @@ func TestConcurrentStoresSharedFile(t *testing.T) {
 	}
 }
 
+// benchStore opens a file store for b, closed when b ends, with one
+// subscription of tenant acme.
+func benchStore(b *testing.B) (*Store, *store.Subscription) {
+	b.Helper()
+	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"), testLogger(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	sub := storetest.NewSubscription("acme")
+	if err := s.CreateSubscription(b.Context(), sub); err != nil {
+		b.Fatal(err)
+	}
+	return s, sub
+}
+
 // BenchmarkRecordAttempts measures the hot path: batches of attempt
 // results, each advancing its delivery, in one transaction per batch.
 func BenchmarkRecordAttempts(b *testing.B) {
 	for _, batch := range []int{1, 100} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"), testLogger(b))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			sub := storetest.NewSubscription("acme")
-			if err := s.CreateSubscription(b.Context(), sub); err != nil {
-				b.Fatal(err)
-			}
+			s, sub := benchStore(b)
 			const pool = 1000
 			ds := make([]store.Delivery, pool)
 			evs := make([]store.Event, pool)
