@@ -47,7 +47,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 	if len(results) == 0 {
 		return nil
 	}
-	return s.inWriteTx(ctx, "record attempts", func(tx *sql.Tx) error {
+	return s.inWriteTx(ctx, "record attempts", func(ctx context.Context, tx *sql.Tx) error {
 		insert := tx.StmtContext(ctx, s.stmts.insertAttempt)
 		advance := tx.StmtContext(ctx, s.stmts.advanceDelivery)
 		drop := tx.StmtContext(ctx, s.stmts.dropRetries)

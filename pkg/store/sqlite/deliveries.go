@@ -61,7 +61,7 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []store.Delivery) error
 			return errors.New("sqlite: create deliveries: empty id")
 		}
 	}
-	return s.inWriteTx(ctx, "create deliveries", func(tx *sql.Tx) error {
+	return s.inWriteTx(ctx, "create deliveries", func(ctx context.Context, tx *sql.Tx) error {
 		st := tx.StmtContext(ctx, s.stmts.insertDelivery)
 		for _, d := range ds {
 			status := d.Status

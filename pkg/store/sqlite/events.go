@@ -44,7 +44,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
 		}
 		rows[i] = evRow{labels: js, payload: payload}
 	}
-	return s.inWriteTx(ctx, "insert events", func(tx *sql.Tx) error {
+	return s.inWriteTx(ctx, "insert events", func(ctx context.Context, tx *sql.Tx) error {
 		st := tx.StmtContext(ctx, s.stmts.insertEvent)
 		for i, e := range events {
 			if _, err := st.ExecContext(ctx, e.ID, e.Tenant, e.Type, rows[i].payload, rows[i].labels,
@@ -143,7 +143,7 @@ func (s *Store) PutIdempotencyKeys(ctx context.Context, recs []store.Idempotency
 	if len(recs) == 0 {
 		return recorded, nil
 	}
-	err := s.inWriteTx(ctx, "put idempotency keys", func(tx *sql.Tx) error {
+	err := s.inWriteTx(ctx, "put idempotency keys", func(ctx context.Context, tx *sql.Tx) error {
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO idempotency_keys (tenant, idempotency_key, event_id, created_at)
 VALUES (?, ?, ?, ?) ON CONFLICT (tenant, idempotency_key) DO NOTHING`)
 		if err != nil {

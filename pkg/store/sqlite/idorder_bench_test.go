@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,4 +55,45 @@ func BenchmarkDeliveryIDOrder(b *testing.B) {
 			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "deliveries/s")
 		})
 	}
+}
+
+// BenchmarkConcurrentWritePath runs the store's write path (events,
+// deliveries, attempts in batches of 10) from 16 goroutines at once, as
+// the services of `hookline dev` do, so the writer combines their
+// operations into shared transactions, one savepoint per operation.
+func BenchmarkConcurrentWritePath(b *testing.B) {
+	s, sub := benchStore(b)
+	const batch = 10
+	var rows atomic.Int64
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		evs := make([]store.Event, batch)
+		ds := make([]store.Delivery, batch)
+		rs := make([]store.AttemptResult, batch)
+		for pb.Next() {
+			now := time.Now()
+			for i := range evs {
+				evs[i] = storetest.NewEvent("acme", "order.created", now)
+				evs[i].ID = ids.NewEvent(now)
+				evs[i].Payload = []byte(`{"pad":"` + strings.Repeat("x", 1000) + `"}`)
+				ds[i] = storetest.NewDelivery(evs[i], sub, now)
+				ds[i].ID = ids.Delivery(evs[i].ID, sub.ID)
+				rs[i] = store.AttemptResult{Attempt: storetest.NewAttempt(ds[i], 1, now), Status: store.DeliverySucceeded}
+			}
+			if err := s.InsertEvents(b.Context(), evs); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := s.CreateDeliveries(b.Context(), ds); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := s.RecordAttempts(b.Context(), rs); err != nil {
+				b.Error(err)
+				return
+			}
+			rows.Add(batch)
+		}
+	})
+	b.ReportMetric(float64(rows.Load())/b.Elapsed().Seconds(), "deliveries/s")
 }

@@ -55,7 +55,7 @@ func (s *Store) Purge(ctx context.Context, before time.Time, limit int) (int, er
     SELECT tenant, idempotency_key FROM idempotency_keys WHERE created_at < ? LIMIT ?)`, []any{b}},
 	}
 	total := 0
-	err := s.inWriteTx(ctx, "purge", func(tx *sql.Tx) error {
+	err := s.inWriteTx(ctx, "purge", func(ctx context.Context, tx *sql.Tx) error {
 		for _, st := range steps {
 			left := limit - total
 			if left <= 0 {

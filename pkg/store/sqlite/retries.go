@@ -21,7 +21,7 @@ func (s *Store) ScheduleRetries(ctx context.Context, rs []store.ScheduledRetry) 
 	if len(rs) == 0 {
 		return nil
 	}
-	return s.inWriteTx(ctx, "schedule retries", func(tx *sql.Tx) error {
+	return s.inWriteTx(ctx, "schedule retries", func(ctx context.Context, tx *sql.Tx) error {
 		upd, err := tx.PrepareContext(ctx, `UPDATE deliveries SET status = ?, next_attempt_at = ?,
     updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END WHERE id = ? AND attempts < ?`)
 		if err != nil {
@@ -72,7 +72,7 @@ func (s *Store) ClaimDueRetries(ctx context.Context, now time.Time, limit int, l
 		return nil, nil
 	}
 	var out []store.DueRetry
-	err := s.inWriteTx(ctx, "claim due retries", func(tx *sql.Tx) error {
+	err := s.inWriteTx(ctx, "claim due retries", func(ctx context.Context, tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT r.attempt, r.due_at, `+deliveryColumnsOf("d")+`,
     e.id, e.tenant, e.event_type, e.payload, e.labels, e.occurred_at, e.received_at
 FROM scheduled_retries r
@@ -143,7 +143,7 @@ func (s *Store) CompleteRetries(ctx context.Context, rs []store.ScheduledRetry) 
 	if len(rs) == 0 {
 		return nil
 	}
-	return s.inWriteTx(ctx, "complete retries", func(tx *sql.Tx) error {
+	return s.inWriteTx(ctx, "complete retries", func(ctx context.Context, tx *sql.Tx) error {
 		del, err := tx.PrepareContext(ctx, `DELETE FROM scheduled_retries WHERE delivery_id = ? AND attempt = ? AND due_at = ?`)
 		if err != nil {
 			return err
@@ -176,7 +176,7 @@ func (s *Store) setFinal(ctx context.Context, op string, ids []string, status st
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.inWriteTx(ctx, op, func(tx *sql.Tx) error {
+	return s.inWriteTx(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		var reasonArg sql.NullString
 		if reason != nil {
 			reasonArg = sql.NullString{String: *reason, Valid: true}
@@ -213,7 +213,7 @@ func (s *Store) RedriveParked(ctx context.Context, now time.Time, limit int) (in
 		return 0, nil
 	}
 	var moved int
-	err := s.inWriteTx(ctx, "redrive parked", func(tx *sql.Tx) error {
+	err := s.inWriteTx(ctx, "redrive parked", func(ctx context.Context, tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT d.id, d.attempts FROM deliveries d
 JOIN subscriptions s ON s.id = d.subscription_id
 WHERE d.status = ? AND s.state = ?

@@ -26,7 +26,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub *store.Subscription)
 	if err != nil {
 		return fmt.Errorf("sqlite: create subscription %s: %w", sub.ID, err)
 	}
-	return s.inWriteTx(ctx, "create subscription "+sub.ID, func(tx *sql.Tx) error {
+	return s.inWriteTx(ctx, "create subscription "+sub.ID, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (`+rowcodec.SubscriptionColumns+`)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, row.Args()...)
 		if err != nil {
@@ -139,7 +139,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription)
 	}
 	var tenant string
 	var createdAt int64
-	err = s.inWriteTx(ctx, "update subscription "+sub.ID, func(tx *sql.Tx) error {
+	err = s.inWriteTx(ctx, "update subscription "+sub.ID, func(ctx context.Context, tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `UPDATE subscriptions SET url = ?, description = ?, event_types = ?,
     secrets = ?, headers = ?, timeout_ms = ?, retry_schedule = ?, rate_limit = ?, state = ?,
     disabled_reason = ?, failing_since = ?, updated_at = ?
@@ -172,7 +172,7 @@ RETURNING tenant, created_at`,
 // not exist or tenant is non-empty and differs. Its deliveries and attempts
 // are kept as history.
 func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string) error {
-	return s.inWriteTx(ctx, "delete subscription "+id, func(tx *sql.Tx) error {
+	return s.inWriteTx(ctx, "delete subscription "+id, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM subscriptions WHERE id = ? AND (? = '' OR tenant = ?)`, id, tenant, tenant)
 		if err := requireOne(res, err); err != nil {
 			return err
@@ -188,7 +188,7 @@ func (s *Store) SetSubscriptionState(ctx context.Context, id string, state store
 	if !rowcodec.ValidState(state) {
 		return fmt.Errorf("sqlite: set subscription %s state: invalid state %q", id, state)
 	}
-	return s.inWriteTx(ctx, "set subscription state "+id, func(tx *sql.Tx) error {
+	return s.inWriteTx(ctx, "set subscription state "+id, func(ctx context.Context, tx *sql.Tx) error {
 		var res sql.Result
 		var err error
 		if state == store.SubscriptionEnabled {
@@ -208,7 +208,7 @@ func (s *Store) SetSubscriptionState(ctx context.Context, id string, state store
 // SetSubscriptionFailing sets FailingSince to since (the zero time clears
 // it) without touching UpdatedAt. store.ErrNotFound if absent.
 func (s *Store) SetSubscriptionFailing(ctx context.Context, id string, since time.Time) error {
-	return s.inWriteTx(ctx, "set subscription failing "+id, func(tx *sql.Tx) error {
+	return s.inWriteTx(ctx, "set subscription failing "+id, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE subscriptions SET failing_since = ? WHERE id = ?`, nullNanos(since), id)
 		if err := requireOne(res, err); err != nil {
 			return err

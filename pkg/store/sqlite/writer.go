@@ -26,11 +26,19 @@ const maxCombined = 64
 // ErrClosed is returned by writes attempted after Close.
 var ErrClosed = groupcommit.ErrClosed
 
+// writeFunc is a write operation's statements. Its ctx carries the
+// caller's values but never ends: the caller's cancellation is honoured
+// before the operation starts, never in the middle of a transaction other
+// operations share (an interrupted statement can make SQLite roll back
+// the whole transaction), and statements run without the per-statement
+// watcher goroutine the driver starts for a cancellable context.
+type writeFunc func(ctx context.Context, tx *sql.Tx) error
+
 // writeOp is one queued write.
 type writeOp struct {
 	ctx context.Context
 	op  string
-	fn  func(tx *sql.Tx) error
+	fn  writeFunc
 }
 
 // writer runs queued write operations on the writer connection.
@@ -49,11 +57,11 @@ func startWriter(db *sql.DB) *writer {
 // do queues fn and waits for the transaction that runs it, returning fn's
 // error or the transaction's. If ctx ends before fn is queued, fn does not
 // run and ctx's error is returned; one that ends while fn waits in the
-// queue skips it. Should ctx end while fn's statements run, SQLite may
-// abandon the whole transaction; then every operation of the batch reports
-// an error and none is committed, which callers already handle as a failed
-// write.
-func (w *writer) do(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+// queue skips it. Once fn has started, it runs to its end whatever ctx
+// does (see writeFunc); the batch's transaction as a whole is bounded by
+// the batcher's flush timeout, after which database/sql rolls it back and
+// every operation of the batch reports an error.
+func (w *writer) do(ctx context.Context, op string, fn writeFunc) error {
 	return w.batch.Do(ctx, writeOp{ctx: ctx, op: op, fn: fn})
 }
 
@@ -87,6 +95,9 @@ func (w *writer) run(ctx context.Context, batch []writeOp, errs []error) {
 		fail(fmt.Errorf("begin: %w", err))
 		return
 	}
+	// Statements never see a cancellable context: the driver would watch
+	// each one with a goroutine (see writeFunc).
+	stmtCtx := context.WithoutCancel(ctx)
 	useSavepoints := live > 1
 	for i := range batch {
 		o := &batch[i]
@@ -94,13 +105,13 @@ func (w *writer) run(ctx context.Context, batch []writeOp, errs []error) {
 			continue
 		}
 		if useSavepoints {
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+			if _, err := tx.ExecContext(stmtCtx, "SAVEPOINT op"); err != nil {
 				_ = tx.Rollback()
 				fail(fmt.Errorf("savepoint: %w", err))
 				return
 			}
 		}
-		if err := o.fn(tx); err != nil {
+		if err := o.fn(context.WithoutCancel(o.ctx), tx); err != nil {
 			errs[i] = err
 			if !useSavepoints {
 				_ = tx.Rollback()
@@ -109,14 +120,14 @@ func (w *writer) run(ctx context.Context, batch []writeOp, errs []error) {
 			// Undo this operation only. Should SQLite have rolled the whole
 			// transaction back (some errors do), this fails, and so does
 			// everything in the batch.
-			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO op"); rerr != nil {
+			if _, rerr := tx.ExecContext(stmtCtx, "ROLLBACK TO op"); rerr != nil {
 				_ = tx.Rollback()
 				fail(fmt.Errorf("transaction lost after %s failed: %w", o.op, rerr))
 				return
 			}
 		}
 		if useSavepoints {
-			if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
+			if _, err := tx.ExecContext(stmtCtx, "RELEASE op"); err != nil {
 				_ = tx.Rollback()
 				fail(fmt.Errorf("release savepoint: %w", err))
 				return

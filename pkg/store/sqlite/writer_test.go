@@ -20,8 +20,8 @@ func TestWritesCombineAndFailAlone(t *testing.T) {
 	if _, err := s.write.ExecContext(ctx, `CREATE TABLE combine_test (k TEXT PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
-	insert := func(k string, fail bool) func(tx *sql.Tx) error {
-		return func(tx *sql.Tx) error {
+	insert := func(k string, fail bool) writeFunc {
+		return func(ctx context.Context, tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO combine_test (k) VALUES (?)`, k); err != nil {
 				return err
 			}
@@ -35,10 +35,10 @@ func TestWritesCombineAndFailAlone(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		err := s.inWriteTx(ctx, "hold", func(tx *sql.Tx) error {
+		err := s.inWriteTx(ctx, "hold", func(ctx context.Context, tx *sql.Tx) error {
 			close(entered)
 			<-release
-			return insert("hold", false)(tx)
+			return insert("hold", false)(ctx, tx)
 		})
 		if err != nil {
 			t.Errorf("hold: %v", err)
@@ -97,8 +97,55 @@ func TestWriteAfterClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	err := s.inWriteTx(context.Background(), "late", func(*sql.Tx) error { return nil })
+	err := s.inWriteTx(context.Background(), "late", func(context.Context, *sql.Tx) error { return nil })
 	if !errors.Is(err, ErrClosed) {
 		t.Fatalf("write after Close = %v; want ErrClosed", err)
+	}
+}
+
+// TestStartedOperationOutlivesItsContext: once an operation runs, its
+// caller's cancellation neither cuts its statements short nor disturbs
+// the transaction it shares; it commits whole.
+func TestStartedOperationOutlivesItsContext(t *testing.T) {
+	t.Parallel()
+	s := openFile(t)
+	if _, err := s.write.ExecContext(t.Context(), `CREATE TABLE outlive_test (k TEXT PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	err := s.inWriteTx(ctx, "cancelled midway", func(ctx context.Context, tx *sql.Tx) error {
+		for i, k := range []string{"before", "after"} {
+			if i == 1 {
+				cancel()
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO outlive_test (k) VALUES (?)`, k); err != nil {
+				return fmt.Errorf("insert %s: %w", k, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("operation whose caller cancelled midway: %v", err)
+	}
+	var n int
+	if err := s.read.QueryRowContext(t.Context(), `SELECT count(*) FROM outlive_test`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Fatalf("%d rows committed; want 2", n)
+	}
+}
+
+// TestWriterJournalsInMemory: the writer connection keeps statement and
+// savepoint journals in memory (temp_store = MEMORY, reported as 2).
+func TestWriterJournalsInMemory(t *testing.T) {
+	t.Parallel()
+	s := openFile(t)
+	var mode int
+	if err := s.write.QueryRowContext(t.Context(), `PRAGMA temp_store`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != 2 {
+		t.Fatalf("temp_store = %d; want 2 (MEMORY)", mode)
 	}
 }
