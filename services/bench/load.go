@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -84,8 +85,12 @@ func (s *scenario) runStepping(ctx context.Context, halfRate10 float64) error {
 	return s.latencyRun(ctx, half)
 }
 
-// drainBetween waits up to the drain timeout for every healthy delivery
-// and notes how many were still outstanding if they did not all arrive.
+// drainBetween waits up to the drain timeout for every healthy delivery,
+// and then for a failing endpoint's deliveries to be dead-lettered, so
+// that every step starts from the same settled pipeline (as fan-out 1→10's
+// steps do) instead of on top of an overloaded step's retries. It notes
+// how many healthy deliveries were still outstanding if they did not all
+// arrive.
 func (s *scenario) drainBetween(ctx context.Context, after string) error {
 	ok, err := s.drainHealthy(ctx, s.cfg.DrainTimeout)
 	if err != nil {
@@ -94,6 +99,9 @@ func (s *scenario) drainBetween(ctx context.Context, after string) error {
 	if !ok {
 		s.note("%d healthy deliveries still outstanding after another %v of waiting after %s; the next load started on top of them",
 			s.expectedHealthy()-s.deliveredHealthy(), s.cfg.DrainTimeout, after)
+	}
+	if slices.Contains(s.spec.behaviours, Failing) {
+		return s.waitFailingSettled(ctx)
 	}
 	return nil
 }
