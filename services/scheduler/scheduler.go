@@ -362,35 +362,57 @@ func (s *Service) redrive(ctx context.Context) {
 	}
 }
 
-// release publishes due retries batch after batch, until a batch is not
-// full, ctx ends, or something fails (the lease then returns the batch
-// to the pool).
+// releaseDepth is how many claimed batches may be on their way (publish,
+// then complete) while the next one is claimed. Claiming, publishing and
+// completing one batch after the other left the store and the broker
+// waiting on each other; overlapped, the next claim and the previous
+// batch's completion share a store transaction where the store combines
+// writes.
+const releaseDepth = 2
+
+// release claims due retries batch after batch, until a batch is not
+// full, ctx ends, or something fails (the lease then returns the failed
+// batch to the pool). Each claimed batch is published and completed in
+// the background, at most releaseDepth at a time; release returns once
+// every batch it claimed is published and completed (or failed), so the
+// next round claims only after this one's completions are written.
 func (s *Service) release(ctx context.Context) {
-	for ctx.Err() == nil {
-		n, err := s.releaseBatch()
-		if err != nil {
-			s.log.Warn("releasing due retries failed", "err", err)
-			return
+	slots := make(chan struct{}, releaseDepth)
+	var (
+		failed atomic.Bool
+		wg     sync.WaitGroup
+	)
+	for ctx.Err() == nil && !failed.Load() {
+		slots <- struct{}{}
+		bctx, cancel := context.WithTimeout(s.bg, s.cfg.ClaimLease)
+		due, err := s.store.ClaimDueRetries(bctx, time.Now(), s.cfg.ClaimLimit, s.cfg.ClaimLease)
+		if err != nil || len(due) == 0 {
+			cancel()
+			<-slots
+			if err != nil {
+				s.log.Warn("releasing due retries failed", "err", fmt.Errorf("claim due retries: %w", err))
+			}
+			break
 		}
-		if n < s.cfg.ClaimLimit {
-			return
+		wg.Go(func() {
+			defer func() { <-slots }()
+			defer cancel()
+			if err := s.publishAndComplete(bctx, due); err != nil {
+				failed.Store(true)
+				s.log.Warn("releasing due retries failed", "err", err)
+			}
+		})
+		if len(due) < s.cfg.ClaimLimit {
+			break
 		}
 	}
+	wg.Wait()
 }
 
-// releaseBatch claims, publishes and completes one batch and returns its
-// size. Once claimed, a batch is carried through even if Run's context
-// is cancelled, bounded by the lease.
-func (s *Service) releaseBatch() (int, error) {
-	ctx, cancel := context.WithTimeout(s.bg, s.cfg.ClaimLease)
-	defer cancel()
-	due, err := s.store.ClaimDueRetries(ctx, time.Now(), s.cfg.ClaimLimit, s.cfg.ClaimLease)
-	if err != nil {
-		return 0, fmt.Errorf("claim due retries: %w", err)
-	}
-	if len(due) == 0 {
-		return 0, nil
-	}
+// publishAndComplete publishes one claimed batch to DELIVERIES and
+// completes it. Once claimed, a batch is carried through even if Run's
+// context is cancelled, bounded by the lease (ctx).
+func (s *Service) publishAndComplete(ctx context.Context, due []store.DueRetry) error {
 	msgs := make([]transport.Message, len(due))
 	done := make([]store.ScheduledRetry, len(due))
 	for i := range due {
@@ -398,13 +420,13 @@ func (s *Service) releaseBatch() (int, error) {
 		done[i] = due[i].ScheduledRetry
 	}
 	if _, err := s.tr.Publish(ctx, transport.Deliveries, msgs...); err != nil {
-		return 0, fmt.Errorf("publish %d due retries: %w", len(msgs), err)
+		return fmt.Errorf("publish %d due retries: %w", len(msgs), err)
 	}
 	if err := s.store.CompleteRetries(ctx, done); err != nil {
-		return 0, fmt.Errorf("complete %d released retries: %w", len(done), err)
+		return fmt.Errorf("complete %d released retries: %w", len(done), err)
 	}
 	s.log.Debug("released due retries", "count", len(due))
-	return len(due), nil
+	return nil
 }
 
 // ReleaseMessage is the DELIVERIES message that releases a due retry:

@@ -499,3 +499,72 @@ func TestConfig(t *testing.T) {
 		}
 	}
 }
+
+// overlapStore is the real store whose first CompleteRetries waits (up
+// to a deadline) for a second ClaimDueRetries call to begin, and records
+// whether it had to give up waiting.
+type overlapStore struct {
+	store.Store
+	claims    atomic.Int64
+	completes atomic.Int64
+	waitedOut atomic.Bool
+}
+
+func (o *overlapStore) ClaimDueRetries(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]store.DueRetry, error) {
+	o.claims.Add(1)
+	return o.Store.ClaimDueRetries(ctx, now, limit, lease)
+}
+
+func (o *overlapStore) CompleteRetries(ctx context.Context, rs []store.ScheduledRetry) error {
+	if o.completes.Add(1) == 1 {
+		deadline := time.Now().Add(3 * time.Second)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for o.claims.Load() < 2 {
+			if time.Now().After(deadline) {
+				o.waitedOut.Store(true)
+				break
+			}
+			<-tick.C
+		}
+	}
+	return o.Store.CompleteRetries(ctx, rs)
+}
+
+// TestReleaseClaimsWhileCompleting: the next batch of due retries is
+// claimed while the first one is still being completed, instead of claim,
+// publish and complete running one after the other; every retry is
+// released once all the same.
+func TestReleaseClaimsWhileCompleting(t *testing.T) {
+	t.Parallel()
+	st := &overlapStore{Store: servicetest.Store(t)}
+	e := newEnvOn(t, st)
+	e.consume()
+	ctx := context.Background()
+	var ids []string
+	for range 9 {
+		f := e.seed()
+		ids = append(ids, f.Delivery.ID)
+		a := storetest.NewAttempt(f.Delivery, 1, time.Now())
+		if err := st.RecordAttempts(ctx, []store.AttemptResult{{Attempt: a, Status: store.DeliveryRetrying}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.ScheduleRetries(ctx, []store.ScheduledRetry{{DeliveryID: f.Delivery.ID, Attempt: 2, DueAt: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig()
+	cfg.ClaimLimit = 3
+	cfg.PollInterval = time.Hour // one round: the poll at start
+	e.run(cfg)
+	e.waitFor(ids...)
+	eventually(t, "releases completed", func() bool { return st.completes.Load() == 3 })
+	if st.waitedOut.Load() {
+		t.Fatal("the first batch was completed with no second claim begun: claim, publish and complete ran in series")
+	}
+	for _, id := range ids {
+		if n := len(e.messages(id)); n != 1 {
+			t.Fatalf("delivery %s released %d times", id, n)
+		}
+	}
+}
