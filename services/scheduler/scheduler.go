@@ -209,7 +209,12 @@ func (s *Service) flush(ctx context.Context, ws []write, errs []error) {
 					errs[i] = err
 				}
 			}
+			continue
 		}
+		// One line per batch and reason, not per delivery: a dead endpoint
+		// dead-letters thousands a second. Each one is logged at debug level
+		// and listed by the admin API.
+		s.log.Info("deliveries dead-lettered", "count", len(ids), "reason", reason, "first_delivery_id", ids[0])
 	}
 }
 
@@ -245,7 +250,7 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 	if !ok {
 		reason := fmt.Sprintf("retry schedule exhausted after %d attempts", r.FailedAttempt)
 		if settle.Commit(s.log, s.batch, msg, write{retry: store.ScheduledRetry{DeliveryID: r.DeliveryID}, deadReason: reason}, s.cfg.ErrorBackoff) {
-			s.log.Info("delivery dead-lettered", "delivery_id", r.DeliveryID, "subscription_id", r.SubscriptionID,
+			s.log.Debug("delivery dead-lettered", "delivery_id", r.DeliveryID, "subscription_id", r.SubscriptionID,
 				"tenant", sub.Tenant, "reason", reason)
 		}
 		return
