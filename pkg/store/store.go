@@ -263,6 +263,12 @@ type Store interface {
 
 	// CreateDeliveries inserts deliveries; one whose ID exists is left as is.
 	CreateDeliveries(ctx context.Context, ds []Delivery) error
+	// InsertFanout stores events and deliveries (of those events) together,
+	// atomically: either all of them are stored or, on error, none. As with
+	// InsertEvents and CreateDeliveries, a row whose ID exists is left as
+	// is. It is fanout's one write per batch: one transaction and, where
+	// the store is across a network, one round trip, instead of two.
+	InsertFanout(ctx context.Context, events []Event, ds []Delivery) error
 	// GetDelivery returns the delivery with id, or ErrNotFound.
 	GetDelivery(ctx context.Context, tenant, id string) (*Delivery, error)
 	// ListDeliveries returns one page, newest first, and the next token.

@@ -169,8 +169,8 @@ func (s *Service) handle(ctx context.Context, msg transport.Received) {
 // flush fans out a batch of events: it brings the subscription cache up
 // to date (one revision check for the whole batch: every event in it was
 // accepted before the flush began), stores the events and one delivery per
-// matching subscription, then publishes every delivery of the batch in one
-// call. Both writes and the publish are idempotent (delivery ids and
+// matching subscription in one store write, then publishes every delivery
+// of the batch in one call. Both writes and the publish are idempotent (delivery ids and
 // message ids derive from event and subscription), so a batch that fails
 // part-way is simply done again.
 func (s *Service) flush(ctx context.Context, events []store.Event, errs []error) {
@@ -196,15 +196,11 @@ func (s *Service) flush(ctx context.Context, events []store.Event, errs []error)
 			owner = append(owner, i)
 		}
 	}
-	if err := s.deps.Store.InsertEvents(ctx, events); err != nil {
-		fail(fmt.Errorf("insert %d events: %w", len(events), err))
+	if err := s.deps.Store.InsertFanout(ctx, events, ds); err != nil {
+		fail(fmt.Errorf("store %d events and %d deliveries: %w", len(events), len(ds), err))
 		return
 	}
 	if len(ds) == 0 {
-		return
-	}
-	if err := s.deps.Store.CreateDeliveries(ctx, ds); err != nil {
-		fail(fmt.Errorf("create %d deliveries: %w", len(ds), err))
 		return
 	}
 	msgs := make([]transport.Message, len(ds))

@@ -320,11 +320,8 @@ func (a *adminServer) SendTestEvent(ctx context.Context, req *hooklinev1.SendTes
 		ID: ids.Delivery(ev.ID, s.ID), EventID: ev.ID, SubscriptionID: s.ID, Tenant: s.Tenant, EventType: typ,
 		Status: store.DeliveryPending, CreatedAt: now, UpdatedAt: now,
 	}
-	if err := a.s.deps.Store.InsertEvents(ctx, []store.Event{ev}); err != nil {
-		return nil, storeErr("event", err)
-	}
-	if err := a.s.deps.Store.CreateDeliveries(ctx, []store.Delivery{d}); err != nil {
-		return nil, storeErr("delivery", err)
+	if err := a.s.deps.Store.InsertFanout(ctx, []store.Event{ev}, []store.Delivery{d}); err != nil {
+		return nil, storeErr("test event", err)
 	}
 	if err := a.s.deps.Store.ScheduleRetries(ctx, []store.ScheduledRetry{{DeliveryID: d.ID, Attempt: 1, DueAt: now}}); err != nil {
 		return nil, storeErr("delivery "+d.ID, err)

@@ -64,11 +64,24 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []store.Delivery) error
 	if len(ds) == 0 {
 		return nil
 	}
+	args, err := deliveryArgs(ds)
+	if err != nil {
+		return fmt.Errorf("crdb: create deliveries: %w", err)
+	}
+	return s.run(ctx, "create deliveries", func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, sqlInsertDeliveries, args...)
+		return err
+	})
+}
+
+// deliveryArgs validates ds and returns sqlInsertDeliveries' arguments:
+// one array per column, duplicates dropped, in id order.
+func deliveryArgs(ds []store.Delivery) ([]any, error) {
 	uniq := make([]store.Delivery, 0, len(ds))
 	seen := make(map[string]bool, len(ds))
 	for _, d := range ds {
 		if d.ID == "" {
-			return errors.New("crdb: create deliveries: empty id")
+			return nil, errors.New("empty delivery id")
 		}
 		if !seen[d.ID] {
 			seen[d.ID] = true
@@ -101,11 +114,7 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []store.Delivery) error
 		next[i] = rowcodec.NullNanos(d.NextAttemptAt)
 		created[i], updated[i] = rowcodec.Nanos(d.CreatedAt), rowcodec.Nanos(upd)
 	}
-	return s.run(ctx, "create deliveries", func(ctx context.Context) error {
-		_, err := s.pool.Exec(ctx, sqlInsertDeliveries, ids, events, subs, tenants, types, statuses, attempts,
-			next, codes, lastErrs, created, updated)
-		return err
-	})
+	return []any{ids, events, subs, tenants, types, statuses, attempts, next, codes, lastErrs, created, updated}, nil
 }
 
 // GetDelivery returns the delivery id; store.ErrNotFound if it does not

@@ -29,11 +29,24 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	args, err := eventArgs(events)
+	if err != nil {
+		return fmt.Errorf("crdb: insert events: %w", err)
+	}
+	return s.run(ctx, "insert events", func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, sqlInsertEvents, args...)
+		return err
+	})
+}
+
+// eventArgs validates events and returns sqlInsertEvents' arguments: one
+// array per column, duplicates dropped, in id order.
+func eventArgs(events []store.Event) ([]any, error) {
 	uniq := make([]store.Event, 0, len(events))
 	seen := make(map[string]bool, len(events))
 	for _, e := range events {
 		if e.ID == "" {
-			return errors.New("crdb: insert events: empty id")
+			return nil, errors.New("empty event id")
 		}
 		if !seen[e.ID] {
 			seen[e.ID] = true
@@ -56,7 +69,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
 		}
 		js, err := rowcodec.MarshalJSON(l)
 		if err != nil {
-			return fmt.Errorf("crdb: insert events: labels of %s: %w", e.ID, err)
+			return nil, fmt.Errorf("labels of %s: %w", e.ID, err)
 		}
 		payload := e.Payload
 		if payload == nil {
@@ -66,9 +79,32 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
 		payloads[i] = payload
 		occurred[i], received[i] = rowcodec.Nanos(e.OccurredAt), rowcodec.Nanos(e.ReceivedAt)
 	}
-	return s.run(ctx, "insert events", func(ctx context.Context) error {
-		_, err := s.pool.Exec(ctx, sqlInsertEvents, ids, tenants, types, payloads, labels, occurred, received)
-		return err
+	return []any{ids, tenants, types, payloads, labels, occurred, received}, nil
+}
+
+// InsertFanout stores events and deliveries with one round trip: both
+// inserts in one batch, which the server runs as one implicit transaction.
+func (s *Store) InsertFanout(ctx context.Context, events []store.Event, ds []store.Delivery) error {
+	if len(events) == 0 && len(ds) == 0 {
+		return nil
+	}
+	var b pgx.Batch
+	if len(events) > 0 {
+		args, err := eventArgs(events)
+		if err != nil {
+			return fmt.Errorf("crdb: insert fanout: %w", err)
+		}
+		b.Queue(sqlInsertEvents, args...)
+	}
+	if len(ds) > 0 {
+		args, err := deliveryArgs(ds)
+		if err != nil {
+			return fmt.Errorf("crdb: insert fanout: %w", err)
+		}
+		b.Queue(sqlInsertDeliveries, args...)
+	}
+	return s.run(ctx, "insert fanout", func(ctx context.Context) error {
+		return s.pool.SendBatch(ctx, &b).Close()
 	})
 }
 

@@ -56,30 +56,43 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []store.Delivery) error
 	if len(ds) == 0 {
 		return nil
 	}
-	for _, d := range ds {
-		if d.ID == "" {
-			return errors.New("sqlite: create deliveries: empty id")
-		}
+	if err := checkDeliveryIDs(ds); err != nil {
+		return fmt.Errorf("sqlite: create deliveries: %w", err)
 	}
 	return s.inWriteTx(ctx, "create deliveries", func(ctx context.Context, tx *sql.Tx) error {
-		st := tx.StmtContext(ctx, s.stmts.insertDelivery)
-		for _, d := range ds {
-			status := d.Status
-			if status == "" {
-				status = store.DeliveryPending
-			}
-			updated := d.UpdatedAt
-			if updated.IsZero() {
-				updated = d.CreatedAt
-			}
-			if _, err := st.ExecContext(ctx, d.ID, d.EventID, d.SubscriptionID, d.Tenant, d.EventType,
-				string(status), d.Attempts, nullNanos(d.NextAttemptAt), d.LastStatusCode, d.LastError,
-				rowcodec.Nanos(d.CreatedAt), rowcodec.Nanos(updated)); err != nil {
-				return fmt.Errorf("delivery %s: %w", d.ID, err)
-			}
-		}
-		return nil
+		return s.insertDeliveries(ctx, tx, ds)
 	})
+}
+
+// checkDeliveryIDs reports a delivery without an id.
+func checkDeliveryIDs(ds []store.Delivery) error {
+	for _, d := range ds {
+		if d.ID == "" {
+			return errors.New("empty delivery id")
+		}
+	}
+	return nil
+}
+
+// insertDeliveries inserts ds in tx.
+func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, ds []store.Delivery) error {
+	st := tx.StmtContext(ctx, s.stmts.insertDelivery)
+	for _, d := range ds {
+		status := d.Status
+		if status == "" {
+			status = store.DeliveryPending
+		}
+		updated := d.UpdatedAt
+		if updated.IsZero() {
+			updated = d.CreatedAt
+		}
+		if _, err := st.ExecContext(ctx, d.ID, d.EventID, d.SubscriptionID, d.Tenant, d.EventType,
+			string(status), d.Attempts, nullNanos(d.NextAttemptAt), d.LastStatusCode, d.LastError,
+			rowcodec.Nanos(d.CreatedAt), rowcodec.Nanos(updated)); err != nil {
+			return fmt.Errorf("delivery %s: %w", d.ID, err)
+		}
+	}
+	return nil
 }
 
 // GetDelivery returns the delivery id; store.ErrNotFound if it does not

@@ -21,14 +21,27 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	type evRow struct {
-		labels  string
-		payload []byte
+	rows, err := eventRows(events)
+	if err != nil {
+		return fmt.Errorf("sqlite: insert events: %w", err)
 	}
+	return s.inWriteTx(ctx, "insert events", func(ctx context.Context, tx *sql.Tx) error {
+		return s.insertEvents(ctx, tx, events, rows)
+	})
+}
+
+// evRow is an event's encoded columns.
+type evRow struct {
+	labels  string
+	payload []byte
+}
+
+// eventRows validates events and encodes their labels and payloads.
+func eventRows(events []store.Event) ([]evRow, error) {
 	rows := make([]evRow, len(events))
 	for i, e := range events {
 		if e.ID == "" {
-			return errors.New("sqlite: insert events: empty id")
+			return nil, errors.New("empty event id")
 		}
 		labels := e.Labels
 		if labels == nil {
@@ -36,7 +49,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
 		}
 		js, err := rowcodec.MarshalJSON(labels)
 		if err != nil {
-			return fmt.Errorf("sqlite: insert events: labels of %s: %w", e.ID, err)
+			return nil, fmt.Errorf("labels of %s: %w", e.ID, err)
 		}
 		payload := e.Payload
 		if payload == nil {
@@ -44,15 +57,39 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
 		}
 		rows[i] = evRow{labels: js, payload: payload}
 	}
-	return s.inWriteTx(ctx, "insert events", func(ctx context.Context, tx *sql.Tx) error {
-		st := tx.StmtContext(ctx, s.stmts.insertEvent)
-		for i, e := range events {
-			if _, err := st.ExecContext(ctx, e.ID, e.Tenant, e.Type, rows[i].payload, rows[i].labels,
-				rowcodec.Nanos(e.OccurredAt), rowcodec.Nanos(e.ReceivedAt)); err != nil {
-				return fmt.Errorf("event %s: %w", e.ID, err)
-			}
+	return rows, nil
+}
+
+// insertEvents inserts events (encoded as rows) in tx.
+func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, events []store.Event, rows []evRow) error {
+	st := tx.StmtContext(ctx, s.stmts.insertEvent)
+	for i, e := range events {
+		if _, err := st.ExecContext(ctx, e.ID, e.Tenant, e.Type, rows[i].payload, rows[i].labels,
+			rowcodec.Nanos(e.OccurredAt), rowcodec.Nanos(e.ReceivedAt)); err != nil {
+			return fmt.Errorf("event %s: %w", e.ID, err)
 		}
+	}
+	return nil
+}
+
+// InsertFanout stores events and deliveries in one transaction (one write
+// operation); rows whose IDs exist are left unchanged.
+func (s *Store) InsertFanout(ctx context.Context, events []store.Event, ds []store.Delivery) error {
+	if len(events) == 0 && len(ds) == 0 {
 		return nil
+	}
+	rows, err := eventRows(events)
+	if err != nil {
+		return fmt.Errorf("sqlite: insert fanout: %w", err)
+	}
+	if err := checkDeliveryIDs(ds); err != nil {
+		return fmt.Errorf("sqlite: insert fanout: %w", err)
+	}
+	return s.inWriteTx(ctx, "insert fanout", func(ctx context.Context, tx *sql.Tx) error {
+		if err := s.insertEvents(ctx, tx, events, rows); err != nil {
+			return err
+		}
+		return s.insertDeliveries(ctx, tx, ds)
 	})
 }
 

@@ -161,3 +161,54 @@ func testDeliveryListFilters(t *testing.T, s store.Store) {
 		wantEqual(t, want, got, "ListDeliveries filtered")
 	}
 }
+
+// testInsertFanout: events and their deliveries are stored together;
+// rows that exist are left as they are, new ones beside them are stored;
+// an invalid delivery stores nothing, not even the events.
+func testInsertFanout(t *testing.T, s store.Store) {
+	sub := NewSubscription("acme")
+	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	a := NewEvent("acme", "order.created", Base)
+	b := NewEvent("acme", "order.paid", Base.Add(time.Second))
+	da, db := NewDelivery(a, sub, Base), NewDelivery(b, sub, Base.Add(time.Second))
+	must(t, s.InsertFanout(ctx(t), []store.Event{a, b}, []store.Delivery{da, db}), "InsertFanout")
+	for _, want := range []store.Event{a, b} {
+		got, err := s.GetEvent(ctx(t), "acme", want.ID)
+		must(t, err, "GetEvent")
+		wantEqual(t, &want, got, "event")
+	}
+	wantEqual(t, da, getDelivery(t, s, da.ID), "delivery")
+	wantEqual(t, db, getDelivery(t, s, db.ID), "delivery")
+
+	// Repeated (a fan-out done again): existing rows are kept as they are.
+	at := NewAttempt(da, 1, Base.Add(time.Second))
+	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{{Attempt: at, Status: store.DeliverySucceeded}}), "RecordAttempts")
+	before := getDelivery(t, s, da.ID)
+	changed := a
+	changed.Payload = []byte(`{"changed":true}`)
+	c := NewEvent("acme", "order.shipped", Base.Add(2*time.Second))
+	dc := NewDelivery(c, sub, Base.Add(2*time.Second))
+	must(t, s.InsertFanout(ctx(t), []store.Event{changed, c}, []store.Delivery{da, dc}), "InsertFanout(repeat)")
+	got, err := s.GetEvent(ctx(t), "", a.ID)
+	must(t, err, "GetEvent")
+	wantEqual(t, &a, got, "event after a repeated fan-out")
+	wantEqual(t, before, getDelivery(t, s, da.ID), "delivery after a repeated fan-out")
+	wantEqual(t, dc, getDelivery(t, s, dc.ID), "delivery stored beside a duplicate")
+
+	// Events without deliveries (nothing matched), and nothing at all.
+	lone := NewEvent("acme", "order.lone", Base.Add(3*time.Second))
+	must(t, s.InsertFanout(ctx(t), []store.Event{lone}, nil), "InsertFanout(no deliveries)")
+	_, err = s.GetEvent(ctx(t), "", lone.ID)
+	must(t, err, "GetEvent(event without deliveries)")
+	must(t, s.InsertFanout(ctx(t), nil, nil), "InsertFanout(empty)")
+
+	// All or nothing.
+	orphan := NewEvent("acme", "order.orphan", Base.Add(4*time.Second))
+	bad := NewDelivery(orphan, sub, Base.Add(4*time.Second))
+	bad.ID = ""
+	if err := s.InsertFanout(ctx(t), []store.Event{orphan}, []store.Delivery{bad}); err == nil {
+		t.Fatal("InsertFanout with a delivery without an id succeeded")
+	}
+	_, err = s.GetEvent(ctx(t), "", orphan.ID)
+	wantErr(t, err, store.ErrNotFound, "GetEvent(event of a failed InsertFanout)")
+}

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"IdempotencyKey/Batch", testIdempotencyKeysBatch},
 		{"Delivery/CreateGet", testDeliveryCreateGet},
 		{"Delivery/CreateIdempotent", testDeliveryCreateIdempotent},
+		{"Delivery/InsertFanout", testInsertFanout},
 		{"Delivery/ListPaging", testDeliveryListPaging},
 		{"Delivery/ListFilters", testDeliveryListFilters},
 		{"Attempts/ForwardOnly", testAttemptsForwardOnly},
