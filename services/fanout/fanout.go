@@ -48,7 +48,7 @@ type Config struct {
 
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
-	return Config{Concurrency: 128, AckWait: 30 * time.Second, StoreBatch: 256, SubscriptionRefresh: time.Second, RetryDelay: time.Second}
+	return Config{Concurrency: 128, AckWait: 20 * time.Second, StoreBatch: 256, SubscriptionRefresh: time.Second, RetryDelay: time.Second}
 }
 
 // RegisterFlags registers the fanout flags on fs.

@@ -63,7 +63,7 @@ func DefaultConfig() Config {
 		Jitter:              0.2,
 		PollInterval:        time.Second,
 		ClaimLimit:          500,
-		ClaimLease:          30 * time.Second,
+		ClaimLease:          20 * time.Second,
 		RedriveLimit:        500,
 		Retention:           720 * time.Hour,
 		RetentionInterval:   10 * time.Minute,
