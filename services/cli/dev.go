@@ -36,7 +36,6 @@ HOOKLINE_* environment variable shown beside it.`,
 			if err != nil {
 				return err
 			}
-			cfg.ApplyMemoryLimit()
 			srv, err := devserver.New(cmd.Context(), cfg, logger)
 			if err != nil {
 				return err

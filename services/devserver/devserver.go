@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -45,50 +44,23 @@ type Config struct {
 	// PprofAddr, if set, is where Go's runtime profiles are served
 	// (/debug/pprof/), for profiling the pipeline under load.
 	PprofAddr string
-	// MemoryLimitMiB is the soft limit on the Go runtime's memory that
-	// ApplyMemoryLimit sets (0: none): the garbage collector works harder
-	// as the heap nears it, so a burst does not double the heap before it
-	// collects. Set it well above the live heap (see
-	// DefaultMemoryLimitMiB).
-	MemoryLimitMiB int
-	Ingest         ingest.Config
-	Fanout         fanout.Config
-	Delivery       delivery.Config
-	Scheduler      scheduler.Config
-}
-
-// DefaultMemoryLimitMiB is the development server's default soft memory
-// limit: none. A limit close to the live heap makes the collector run
-// back to back; 200 MiB did so after an overload (130 MB live, most of it
-// the broker's deduplication IDs), and the failing-endpoint latency run's
-// p99 went from 80 ms to 650-1,100 ms.
-const DefaultMemoryLimitMiB = 0
-
-// ApplyMemoryLimit sets the process's soft memory limit to
-// c.MemoryLimitMiB unless the GOMEMLIMIT environment variable is set (the
-// runtime has applied that already) or the limit is 0, and returns the
-// limit in force afterwards (math.MaxInt64: none). It changes a
-// process-wide setting, so the command running the server calls it, not
-// New.
-func (c Config) ApplyMemoryLimit() int64 {
-	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && c.MemoryLimitMiB > 0 {
-		debug.SetMemoryLimit(int64(c.MemoryLimitMiB) << 20)
-	}
-	return debug.SetMemoryLimit(-1)
+	Ingest    ingest.Config
+	Fanout    fanout.Config
+	Delivery  delivery.Config
+	Scheduler scheduler.Config
 }
 
 // DefaultConfig returns the development defaults: every service's
 // defaults, loopback allowed, and a local data directory.
 func DefaultConfig() Config {
 	c := Config{
-		DataDir:        ".hookline",
-		NATSHost:       "127.0.0.1",
-		NATSPort:       -1,
-		MemoryLimitMiB: DefaultMemoryLimitMiB,
-		Ingest:         ingest.DefaultConfig(),
-		Fanout:         fanout.DefaultConfig(),
-		Delivery:       delivery.DefaultConfig(),
-		Scheduler:      scheduler.DefaultConfig(),
+		DataDir:   ".hookline",
+		NATSHost:  "127.0.0.1",
+		NATSPort:  -1,
+		Ingest:    ingest.DefaultConfig(),
+		Fanout:    fanout.DefaultConfig(),
+		Delivery:  delivery.DefaultConfig(),
+		Scheduler: scheduler.DefaultConfig(),
 	}
 	c.applyDevDefaults()
 	return c
@@ -107,7 +79,6 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", ".hookline", "directory holding the embedded NATS store and the SQLite database")
 	fs.StringVar(&c.NATSHost, "nats-host", "127.0.0.1", "address the embedded NATS server listens on")
 	fs.IntVar(&c.NATSPort, "nats-port", -1, "port of the embedded NATS server (-1: any free port)")
-	fs.IntVar(&c.MemoryLimitMiB, "memory-limit-mib", DefaultMemoryLimitMiB, "soft limit on the Go runtime's memory in MiB (0: none; the GOMEMLIMIT environment variable, when set, takes precedence)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "address to serve Go's runtime profiles (/debug/pprof/) on, e.g. 127.0.0.1:6060 (empty: off)")
 	c.Ingest.RegisterFlags(fs)
 	c.Fanout.RegisterFlags(fs)
@@ -136,9 +107,6 @@ func (c Config) Validate() error {
 	}
 	if c.NATSPort < -1 || c.NATSPort > 65535 {
 		errs = append(errs, fmt.Errorf("--nats-port %d: must be -1 or a port number", c.NATSPort))
-	}
-	if c.MemoryLimitMiB < 0 {
-		errs = append(errs, fmt.Errorf("--memory-limit-mib %d: must not be negative", c.MemoryLimitMiB))
 	}
 	errs = append(errs, c.Ingest.Validate(), c.Fanout.Validate(), c.Delivery.Validate(), c.Scheduler.Validate())
 	return errors.Join(errs...)
