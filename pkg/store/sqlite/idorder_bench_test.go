@@ -97,3 +97,43 @@ func BenchmarkConcurrentWritePath(b *testing.B) {
 	})
 	b.ReportMetric(float64(rows.Load())/b.Elapsed().Seconds(), "deliveries/s")
 }
+
+// BenchmarkRetryPath runs the retry path of small batches, as the
+// scheduler and delivery's put-off deliveries do: schedule 10 retries,
+// claim them, complete them.
+func BenchmarkRetryPath(b *testing.B) {
+	s, sub := benchStore(b)
+	const batch = 10
+	now := time.Now()
+	evs := make([]store.Event, batch)
+	ds := make([]store.Delivery, batch)
+	for i := range evs {
+		evs[i] = storetest.NewEvent("acme", "order.created", now)
+		evs[i].ID = ids.NewEvent(now.Add(time.Duration(i)))
+		ds[i] = storetest.NewDelivery(evs[i], sub, now)
+		ds[i].ID = ids.Delivery(evs[i].ID, sub.ID)
+	}
+	if err := s.InsertFanout(b.Context(), evs, ds); err != nil {
+		b.Fatal(err)
+	}
+	rs := make([]store.ScheduledRetry, batch)
+	rows := 0
+	for b.Loop() {
+		due := now.Add(time.Duration(rows))
+		for i := range rs {
+			rs[i] = store.ScheduledRetry{DeliveryID: ds[i].ID, Attempt: 1, DueAt: due}
+		}
+		if err := s.ScheduleRetries(b.Context(), rs); err != nil {
+			b.Fatal(err)
+		}
+		claimed, err := s.ClaimDueRetries(b.Context(), due.Add(time.Second), batch, time.Minute)
+		if err != nil || len(claimed) != batch {
+			b.Fatalf("claimed %d of %d: %v", len(claimed), batch, err)
+		}
+		if err := s.CompleteRetries(b.Context(), rs); err != nil {
+			b.Fatal(err)
+		}
+		rows += batch
+	}
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "retries/s")
+}

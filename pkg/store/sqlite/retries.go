@@ -11,6 +11,24 @@ import (
 	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
+// The retry path's statements (prepared once, see writerStmts).
+const (
+	// sqlScheduleUpdate moves a delivery to the retry's status and due
+	// time unless the retry's attempt is already recorded.
+	sqlScheduleUpdate = `UPDATE deliveries SET status = ?, next_attempt_at = ?,
+    updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END WHERE id = ? AND attempts < ?`
+	// sqlScheduleInsert upserts a delivery's scheduled retry, dropping any
+	// lease on it.
+	sqlScheduleInsert = `INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until)
+VALUES (?, ?, ?, NULL)
+ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL`
+	// sqlClaimRetry leases a delivery's scheduled retry until ?.
+	sqlClaimRetry = `UPDATE scheduled_retries SET claimed_until = ? WHERE delivery_id = ?`
+	// sqlCompleteRetry deletes a scheduled retry if it is still the one
+	// released (same attempt and due time).
+	sqlCompleteRetry = `DELETE FROM scheduled_retries WHERE delivery_id = ? AND attempt = ? AND due_at = ?`
+)
+
 // ScheduleRetries upserts one scheduled retry per delivery (replacing an
 // earlier one and dropping any lease on it) and sets each delivery to
 // retrying (pending when the retry is of attempt 1) with NextAttemptAt =
@@ -22,19 +40,8 @@ func (s *Store) ScheduleRetries(ctx context.Context, rs []store.ScheduledRetry) 
 		return nil
 	}
 	return s.inWriteTx(ctx, "schedule retries", func(ctx context.Context, tx *sql.Tx) error {
-		upd, err := tx.PrepareContext(ctx, `UPDATE deliveries SET status = ?, next_attempt_at = ?,
-    updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END WHERE id = ? AND attempts < ?`)
-		if err != nil {
-			return err
-		}
-		defer upd.Close()
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until)
-VALUES (?, ?, ?, NULL)
-ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
+		upd := tx.StmtContext(ctx, s.stmts.scheduleUpdate)
+		ins := tx.StmtContext(ctx, s.stmts.scheduleInsert)
 		for _, r := range rs {
 			due := rowcodec.Nanos(r.DueAt)
 			status := store.DeliveryRetrying
@@ -117,11 +124,7 @@ LIMIT ?`, rowcodec.Nanos(now), rowcodec.Nanos(now), limit)
 		if len(out) == 0 {
 			return nil
 		}
-		claim, err := tx.PrepareContext(ctx, `UPDATE scheduled_retries SET claimed_until = ? WHERE delivery_id = ?`)
-		if err != nil {
-			return err
-		}
-		defer claim.Close()
+		claim := tx.StmtContext(ctx, s.stmts.claimRetry)
 		until := rowcodec.Nanos(now.Add(lease))
 		for _, dr := range out {
 			if _, err := claim.ExecContext(ctx, until, dr.DeliveryID); err != nil {
@@ -144,11 +147,7 @@ func (s *Store) CompleteRetries(ctx context.Context, rs []store.ScheduledRetry) 
 		return nil
 	}
 	return s.inWriteTx(ctx, "complete retries", func(ctx context.Context, tx *sql.Tx) error {
-		del, err := tx.PrepareContext(ctx, `DELETE FROM scheduled_retries WHERE delivery_id = ? AND attempt = ? AND due_at = ?`)
-		if err != nil {
-			return err
-		}
-		defer del.Close()
+		del := tx.StmtContext(ctx, s.stmts.completeRetry)
 		for _, r := range rs {
 			if _, err := del.ExecContext(ctx, r.DeliveryID, r.Attempt, rowcodec.Nanos(r.DueAt)); err != nil {
 				return fmt.Errorf("retry of %s: %w", r.DeliveryID, err)

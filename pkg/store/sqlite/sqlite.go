@@ -166,17 +166,27 @@ func (s *Store) inWriteTx(ctx context.Context, op string, fn writeFunc) error {
 }
 
 // writerStmts are the hot-path statements, prepared once on the writer
-// connection and bound to each transaction with tx.StmtContext.
+// connection and bound to each transaction with tx.StmtContext: the
+// delivery path (events, deliveries, attempts) and the retry path
+// (scheduling, claiming and completing retries).
 type writerStmts struct {
 	insertAttempt   *sql.Stmt
 	advanceDelivery *sql.Stmt
 	dropRetries     *sql.Stmt
 	insertEvent     *sql.Stmt
 	insertDelivery  *sql.Stmt
+	scheduleUpdate  *sql.Stmt
+	scheduleInsert  *sql.Stmt
+	claimRetry      *sql.Stmt
+	completeRetry   *sql.Stmt
 }
 
-func (w *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
-	for _, p := range []struct {
+// all lists each statement's field with its SQL.
+func (w *writerStmts) all() []struct {
+	dst **sql.Stmt
+	sql string
+} {
+	return []struct {
 		dst **sql.Stmt
 		sql string
 	}{
@@ -185,7 +195,15 @@ func (w *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&w.dropRetries, sqlDropRetriesUpTo},
 		{&w.insertEvent, sqlInsertEvent},
 		{&w.insertDelivery, sqlInsertDelivery},
-	} {
+		{&w.scheduleUpdate, sqlScheduleUpdate},
+		{&w.scheduleInsert, sqlScheduleInsert},
+		{&w.claimRetry, sqlClaimRetry},
+		{&w.completeRetry, sqlCompleteRetry},
+	}
+}
+
+func (w *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range w.all() {
 		st, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", firstLine(p.sql), err)
@@ -197,9 +215,9 @@ func (w *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 
 func (w *writerStmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{w.insertAttempt, w.advanceDelivery, w.dropRetries, w.insertEvent, w.insertDelivery} {
-		if st != nil {
-			errs = append(errs, st.Close())
+	for _, p := range w.all() {
+		if *p.dst != nil {
+			errs = append(errs, (*p.dst).Close())
 		}
 	}
 	return errors.Join(errs...)
