@@ -640,6 +640,18 @@ func TestClaimAcrossReplicas(t *testing.T) {
 	}
 }
 
+// benchStore opens a store on a fresh database for b, with one
+// subscription of tenant acme.
+func benchStore(b *testing.B) (*Store, *store.Subscription) {
+	b.Helper()
+	s := openStore(b, crdbtest.NewDatabase(b), Options{})
+	sub := storetest.NewSubscription("acme")
+	if err := s.CreateSubscription(b.Context(), sub); err != nil {
+		b.Fatal(err)
+	}
+	return s, sub
+}
+
 // BenchmarkRecordAttempts measures the hot path: batches of attempt
 // results, each advancing its delivery, one statement per batch, on a
 // fresh database. Compare with the SQLite store's benchmark of the same
@@ -647,12 +659,8 @@ func TestClaimAcrossReplicas(t *testing.T) {
 func BenchmarkRecordAttempts(b *testing.B) {
 	for _, batch := range []int{1, 100} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			s := openStore(b, crdbtest.NewDatabase(b), Options{})
+			s, sub := benchStore(b)
 			ctx := b.Context()
-			sub := storetest.NewSubscription("acme")
-			if err := s.CreateSubscription(ctx, sub); err != nil {
-				b.Fatal(err)
-			}
 			const pool = 1000
 			ds := make([]store.Delivery, pool)
 			evs := make([]store.Event, pool)
@@ -691,12 +699,8 @@ func BenchmarkRecordAttempts(b *testing.B) {
 func BenchmarkFanoutWrite(b *testing.B) {
 	for _, mode := range []string{"two-calls", "insert-fanout"} {
 		b.Run(mode, func(b *testing.B) {
-			s := openStore(b, crdbtest.NewDatabase(b), Options{})
+			s, sub := benchStore(b)
 			ctx := b.Context()
-			sub := storetest.NewSubscription("acme")
-			if err := s.CreateSubscription(ctx, sub); err != nil {
-				b.Fatal(err)
-			}
 			const batch = 10
 			evs := make([]store.Event, batch)
 			ds := make([]store.Delivery, batch)

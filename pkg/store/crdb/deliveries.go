@@ -1,11 +1,9 @@
 package crdb
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -77,20 +75,10 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []store.Delivery) error
 // deliveryArgs validates ds and returns sqlInsertDeliveries' arguments:
 // one array per column, duplicates dropped, in id order.
 func deliveryArgs(ds []store.Delivery) ([]any, error) {
-	uniq := make([]store.Delivery, 0, len(ds))
-	seen := make(map[string]bool, len(ds))
-	for _, d := range ds {
-		if d.ID == "" {
-			return nil, errors.New("empty delivery id")
-		}
-		if !seen[d.ID] {
-			seen[d.ID] = true
-			uniq = append(uniq, d)
-		}
+	uniq, err := uniqueByID(ds, func(d *store.Delivery) string { return d.ID }, "delivery")
+	if err != nil {
+		return nil, err
 	}
-	// A stable order makes concurrent batches take row locks in the same
-	// order (no deadlocks on PostgreSQL, fewer restarts on CockroachDB).
-	slices.SortFunc(uniq, func(a, b store.Delivery) int { return cmp.Compare(a.ID, b.ID) })
 	n := len(uniq)
 	var (
 		ids, events, subs, tenants = make([]string, n), make([]string, n), make([]string, n), make([]string, n)

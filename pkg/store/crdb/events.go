@@ -42,20 +42,10 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
 // eventArgs validates events and returns sqlInsertEvents' arguments: one
 // array per column, duplicates dropped, in id order.
 func eventArgs(events []store.Event) ([]any, error) {
-	uniq := make([]store.Event, 0, len(events))
-	seen := make(map[string]bool, len(events))
-	for _, e := range events {
-		if e.ID == "" {
-			return nil, errors.New("empty event id")
-		}
-		if !seen[e.ID] {
-			seen[e.ID] = true
-			uniq = append(uniq, e)
-		}
+	uniq, err := uniqueByID(events, func(e *store.Event) string { return e.ID }, "event")
+	if err != nil {
+		return nil, err
 	}
-	// A stable order makes concurrent batches take row locks in the same
-	// order (no deadlocks on PostgreSQL, fewer restarts on CockroachDB).
-	slices.SortFunc(uniq, func(a, b store.Event) int { return cmp.Compare(a.ID, b.ID) })
 	n := len(uniq)
 	var (
 		ids, tenants, types, labels = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -273,4 +263,26 @@ func (s *Store) PutIdempotencyKeys(ctx context.Context, recs []store.Idempotency
 		recorded[i] = id
 	}
 	return recorded, nil
+}
+
+// uniqueByID returns rows without repeated ids (the first of each stays),
+// sorted by id: a stable order makes concurrent batches take row locks in
+// the same order (no deadlocks on PostgreSQL, fewer restarts on
+// CockroachDB). A row with an empty id is an error naming what the rows
+// are.
+func uniqueByID[T any](rows []T, id func(*T) string, what string) ([]T, error) {
+	uniq := make([]T, 0, len(rows))
+	seen := make(map[string]bool, len(rows))
+	for i := range rows {
+		k := id(&rows[i])
+		if k == "" {
+			return nil, fmt.Errorf("empty %s id", what)
+		}
+		if !seen[k] {
+			seen[k] = true
+			uniq = append(uniq, rows[i])
+		}
+	}
+	slices.SortFunc(uniq, func(a, b T) int { return cmp.Compare(id(&a), id(&b)) })
+	return uniq, nil
 }
