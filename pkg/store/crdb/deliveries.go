@@ -88,14 +88,7 @@ func deliveryArgs(ds []store.Delivery) ([]any, error) {
 		created, updated           = make([]int64, n), make([]int64, n)
 	)
 	for i, d := range uniq {
-		status := d.Status
-		if status == "" {
-			status = store.DeliveryPending
-		}
-		upd := d.UpdatedAt
-		if upd.IsZero() {
-			upd = d.CreatedAt
-		}
+		status, upd := rowcodec.DeliveryDefaults(&d)
 		ids[i], events[i], subs[i], tenants[i] = d.ID, d.EventID, d.SubscriptionID, d.Tenant
 		types[i], statuses[i], lastErrs[i] = d.EventType, string(status), d.LastError
 		attempts[i], codes[i] = int64(d.Attempts), int64(d.LastStatusCode)

@@ -53,17 +53,9 @@ func eventArgs(events []store.Event) ([]any, error) {
 		occurred, received          = make([]int64, n), make([]int64, n)
 	)
 	for i, e := range uniq {
-		l := e.Labels
-		if l == nil {
-			l = map[string]string{}
-		}
-		js, err := rowcodec.MarshalJSON(l)
+		js, payload, err := rowcodec.EventColumns(&e)
 		if err != nil {
-			return nil, fmt.Errorf("labels of %s: %w", e.ID, err)
-		}
-		payload := e.Payload
-		if payload == nil {
-			payload = []byte{}
+			return nil, err
 		}
 		ids[i], tenants[i], types[i], labels[i] = e.ID, e.Tenant, e.Type, js
 		payloads[i] = payload

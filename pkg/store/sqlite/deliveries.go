@@ -78,14 +78,7 @@ func checkDeliveryIDs(ds []store.Delivery) error {
 func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, ds []store.Delivery) error {
 	st := tx.StmtContext(ctx, s.stmts.insertDelivery)
 	for _, d := range ds {
-		status := d.Status
-		if status == "" {
-			status = store.DeliveryPending
-		}
-		updated := d.UpdatedAt
-		if updated.IsZero() {
-			updated = d.CreatedAt
-		}
+		status, updated := rowcodec.DeliveryDefaults(&d)
 		if _, err := st.ExecContext(ctx, d.ID, d.EventID, d.SubscriptionID, d.Tenant, d.EventType,
 			string(status), d.Attempts, nullNanos(d.NextAttemptAt), d.LastStatusCode, d.LastError,
 			rowcodec.Nanos(d.CreatedAt), rowcodec.Nanos(updated)); err != nil {

@@ -43,17 +43,9 @@ func eventRows(events []store.Event) ([]evRow, error) {
 		if e.ID == "" {
 			return nil, errors.New("empty event id")
 		}
-		labels := e.Labels
-		if labels == nil {
-			labels = map[string]string{}
-		}
-		js, err := rowcodec.MarshalJSON(labels)
+		js, payload, err := rowcodec.EventColumns(&e)
 		if err != nil {
-			return nil, fmt.Errorf("labels of %s: %w", e.ID, err)
-		}
-		payload := e.Payload
-		if payload == nil {
-			payload = []byte{}
+			return nil, err
 		}
 		rows[i] = evRow{labels: js, payload: payload}
 	}
