@@ -98,18 +98,24 @@ func (w *writer) run(ctx context.Context, batch []writeOp, errs []error) {
 	// Statements never see a cancellable context: the driver would watch
 	// each one with a goroutine (see writeFunc).
 	stmtCtx := context.WithoutCancel(ctx)
+	// savepoint runs a savepoint statement; if it fails, the transaction
+	// is rolled back and every operation not failed already reports it.
+	savepoint := func(q, what string) bool {
+		if _, err := tx.ExecContext(stmtCtx, q); err != nil {
+			_ = tx.Rollback()
+			fail(fmt.Errorf("%s: %w", what, err))
+			return false
+		}
+		return true
+	}
 	useSavepoints := live > 1
 	for i := range batch {
 		o := &batch[i]
 		if errs[i] != nil {
 			continue
 		}
-		if useSavepoints {
-			if _, err := tx.ExecContext(stmtCtx, "SAVEPOINT op"); err != nil {
-				_ = tx.Rollback()
-				fail(fmt.Errorf("savepoint: %w", err))
-				return
-			}
+		if useSavepoints && !savepoint("SAVEPOINT op", "savepoint") {
+			return
 		}
 		if err := o.fn(context.WithoutCancel(o.ctx), tx); err != nil {
 			errs[i] = err
@@ -120,18 +126,12 @@ func (w *writer) run(ctx context.Context, batch []writeOp, errs []error) {
 			// Undo this operation only. Should SQLite have rolled the whole
 			// transaction back (some errors do), this fails, and so does
 			// everything in the batch.
-			if _, rerr := tx.ExecContext(stmtCtx, "ROLLBACK TO op"); rerr != nil {
-				_ = tx.Rollback()
-				fail(fmt.Errorf("transaction lost after %s failed: %w", o.op, rerr))
+			if !savepoint("ROLLBACK TO op", "transaction lost after "+o.op+" failed") {
 				return
 			}
 		}
-		if useSavepoints {
-			if _, err := tx.ExecContext(stmtCtx, "RELEASE op"); err != nil {
-				_ = tx.Rollback()
-				fail(fmt.Errorf("release savepoint: %w", err))
-				return
-			}
+		if useSavepoints && !savepoint("RELEASE op", "release savepoint") {
+			return
 		}
 	}
 	if err := tx.Commit(); err != nil {
