@@ -53,6 +53,10 @@ func (s *scenario) runStepping(ctx context.Context, halfRate10 float64) error {
 		if !drained {
 			s.note("after the step at %.0f events/s the healthy deliveries did not drain within %v (%d of %d delivered); stepping stopped there",
 				rate, s.cfg.DrainTimeout, s.deliveredHealthy(), s.expectedHealthy())
+			continue
+		}
+		if err := s.settleFailing(ctx); err != nil {
+			return err
 		}
 	}
 	if best != nil {
@@ -100,10 +104,16 @@ func (s *scenario) drainBetween(ctx context.Context, after string) error {
 		s.note("%d healthy deliveries still outstanding after another %v of waiting after %s; the next load started on top of them",
 			s.expectedHealthy()-s.deliveredHealthy(), s.cfg.DrainTimeout, after)
 	}
-	if slices.Contains(s.spec.behaviours, Failing) {
-		return s.waitFailingSettled(ctx)
+	return s.settleFailing(ctx)
+}
+
+// settleFailing waits, in a scenario with a failing endpoint, for that
+// endpoint's deliveries to be dead-lettered (see waitFailingSettled).
+func (s *scenario) settleFailing(ctx context.Context) error {
+	if !slices.Contains(s.spec.behaviours, Failing) {
+		return nil
 	}
-	return nil
+	return s.waitFailingSettled(ctx)
 }
 
 // latencyRun measures latency at rate events per second.
