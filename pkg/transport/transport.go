@@ -121,6 +121,13 @@ type Consumer interface {
 type Transport interface {
 	Publisher
 	Consumer
+	// Backlog reports how many messages of stream wait for the consumer
+	// group: published, not yet acknowledged, and not yet taken by any
+	// member. Messages a member has taken (in its handlers, or prefetched
+	// up to ConsumerConfig.MaxAckPending) are not counted. It is a
+	// snapshot for pacing decisions, not an exact count; it fails when
+	// the group has never consumed.
+	Backlog(ctx context.Context, stream Stream, group string) (int64, error)
 	// Ready reports whether the broker is reachable, for /readyz.
 	Ready(ctx context.Context) error
 	// Close releases the connection. In-flight Consume calls must be

@@ -34,6 +34,14 @@ type Config struct {
 	// ClaimLease is how long claimed retries stay with this replica before
 	// another may take them (should it die before publishing them).
 	ClaimLease time.Duration
+	// YieldBacklog makes due retries yield to first attempts: while more
+	// than this many DELIVERIES messages wait for the delivery service
+	// (transport.Transport.Backlog), only retries overdue by MaxYield are
+	// released. 0 releases every due retry at once.
+	YieldBacklog int
+	// MaxYield is the longest a due retry waits for the delivery queue to
+	// shorten.
+	MaxYield time.Duration
 	// RedriveLimit is how many parked deliveries one poll redrives.
 	RedriveLimit int
 	// Retention is how long events, deliveries and attempts are kept; 0
@@ -64,6 +72,8 @@ func DefaultConfig() Config {
 		PollInterval:        time.Second,
 		ClaimLimit:          500,
 		ClaimLease:          20 * time.Second,
+		YieldBacklog:        2000,
+		MaxYield:            time.Minute,
 		RedriveLimit:        500,
 		Retention:           720 * time.Hour,
 		RetentionInterval:   10 * time.Minute,
@@ -109,6 +119,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.PollInterval, "scheduler-poll-interval", d.PollInterval, "how often due retries are released and parked deliveries redriven")
 	fs.IntVar(&c.ClaimLimit, "scheduler-claim-limit", d.ClaimLimit, "due retries claimed and published per batch")
 	fs.DurationVar(&c.ClaimLease, "scheduler-claim-lease", d.ClaimLease, "how long claimed retries are held before another replica may take them")
+	fs.IntVar(&c.YieldBacklog, "scheduler-yield-backlog", d.YieldBacklog, "while more DELIVERIES messages than this wait for the delivery service, due retries yield to first attempts (up to --scheduler-max-yield); 0: never yield")
+	fs.DurationVar(&c.MaxYield, "scheduler-max-yield", d.MaxYield, "longest a due retry yields to first attempts")
 	fs.IntVar(&c.RedriveLimit, "scheduler-redrive-limit", d.RedriveLimit, "parked deliveries of enabled subscriptions redriven per poll")
 	fs.DurationVar(&c.Retention, "scheduler-retention", d.Retention, "keep events, deliveries and attempts this long (0: keep forever)")
 	fs.DurationVar(&c.RetentionInterval, "scheduler-retention-interval", d.RetentionInterval, "how often expired rows are purged")
@@ -146,6 +158,12 @@ func (c Config) Validate() error {
 	positiveDur("scheduler-poll-interval", c.PollInterval)
 	positive("scheduler-claim-limit", c.ClaimLimit)
 	positiveDur("scheduler-claim-lease", c.ClaimLease)
+	if c.YieldBacklog < 0 {
+		errs = append(errs, fmt.Errorf("--scheduler-yield-backlog: must not be negative, got %d", c.YieldBacklog))
+	}
+	if c.YieldBacklog > 0 {
+		positiveDur("scheduler-max-yield", c.MaxYield)
+	}
 	positive("scheduler-redrive-limit", c.RedriveLimit)
 	if c.Retention < 0 {
 		errs = append(errs, fmt.Errorf("--scheduler-retention: must not be negative, got %s", c.Retention))

@@ -77,6 +77,11 @@ type Service struct {
 	dueMu sync.Mutex
 	dues  dueHeap
 	wake  chan struct{}
+
+	// The current yield episode (see deliveryBusy), owned by the release
+	// loop: when it started (zero: none) and the largest backlog seen.
+	yieldStart time.Time
+	yieldPeak  int64
 }
 
 // maxTrackedDues bounds the due times a replica keeps in memory.
@@ -330,10 +335,17 @@ func (s *Service) releaseLoop(ctx context.Context) {
 			s.redrive(ctx)
 			nextPoll = now.Add(s.cfg.PollInterval)
 		}
-		if poll || due {
-			s.release(ctx)
+		yielded := false
+		if poll || due || !s.yieldStart.IsZero() {
+			yielded = s.release(ctx)
 		}
 		next := nextPoll
+		if yielded {
+			// Retries were held back for first attempts: look again soon.
+			if soon := now.Add(yieldRecheck); soon.Before(next) {
+				next = soon
+			}
+		}
 		if tracked := s.nextDue(); !tracked.IsZero() && tracked.Before(next) {
 			// Due-time releases are at least minReleaseGap apart, so that a
 			// flood of retries (an endpoint's backlog coming back) is
@@ -381,7 +393,13 @@ const releaseDepth = 2
 // the background, at most releaseDepth at a time; release returns once
 // every batch it claimed is published and completed (or failed), so the
 // next round claims only after this one's completions are written.
-func (s *Service) release(ctx context.Context) {
+//
+// Before each claim it asks the broker how many DELIVERIES messages wait
+// for the delivery service; above YieldBacklog, only retries overdue by
+// MaxYield are claimed, so that while delivery is saturated first attempts
+// go first and a failing endpoint's retries take what capacity is left.
+// It reports whether it held retries back that way.
+func (s *Service) release(ctx context.Context) (yielded bool) {
 	slots := make(chan struct{}, releaseDepth)
 	var (
 		failed atomic.Bool
@@ -389,8 +407,13 @@ func (s *Service) release(ctx context.Context) {
 	)
 	for ctx.Err() == nil && !failed.Load() {
 		slots <- struct{}{}
+		cutoff := time.Now()
+		if s.deliveryBusy(ctx, cutoff) {
+			yielded = true
+			cutoff = cutoff.Add(-s.cfg.MaxYield)
+		}
 		bctx, cancel := context.WithTimeout(s.bg, s.cfg.ClaimLease)
-		due, err := s.store.ClaimDueRetries(bctx, time.Now(), s.cfg.ClaimLimit, s.cfg.ClaimLease)
+		due, err := s.store.ClaimDueRetries(bctx, cutoff, s.cfg.ClaimLimit, s.cfg.ClaimLease)
 		if err != nil || len(due) == 0 {
 			cancel()
 			<-slots
@@ -412,6 +435,45 @@ func (s *Service) release(ctx context.Context) {
 		}
 	}
 	wg.Wait()
+	return yielded
+}
+
+// yieldRecheck is how soon the release loop looks again after due
+// retries yielded to first attempts.
+const yieldRecheck = 100 * time.Millisecond
+
+// deliveryBusy reports whether more than YieldBacklog DELIVERIES messages
+// wait for the delivery service. It fails open: when the broker cannot
+// tell, retries are released. It logs a yield episode that lasted a
+// second or more when it ends.
+func (s *Service) deliveryBusy(ctx context.Context, now time.Time) bool {
+	if s.cfg.YieldBacklog <= 0 {
+		return false
+	}
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	n, err := s.tr.Backlog(qctx, transport.Deliveries, delivery.Group)
+	cancel()
+	if err != nil {
+		s.log.Debug("reading the delivery backlog failed; releasing due retries", "err", err)
+		n = 0
+	}
+	busy := n > int64(s.cfg.YieldBacklog)
+	switch {
+	case busy && s.yieldStart.IsZero():
+		s.yieldStart, s.yieldPeak = now, n
+		s.log.Debug("due retries yielding to first attempts", "delivery_backlog", n)
+	case busy:
+		s.yieldPeak = max(s.yieldPeak, n)
+	case !s.yieldStart.IsZero():
+		lvl := slog.LevelDebug
+		if now.Sub(s.yieldStart) >= time.Second {
+			lvl = slog.LevelInfo
+		}
+		s.log.Log(ctx, lvl, "due retries yielded to first attempts", "for", now.Sub(s.yieldStart).Round(time.Millisecond),
+			"peak_delivery_backlog", s.yieldPeak, "threshold", s.cfg.YieldBacklog)
+		s.yieldStart, s.yieldPeak = time.Time{}, 0
+	}
+	return busy
 }
 
 // publishAndComplete publishes one claimed batch to DELIVERIES and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -566,5 +567,107 @@ func TestReleaseClaimsWhileCompleting(t *testing.T) {
 		if n := len(e.messages(id)); n != 1 {
 			t.Fatalf("delivery %s released %d times", id, n)
 		}
+	}
+}
+
+// backlogCounting is the real transport, counting Backlog calls.
+type backlogCounting struct {
+	*countingTransport
+	calls atomic.Int64
+}
+
+func (b *backlogCounting) Backlog(ctx context.Context, s transport.Stream, group string) (int64, error) {
+	b.calls.Add(1)
+	return b.countingTransport.Backlog(ctx, s, group)
+}
+
+// TestRetriesYieldToFirstAttempts: while more DELIVERIES messages than
+// YieldBacklog wait for the delivery service, a due retry is not released
+// (until it is overdue by MaxYield); once the queue shortens, it is.
+func TestRetriesYieldToFirstAttempts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name              string
+		maxYield          time.Duration
+		releasedWhileBusy bool
+	}{
+		{"held back while the queue is long", time.Hour, false},
+		{"released once overdue by MaxYield", 50 * time.Millisecond, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			tr := &backlogCounting{countingTransport: e.tr}
+
+			// The delivery service's group, stuck on its first message.
+			unblock := make(chan struct{})
+			var taken atomic.Int64
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				err := tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: delivery.Group, Concurrency: 1, MaxAckPending: 1},
+					func(hctx context.Context, r transport.Received) {
+						taken.Add(1)
+						select {
+						case <-unblock:
+						case <-hctx.Done():
+						}
+						_ = r.Ack(context.Background())
+					})
+				if err != nil {
+					t.Errorf("Consume: %v", err)
+				}
+			}()
+			t.Cleanup(func() { cancel(); <-done })
+			first := make([]transport.Message, 5)
+			for i := range first {
+				first[i] = transport.Message{ID: "first-" + strconv.Itoa(i), Key: "k", Data: []byte("{}")}
+			}
+			if _, err := tr.Publish(context.Background(), transport.Deliveries, first...); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the first message taken", func() bool { return taken.Load() == 1 })
+			e.tr.published.Store(0)
+
+			cfg := testConfig()
+			cfg.YieldBacklog = 2 // 4 messages wait
+			cfg.MaxYield = tt.maxYield
+			svc, err := scheduler.New(cfg, scheduler.Deps{Store: e.st, Transport: tr, Logger: testLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sctx, stop := context.WithCancel(context.Background())
+			sdone := make(chan error, 1)
+			go func() { sdone <- svc.Run(sctx) }()
+			t.Cleanup(func() {
+				stop()
+				if err := <-sdone; err != nil {
+					t.Errorf("Run = %v", err)
+				}
+			})
+
+			f := e.seed(func(s *store.Subscription) { s.RetrySchedule = []time.Duration{time.Millisecond} })
+			e.failed(f, 1, 0)
+			eventually(t, "the retry scheduled", func() bool {
+				d := e.getDelivery(f.Delivery.ID)
+				return !d.NextAttemptAt.IsZero() && d.NextAttemptAt.Before(time.Now())
+			})
+			if tt.releasedWhileBusy {
+				eventually(t, "the overdue retry released", func() bool { return e.tr.published.Load() == 1 })
+			} else {
+				// The release loop looks at the queue again and again, due
+				// retry and all, without releasing it.
+				c0 := tr.calls.Load()
+				eventually(t, "three more looks at the delivery backlog", func() bool { return tr.calls.Load() >= c0+3 })
+				if n := e.tr.published.Load(); n != 0 {
+					t.Fatalf("%d retries released while the delivery queue was longer than YieldBacklog", n)
+				}
+			}
+			close(unblock)
+			eventually(t, "the retry released", func() bool { return e.tr.published.Load() == 1 })
+			eventually(t, "every message taken", func() bool { return taken.Load() == 6 })
+		})
 	}
 }

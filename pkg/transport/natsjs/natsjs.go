@@ -305,6 +305,23 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// Backlog returns the group's durable consumer's count of messages not
+// yet delivered to it (NumPending): one JetStream API request.
+func (t *Transport) Backlog(ctx context.Context, stream transport.Stream, group string) (int64, error) {
+	if t.closed.Load() {
+		return 0, transport.ErrClosed
+	}
+	info, err := lookupStream(stream)
+	if err != nil {
+		return 0, err
+	}
+	cons, err := t.js.Consumer(ctx, info.name, group)
+	if err != nil {
+		return 0, t.wrapErr(fmt.Sprintf("consumer %s on %s", group, info.name), err)
+	}
+	return int64(cons.CachedInfo().NumPending), nil
+}
+
 // Ready reports whether the connection is up and JetStream answers a cheap
 // account-info request.
 func (t *Transport) Ready(ctx context.Context) error {

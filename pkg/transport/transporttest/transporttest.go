@@ -64,6 +64,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"ConsumeStopsOnCancel", testConsumeStopsOnCancel},
 		{"StopHandsBackEverythingAtOnce", testStopHandsBack},
 		{"ConsumeConcurrencyBounded", testConcurrencyBounded},
+		{"BacklogCountsWhatNoMemberTook", testBacklog},
 		{"InvalidInput", testInvalidInput},
 	}
 	for _, tc := range tests {
@@ -759,6 +760,51 @@ func testConcurrencyBounded(t *testing.T, h Harness) {
 	if p := peak.Load(); p > conc {
 		t.Fatalf("peak concurrency %d, want <= %d", p, conc)
 	}
+}
+
+func testBacklog(t *testing.T, h Harness) {
+	tr := h.Open(t)
+	if _, err := tr.Backlog(ctxT(t), transport.Deliveries, "never-consumed"); err == nil {
+		t.Errorf("Backlog of a group that never consumed: nil error")
+	}
+	release := make(chan struct{})
+	s := newSink()
+	startConsume(t, tr, transport.Deliveries, transport.ConsumerConfig{Group: "g", Concurrency: 1, MaxAckPending: 1}, func(ctx context.Context, m transport.Received) {
+		s.add(record{msg: *m.Message()})
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		_ = m.Ack(ctx)
+	})
+	ms, want := msgs("backlog", 10)
+	publish(t, tr, transport.Deliveries, ms...)
+	if !s.waitUntil(timeout, func(r []record) bool { return len(r) == 1 }) {
+		t.Fatalf("the handler never got a message")
+	}
+	// One message is with the blocked handler, nine wait.
+	waitBacklog := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		var got int64
+		for time.Now().Before(deadline) {
+			n, err := tr.Backlog(ctxT(t), transport.Deliveries, "g")
+			if err != nil {
+				t.Fatalf("Backlog: %v", err)
+			}
+			if got = n; got == want {
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // polling an external count
+		}
+		t.Fatalf("Backlog = %d, want %d", got, want)
+	}
+	waitBacklog(int64(len(ms) - 1))
+	close(release)
+	if !s.waitUntil(timeout, hasAll(want)) {
+		t.Fatalf("consumed %d of %d", len(ids(s.snapshot())), len(want))
+	}
+	waitBacklog(0)
 }
 
 func testInvalidInput(t *testing.T, h Harness) {
