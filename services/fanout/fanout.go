@@ -55,7 +55,7 @@ func DefaultConfig() Config {
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	d := DefaultConfig()
 	fs.IntVar(&c.Concurrency, "fanout-concurrency", d.Concurrency, "events fanned out at once")
-	fs.DurationVar(&c.AckWait, "fanout-ack-wait", d.AckWait, "time an event may stay unacknowledged before another replica gets it")
+	fs.DurationVar(&c.AckWait, "fanout-ack-wait", d.AckWait, "time an event may stay unacknowledged before another replica gets it (keep it below the broker's 30 s duplicate window)")
 	fs.IntVar(&c.StoreBatch, "fanout-store-batch", d.StoreBatch, "most events written to the store in one batch")
 	fs.DurationVar(&c.SubscriptionRefresh, "fanout-subscription-refresh", d.SubscriptionRefresh, "how often the subscription cache reloads from the store")
 	fs.DurationVar(&c.RetryDelay, "fanout-retry-delay", d.RetryDelay, "delay before an event whose fan-out failed (store or broker down) is tried again")
@@ -104,6 +104,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if err := d.Check("fanout"); err != nil {
 		return nil, err
 	}
+	d.WarnIfOutlastsDedup("fanout-ack-wait", cfg.AckWait)
 	s := &Service{cfg: cfg, deps: d, logger: d.Logger}
 	s.subs, s.ownSubs = d.Cache(cfg.SubscriptionRefresh)
 	return s, nil

@@ -118,7 +118,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.Jitter, "scheduler-jitter", d.Jitter, "spread each retry delay by up to this fraction either way (0 to 1)")
 	fs.DurationVar(&c.PollInterval, "scheduler-poll-interval", d.PollInterval, "how often due retries are released and parked deliveries redriven")
 	fs.IntVar(&c.ClaimLimit, "scheduler-claim-limit", d.ClaimLimit, "due retries claimed and published per batch")
-	fs.DurationVar(&c.ClaimLease, "scheduler-claim-lease", d.ClaimLease, "how long claimed retries are held before another replica may take them")
+	fs.DurationVar(&c.ClaimLease, "scheduler-claim-lease", d.ClaimLease, "how long claimed retries are held before another replica may take them (keep it below the broker's 30 s duplicate window)")
 	fs.IntVar(&c.YieldBacklog, "scheduler-yield-backlog", d.YieldBacklog, "while more DELIVERIES messages than this wait for the delivery service, due retries yield to first attempts (up to --scheduler-max-yield); 0: never yield")
 	fs.DurationVar(&c.MaxYield, "scheduler-max-yield", d.MaxYield, "longest a due retry yields to first attempts")
 	fs.IntVar(&c.RedriveLimit, "scheduler-redrive-limit", d.RedriveLimit, "parked deliveries of enabled subscriptions redriven per poll")

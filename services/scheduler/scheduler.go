@@ -113,6 +113,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if err := d.Check("scheduler"); err != nil {
 		return nil, err
 	}
+	d.WarnIfOutlastsDedup("scheduler-claim-lease", cfg.ClaimLease)
 	s := &Service{cfg: cfg, deps: d, store: d.Store, tr: d.Transport, log: d.Logger, wake: make(chan struct{}, 1)}
 	s.cache, s.ownCache = d.Cache(cfg.SubscriptionRefresh)
 	return s, nil

@@ -305,6 +305,11 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// DuplicateWindow is how long the streams remember message IDs
+// (Config.DuplicateWindow): a message published again under the same ID
+// within it is dropped by the broker.
+func (t *Transport) DuplicateWindow() time.Duration { return t.cfg.DuplicateWindow }
+
 // Backlog returns the group's durable consumer's count of messages not
 // yet delivered to it (NumPending): one JetStream API request.
 func (t *Transport) Backlog(ctx context.Context, stream transport.Stream, group string) (int64, error) {

@@ -54,3 +54,25 @@ func (d *Deps) Cache(refresh time.Duration) (cache *subcache.Cache, own bool) {
 func (d *Deps) Ready(ctx context.Context) error {
 	return errors.Join(d.Store.Ready(ctx), d.Transport.Ready(ctx))
 }
+
+// dedupWindower is a transport whose broker drops a message republished
+// under the same ID within a window (natsjs).
+type dedupWindower interface {
+	DuplicateWindow() time.Duration
+}
+
+// WarnIfOutlastsDedup logs a warning when the setting flag (value v) is
+// not shorter than the broker's duplicate window: a message republished
+// after v (an event redelivered to fanout after its ack wait, a retry
+// released again after its claim lease) is then no longer collapsed by
+// the broker, and a receiver may get a delivery twice (with the same
+// webhook-id). Call it after Check. It reports whether it warned.
+func (d *Deps) WarnIfOutlastsDedup(flag string, v time.Duration) bool {
+	w, ok := d.Transport.(dedupWindower)
+	if !ok || v < w.DuplicateWindow() {
+		return false
+	}
+	d.Logger.Warn("setting outlasts the broker's duplicate window: messages republished after it are not collapsed, so receivers may get duplicates (same webhook-id)",
+		"flag", "--"+flag, "value", v, "duplicate_window", w.DuplicateWindow())
+	return true
+}
