@@ -72,7 +72,7 @@ func DefaultConfig() Config {
 		PollInterval:        time.Second,
 		ClaimLimit:          500,
 		ClaimLease:          20 * time.Second,
-		YieldBacklog:        2000,
+		YieldBacklog:        500,
 		MaxYield:            time.Minute,
 		RedriveLimit:        500,
 		Retention:           720 * time.Hour,

@@ -440,8 +440,9 @@ func (s *Service) release(ctx context.Context) (yielded bool) {
 }
 
 // yieldRecheck is how soon the release loop looks again after due
-// retries yielded to first attempts.
-const yieldRecheck = 100 * time.Millisecond
+// retries yielded to first attempts: as often as due-time releases, so a
+// queue that shortens under YieldBacklog does not leave delivery idle.
+const yieldRecheck = minReleaseGap
 
 // deliveryBusy reports whether more than YieldBacklog DELIVERIES messages
 // wait for the delivery service. It fails open: when the broker cannot
