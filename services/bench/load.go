@@ -142,6 +142,15 @@ func (s *scenario) step(ctx context.Context, rate float64, d time.Duration, judg
 		Kind: kind, EventsPerSec: round(rate), DeliveriesPerSec: round(rate * float64(fan)), HealthyPerSec: round(rate * float64(hfan)),
 		Seconds: d.Seconds(), Events: n,
 	}
+	if slices.Contains(s.spec.behaviours, Failing) {
+		n, err := s.failingOutstanding(ctx)
+		if err != nil {
+			return res, fmt.Errorf("count failing deliveries: %w", err)
+		}
+		if res.FailingOutstandingAtStart = n > 0; n > 0 {
+			s.note("the %s at %.0f events/s started while the failing endpoint's deliveries were still retrying", kind, rate)
+		}
+	}
 	devCPU0, err := s.sys.usage()
 	if err != nil {
 		return res, err

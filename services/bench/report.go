@@ -134,6 +134,11 @@ type StepResult struct {
 	Latency    LatencySummary `json:"latency"`
 	BacklogMax float64        `json:"backlog_max"`
 	Verdict    *Verdict       `json:"verdict,omitempty"`
+	// FailingOutstandingAtStart says that a failing endpoint still had
+	// deliveries pending or retrying when the load began; the harness
+	// waits for them to be dead-lettered first, so it is a defect of the
+	// run (and noted as a problem).
+	FailingOutstandingAtStart bool `json:"failing_outstanding_at_start,omitempty"`
 
 	HooklineCPUSeconds float64 `json:"hookline_cpu_seconds"`
 	HarnessCPUSeconds  float64 `json:"harness_cpu_seconds"`

@@ -302,8 +302,9 @@ func (s *scenario) warmUp(ctx context.Context) error {
 	}
 	if !ok {
 		s.fail("warm-up: %d of %d healthy deliveries within %v", s.deliveredHealthy(), s.expectedHealthy(), s.cfg.DrainTimeout)
+		return nil
 	}
-	return nil
+	return s.settleFailing(ctx)
 }
 
 // fail marks the scenario failed with a problem.
@@ -376,19 +377,10 @@ func (s *scenario) finish(ctx context.Context) error {
 func (s *scenario) waitFailingSettled(ctx context.Context) error {
 	var last int
 	ok, err := waitFor(ctx, s.cfg.DrainTimeout, time.Second, func() bool {
-		n := 0
-		for i, b := range s.spec.behaviours {
-			if b != Failing {
-				continue
-			}
-			for _, st := range []hooklinev1.DeliveryStatus{hooklinev1.DeliveryStatus_DELIVERY_STATUS_PENDING, hooklinev1.DeliveryStatus_DELIVERY_STATUS_RETRYING} {
-				c, err := s.countDeliveries(ctx, st, s.subIDs[i], 1)
-				if err != nil {
-					s.logger.Warn("count failing deliveries", "err", err)
-					return false
-				}
-				n += c
-			}
+		n, err := s.failingOutstanding(ctx)
+		if err != nil {
+			s.logger.Warn("count failing deliveries", "err", err)
+			return false
 		}
 		last = n
 		return n == 0
@@ -400,6 +392,26 @@ func (s *scenario) waitFailingSettled(ctx context.Context) error {
 		s.logger.Warn("failing endpoint's deliveries still retrying at the drain timeout", "at_least", last)
 	}
 	return nil
+}
+
+// failingOutstanding counts the failing endpoints' deliveries that are
+// pending or retrying, one at most per endpoint and status (enough to
+// tell whether any are).
+func (s *scenario) failingOutstanding(ctx context.Context) (int, error) {
+	n := 0
+	for i, b := range s.spec.behaviours {
+		if b != Failing {
+			continue
+		}
+		for _, st := range []hooklinev1.DeliveryStatus{hooklinev1.DeliveryStatus_DELIVERY_STATUS_PENDING, hooklinev1.DeliveryStatus_DELIVERY_STATUS_RETRYING} {
+			c, err := s.countDeliveries(ctx, st, s.subIDs[i], 1)
+			if err != nil {
+				return n, err
+			}
+			n += c
+		}
+	}
+	return n, nil
 }
 
 // countDeliveries counts the tenant's deliveries with status (to subID

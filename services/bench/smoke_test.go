@@ -80,6 +80,13 @@ func TestSmoke(t *testing.T) {
 			if c := l.ByClass[Failing.String()]; c == nil || c.DeadLettered != c.Published || c.Published == 0 {
 				t.Errorf("failing endpoint's pairs %+v: want all dead-lettered", c)
 			}
+			// Every load starts once the step before has settled, failing
+			// deliveries included.
+			for _, st := range append(s.Steps, *s.Latency) {
+				if st.FailingOutstandingAtStart {
+					t.Errorf("the %s at %.0f events/s started while failing deliveries were still retrying", st.Kind, st.EventsPerSec)
+				}
+			}
 		case ScenarioBacklog:
 			if s.Backlog == nil || s.Backlog.Deliveries != int64(cfg.BacklogDeliveries) || !s.Backlog.Drained {
 				t.Errorf("backlog result %+v: want %d deliveries drained", s.Backlog, cfg.BacklogDeliveries)
