@@ -82,7 +82,11 @@ func TestSmoke(t *testing.T) {
 			}
 			// Every load starts once the step before has settled, failing
 			// deliveries included.
-			for _, st := range append(s.Steps, *s.Latency) {
+			loads := s.Steps
+			if s.Latency != nil {
+				loads = append(loads, *s.Latency)
+			}
+			for _, st := range loads {
 				if st.FailingOutstandingAtStart {
 					t.Errorf("the %s at %.0f events/s started while failing deliveries were still retrying", st.Kind, st.EventsPerSec)
 				}

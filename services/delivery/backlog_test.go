@@ -54,15 +54,7 @@ func TestEndpointBacklogLeavesTheBroker(t *testing.T) {
 	if err != nil {
 		t.Fatalf("scheduler.New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	schedDone := make(chan error, 1)
-	go func() { schedDone <- sched.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-schedDone; err != nil {
-			t.Errorf("scheduler Run: %v", err)
-		}
-	})
+	servicetest.Run(t, sched.Run)
 
 	slowSub := e.subscription(slow.URL)
 	fastSub := e.subscription(fast.URL)

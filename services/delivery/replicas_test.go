@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
@@ -44,20 +43,7 @@ func testReplicasShareDeliveries(t *testing.T, e *env) {
 		if err != nil {
 			t.Fatalf("delivery.New: %v", err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- svc.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run = %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("Run did not return")
-			}
-		})
+		servicetest.Run(t, svc.Run)
 	}
 
 	const n = 200

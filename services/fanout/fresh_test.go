@@ -30,15 +30,7 @@ func TestEventReachesSubscriptionCreatedBeforeIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	})
+	servicetest.Run(t, svc.Run)
 
 	publish := func() string {
 		t.Helper()

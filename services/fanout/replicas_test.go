@@ -42,15 +42,7 @@ func testReplicasShareEvents(t *testing.T, st store.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		runCtx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- svc.Run(runCtx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run = %v", err)
-			}
-		})
+		servicetest.Run(t, svc.Run)
 	}
 
 	const n = 300

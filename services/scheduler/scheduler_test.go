@@ -93,25 +93,7 @@ func (e *env) run(cfg scheduler.Config) (stop func()) {
 	if err != nil {
 		e.t.Fatalf("scheduler.New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					e.t.Errorf("Run = %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				e.t.Fatal("Run did not return")
-			}
-		})
-	}
-	e.t.Cleanup(stop)
-	return stop
+	return servicetest.Run(e.t, svc.Run)
 }
 
 // consume records DELIVERIES messages in the background.
@@ -603,11 +585,8 @@ func TestRetriesYieldToFirstAttempts(t *testing.T) {
 			// The delivery service's group, stuck on its first message.
 			unblock := make(chan struct{})
 			var taken atomic.Int64
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				err := tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: delivery.Group, Concurrency: 1, MaxAckPending: 1},
+			servicetest.Run(t, func(ctx context.Context) error {
+				return tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: delivery.Group, Concurrency: 1, MaxAckPending: 1},
 					func(hctx context.Context, r transport.Received) {
 						taken.Add(1)
 						select {
@@ -616,11 +595,7 @@ func TestRetriesYieldToFirstAttempts(t *testing.T) {
 						}
 						_ = r.Ack(context.Background())
 					})
-				if err != nil {
-					t.Errorf("Consume: %v", err)
-				}
-			}()
-			t.Cleanup(func() { cancel(); <-done })
+			})
 			first := make([]transport.Message, 5)
 			for i := range first {
 				first[i] = transport.Message{ID: "first-" + strconv.Itoa(i), Key: "k", Data: []byte("{}")}
@@ -638,15 +613,7 @@ func TestRetriesYieldToFirstAttempts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sctx, stop := context.WithCancel(context.Background())
-			sdone := make(chan error, 1)
-			go func() { sdone <- svc.Run(sctx) }()
-			t.Cleanup(func() {
-				stop()
-				if err := <-sdone; err != nil {
-					t.Errorf("Run = %v", err)
-				}
-			})
+			servicetest.Run(t, svc.Run)
 
 			f := e.seed(func(s *store.Subscription) { s.RetrySchedule = []time.Duration{time.Millisecond} })
 			e.failed(f, 1, 0)

@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
 	"github.com/hookline/hookline/pkg/store"
@@ -28,6 +30,33 @@ func Logger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// Run runs a service's Run (or any long-running loop) in the background
+// until the returned stop is called or tb ends. stop cancels run's context
+// and fails tb unless run returns nil within 30 s; calling it again does
+// nothing.
+func Run(tb testing.TB, run func(ctx context.Context) error) (stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					tb.Errorf("Run = %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				tb.Error("Run did not return within 30 s of cancel")
+			}
+		})
+	}
+	tb.Cleanup(stop)
+	return stop
 }
 
 // Transport starts an embedded NATS server for tb and returns a transport
