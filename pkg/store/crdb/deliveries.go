@@ -63,13 +63,7 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []store.Delivery) error
 		return nil
 	}
 	args, err := deliveryArgs(ds)
-	if err != nil {
-		return fmt.Errorf("crdb: create deliveries: %w", err)
-	}
-	return s.run(ctx, "create deliveries", func(ctx context.Context) error {
-		_, err := s.pool.Exec(ctx, sqlInsertDeliveries, args...)
-		return err
-	})
+	return s.execArgs(ctx, "create deliveries", sqlInsertDeliveries, args, err)
 }
 
 // deliveryArgs validates ds and returns sqlInsertDeliveries' arguments:

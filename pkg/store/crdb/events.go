@@ -30,11 +30,17 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
 		return nil
 	}
 	args, err := eventArgs(events)
-	if err != nil {
-		return fmt.Errorf("crdb: insert events: %w", err)
+	return s.execArgs(ctx, "insert events", sqlInsertEvents, args, err)
+}
+
+// execArgs runs one statement with args built for it (argsErr: the
+// building failed, and nothing runs), retrying like every operation.
+func (s *Store) execArgs(ctx context.Context, op, q string, args []any, argsErr error) error {
+	if argsErr != nil {
+		return fmt.Errorf("crdb: %s: %w", op, argsErr)
 	}
-	return s.run(ctx, "insert events", func(ctx context.Context) error {
-		_, err := s.pool.Exec(ctx, sqlInsertEvents, args...)
+	return s.run(ctx, op, func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, q, args...)
 		return err
 	})
 }
