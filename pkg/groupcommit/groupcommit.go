@@ -155,36 +155,12 @@ func (b *Batcher[T]) collect() {
 		if !ok {
 			return
 		}
-		batch := append(b.getBatch(), first)
-		// Take whatever is already queued without waiting.
-	drain:
-		for len(batch) < b.cfg.MaxItems {
-			select {
-			case e, ok := <-b.in:
-				if !ok {
-					open = false
-					break drain
-				}
-				batch = append(batch, e)
-			default:
-				break drain
-			}
-		}
+		// Take whatever is already queued, then wait up to Linger for more.
+		var batch []entry[T]
+		batch, open = b.fill(append(b.getBatch(), first), nil)
 		if open && b.cfg.Linger > 0 && len(batch) < b.cfg.MaxItems {
 			timer.Reset(b.cfg.Linger)
-		linger:
-			for len(batch) < b.cfg.MaxItems {
-				select {
-				case e, ok := <-b.in:
-					if !ok {
-						open = false
-						break linger
-					}
-					batch = append(batch, e)
-				case <-timer.C:
-					break linger
-				}
-			}
+			batch, open = b.fill(batch, timer.C)
 			timer.Stop()
 		}
 		// Hand the batch over, taking more items while every flusher is
@@ -207,6 +183,36 @@ func (b *Batcher[T]) collect() {
 			}
 		}
 	}
+}
+
+// fill appends queued items to batch until it holds MaxItems, until b.in
+// is closed (open is then false), or until nothing more is queued (wait
+// nil) or wait fires.
+func (b *Batcher[T]) fill(batch []entry[T], wait <-chan time.Time) (_ []entry[T], open bool) {
+	for len(batch) < b.cfg.MaxItems {
+		var (
+			e  entry[T]
+			ok bool
+		)
+		if wait == nil {
+			select {
+			case e, ok = <-b.in:
+			default:
+				return batch, true
+			}
+		} else {
+			select {
+			case e, ok = <-b.in:
+			case <-wait:
+				return batch, true
+			}
+		}
+		if !ok {
+			return batch, false
+		}
+		batch = append(batch, e)
+	}
+	return batch, true
 }
 
 func (b *Batcher[T]) flusher() {
