@@ -171,9 +171,9 @@ func (s *Service) handle(ctx context.Context, msg transport.Received) {
 // to date (one revision check for the whole batch: every event in it was
 // accepted before the flush began), stores the events and one delivery per
 // matching subscription in one store write, then publishes every delivery
-// of the batch in one call. Both writes and the publish are idempotent (delivery ids and
-// message ids derive from event and subscription), so a batch that fails
-// part-way is simply done again.
+// of the batch in one call. The write and the publish are idempotent
+// (delivery ids and message ids derive from event and subscription), so a
+// batch that fails part-way is simply done again.
 func (s *Service) flush(ctx context.Context, events []store.Event, errs []error) {
 	fail := func(err error) {
 		for i := range errs {
