@@ -133,6 +133,9 @@ func (r *Report) sections() []section {
 		base = append(base, []string{when, num(float64(b.Posts)), fmt.Sprint(b.Workers), fmt.Sprintf("%.2f", b.Seconds), num(b.PerSecond), fmt.Sprintf("%.1f", b.CPUSeconds)})
 	}
 	out = append(out, section{fmt.Sprintf("Baseline: %s POSTs/s (the higher run; every ratio below is against it)", num(r.Baseline.PerSecond)), base})
+	if f := r.Floor; f != nil {
+		out = append(out, section{fmt.Sprintf("Floor: the parts every delivery goes through, each measured alone in the harness at large batches (%s messages or deliveries each; a lower bound on a delivery's cost)", num(float64(f.Messages))), f.table()})
+	}
 
 	figs := table{{"scenario", "status", "max events/s", "max deliveries/s", "× baseline", "latency run at", "p50", "p90", "p99", "max", "Hookline CPU µs/delivery", "Hookline CPU s", "Hookline peak RSS"}}
 	for _, s := range r.Scenarios {
@@ -312,7 +315,7 @@ func (r *Report) barTable() table {
 			if c.s.Max == nil {
 				return "no step passed", false
 			}
-			return fmt.Sprintf("%.3f × (%s deliveries/s)", c.s.Max.Ratio, num(c.s.Max.HealthyPerSec)), c.s.Max.Ratio >= c.min
+			return fmt.Sprintf("%.3f × (%s deliveries/s)%s", c.s.Max.Ratio, num(c.s.Max.HealthyPerSec), r.floorNote(c.name)), c.s.Max.Ratio >= c.min
 		}, c.s)
 	}
 	for _, c := range []struct {
@@ -521,4 +524,37 @@ func bytesHuman(n int64) string {
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 	}
 	return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+}
+
+// table renders the floor: each part's CPU time, then the ceilings.
+func (f *FloorResult) table() table {
+	us := func(v float64) string { return fmt.Sprintf("%.1f", v) }
+	t := table{{"part", "CPU µs", "per", "alone"}}
+	t = append(t,
+		[]string{fmt.Sprintf("EVENTS hop: publish (batches of %d) / pull and ack", floorPublishBatch), us(f.EventsPublishUs) + " / " + us(f.EventsConsumeUs), "message", "—"},
+		[]string{fmt.Sprintf("DELIVERIES hop: publish (batches of %d) / pull and ack", floorPublishBatch), us(f.DeliveriesPublishUs) + " / " + us(f.DeliveriesConsumeUs), "message", "—"},
+		[]string{fmt.Sprintf("store write path at 1→1: InsertFanout, then RecordAttempts (%d deliveries per call, %d callers)", floorStoreBatch, floorStoreWriters), us(f.Store1to1.CPUUs), "delivery", num(f.Store1to1.PerSecond) + " deliveries/s"},
+		[]string{"store write path at 1→10", us(f.Store1to10.CPUUs), "delivery", num(f.Store1to10.PerSecond) + " deliveries/s"},
+		[]string{"HTTP POST, client and receiver (the cheaper baseline run)", us(f.POSTUs), "POST", "—"},
+	)
+	for _, c := range []struct {
+		name string
+		c    Ceiling
+	}{{"fan-out 1→1: both hops, the store, the POST", f.Ceiling1to1}, {"fan-out 1→10: a tenth of the EVENTS hop, the rest once", f.Ceiling1to10}} {
+		t = append(t, []string{"floor, " + c.name, us(c.c.CPUUs), "delivery",
+			fmt.Sprintf("at most %s deliveries/s on %d cores = %.3f × baseline", num(c.c.PerSecond), f.Cores, c.c.Ratio)})
+	}
+	return t
+}
+
+// floorNote is what the floor allows for scenario, for the bar table.
+func (r *Report) floorNote(scenario string) string {
+	if r.Floor == nil {
+		return ""
+	}
+	c := r.Floor.Ceiling1to1
+	if scenario == ScenarioFanout1to10 {
+		c = r.Floor.Ceiling1to10
+	}
+	return fmt.Sprintf("; the floor alone allows %.3f ×", c.Ratio)
 }

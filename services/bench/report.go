@@ -12,7 +12,10 @@ type Report struct {
 	// Baseline holds the baseline runs (before and after the scenarios)
 	// and the rate every ratio is taken against: the higher of them, so a
 	// slower neighbour during one run cannot flatter Hookline.
-	Baseline  Baseline         `json:"baseline"`
+	Baseline Baseline `json:"baseline"`
+	// Floor is the pipeline's mandatory parts measured alone, and the
+	// rate they would allow (nil when skipped).
+	Floor     *FloorResult     `json:"floor,omitempty"`
 	Scenarios []ScenarioResult `json:"scenarios"`
 	// Harness is the harness process's own CPU time and peak RSS over the
 	// whole run (load generator, receiver and baseline client).

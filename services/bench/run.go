@@ -33,6 +33,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Report, error) 
 	if err := rep.runBaseline(ctx, cfg, logger, "before"); err != nil {
 		return nil, err
 	}
+	if cfg.FloorMessages > 0 && cfg.Stack == StackDev {
+		logger.Info("floor: the pipeline's parts alone", "messages", cfg.FloorMessages)
+		if rep.Floor, err = RunFloor(ctx, cfg.WorkDir, cfg.FloorMessages, logger); err != nil {
+			return nil, err
+		}
+	}
 	var halfRate10 float64
 	for _, name := range AllScenarios {
 		if !slices.Contains(cfg.Scenarios, name) {
@@ -89,6 +95,9 @@ func (r *Report) runBaseline(ctx context.Context, cfg Config, logger *slog.Logge
 // overall status.
 func (r *Report) derive() {
 	base := r.Baseline.PerSecond
+	if r.Floor != nil {
+		r.Floor.derive(r.Baseline, r.Machine.Cores)
+	}
 	var ref *ScenarioResult
 	for i := range r.Scenarios {
 		if r.Scenarios[i].Name == ScenarioFanout1to10 {

@@ -37,6 +37,7 @@ func TestSmoke(t *testing.T) {
 	cfg.WarmupEvents = 20
 	cfg.BaselinePosts = 500
 	cfg.BaselineWorkers = 8
+	cfg.FloorMessages = 300
 	cfg.BacklogDeliveries = 200
 	cfg.BacklogRetryDelay = 200 * time.Millisecond
 	cfg.BacklogTimeout = 20 * time.Second
@@ -101,6 +102,9 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
+	if f := rep.Floor; f == nil || f.Ceiling1to1.PerSecond <= 0 || f.Ceiling1to10.Ratio <= 0 || f.POSTUs <= 0 {
+		t.Errorf("floor %+v: want ceilings derived from the measured parts and the baseline", f)
+	}
 	if err := rep.WriteFiles(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +112,8 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(string(md), handWritten) || !strings.Contains(string(md), MarkerBegin) || !strings.Contains(string(md), ScenarioBacklog) {
+	if !strings.HasPrefix(string(md), handWritten) || !strings.Contains(string(md), MarkerBegin) || !strings.Contains(string(md), ScenarioBacklog) ||
+		!strings.Contains(string(md), "the floor alone allows") {
 		t.Errorf("markdown lost its hand-written text or lacks the generated section:\n%s", md)
 	}
 	for _, p := range []string{cfg.JSONPath, cfg.ResultsDir} {
