@@ -247,8 +247,6 @@ type Store interface {
 	// revision r is current as long as the revision is still r.
 	SubscriptionsRevision(ctx context.Context) (int64, error)
 
-	// InsertEvents stores events; an event whose ID exists is left as is.
-	InsertEvents(ctx context.Context, events []Event) error
 	// GetEvent returns the event with id, or ErrNotFound.
 	GetEvent(ctx context.Context, tenant, id string) (*Event, error)
 
@@ -261,13 +259,13 @@ type Store interface {
 	// recorded for each record's key afterwards, in order.
 	PutIdempotencyKeys(ctx context.Context, recs []IdempotencyRecord, now time.Time) ([]string, error)
 
-	// CreateDeliveries inserts deliveries; one whose ID exists is left as is.
-	CreateDeliveries(ctx context.Context, ds []Delivery) error
 	// InsertFanout stores events and deliveries (of those events) together,
-	// atomically: either all of them are stored or, on error, none. As with
-	// InsertEvents and CreateDeliveries, a row whose ID exists is left as
-	// is. It is fanout's one write per batch: one transaction and, where
-	// the store is across a network, one round trip, instead of two.
+	// atomically: either all of them are stored or, on error, none. A row
+	// whose ID exists is left as is, and of several rows with one ID only
+	// the first counts; either slice may be empty. A delivery's empty
+	// Status is stored as pending and its zero UpdatedAt as CreatedAt. It
+	// is fanout's one write per batch: one transaction and, where the store
+	// is across a network, one round trip.
 	InsertFanout(ctx context.Context, events []Event, ds []Delivery) error
 	// GetDelivery returns the delivery with id, or ErrNotFound.
 	GetDelivery(ctx context.Context, tenant, id string) (*Delivery, error)

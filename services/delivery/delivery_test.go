@@ -596,7 +596,7 @@ func BenchmarkDeliveryThroughput(b *testing.B) {
 			flush()
 		}
 		if len(ds) == 1000 {
-			if err := e.st.CreateDeliveries(ctx, ds); err != nil {
+			if err := e.st.InsertFanout(ctx, nil, ds); err != nil {
 				b.Fatal(err)
 			}
 			ds = ds[:0]
@@ -605,7 +605,7 @@ func BenchmarkDeliveryThroughput(b *testing.B) {
 	if len(msgs) > 0 {
 		flush()
 	}
-	if err := e.st.CreateDeliveries(ctx, ds); err != nil {
+	if err := e.st.InsertFanout(ctx, nil, ds); err != nil {
 		b.Fatal(err)
 	}
 	cfg := testConfig()

@@ -134,11 +134,8 @@ func (e *env) delivery(sub *store.Subscription) (store.Event, store.Delivery) {
 	ev := storetest.NewEvent(sub.Tenant, "order.created", now)
 	d := storetest.NewDelivery(ev, sub, now)
 	ctx := context.Background()
-	if err := e.st.InsertEvents(ctx, []store.Event{ev}); err != nil {
-		e.t.Fatalf("InsertEvents: %v", err)
-	}
-	if err := e.st.CreateDeliveries(ctx, []store.Delivery{d}); err != nil {
-		e.t.Fatalf("CreateDeliveries: %v", err)
+	if err := e.st.InsertFanout(ctx, []store.Event{ev}, []store.Delivery{d}); err != nil {
+		e.t.Fatalf("InsertFanout: %v", err)
 	}
 	return ev, d
 }

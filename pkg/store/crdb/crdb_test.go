@@ -573,10 +573,10 @@ func TestClaimAcrossReplicas(t *testing.T) {
 		evs, ds = append(evs, ev), append(ds, d)
 		rs = append(rs, store.ScheduledRetry{DeliveryID: d.ID, Attempt: 2, DueAt: storetest.Base.Add(-time.Duration(i%17) * time.Second)})
 	}
-	if err := stores[1].InsertEvents(ctx, evs); err != nil {
+	if err := stores[1].InsertFanout(ctx, evs, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := stores[2].CreateDeliveries(ctx, ds); err != nil {
+	if err := stores[2].InsertFanout(ctx, nil, ds); err != nil {
 		t.Fatal(err)
 	}
 	if err := stores[3].ScheduleRetries(ctx, rs); err != nil {
@@ -668,10 +668,7 @@ func BenchmarkRecordAttempts(b *testing.B) {
 				evs[i] = storetest.NewEvent("acme", "order.created", storetest.Base)
 				ds[i] = storetest.NewDelivery(evs[i], sub, storetest.Base)
 			}
-			if err := s.InsertEvents(ctx, evs); err != nil {
-				b.Fatal(err)
-			}
-			if err := s.CreateDeliveries(ctx, ds); err != nil {
+			if err := s.InsertFanout(ctx, evs, ds); err != nil {
 				b.Fatal(err)
 			}
 			results := make([]store.AttemptResult, batch)
@@ -693,8 +690,8 @@ func BenchmarkRecordAttempts(b *testing.B) {
 }
 
 // BenchmarkFanoutWrite compares fanout's write of a batch (10 events, a
-// delivery each) as two calls, InsertEvents then CreateDeliveries, with
-// one InsertFanout call (both inserts in one round trip), on a fresh
+// delivery each) as two calls, the events' then the deliveries' (two round
+// trips), with one InsertFanout call of both (one round trip), on a fresh
 // database.
 func BenchmarkFanoutWrite(b *testing.B) {
 	for _, mode := range []string{"two-calls", "insert-fanout"} {
@@ -711,10 +708,10 @@ func BenchmarkFanoutWrite(b *testing.B) {
 					ds[i] = storetest.NewDelivery(evs[i], sub, storetest.Base)
 				}
 				if mode == "two-calls" {
-					if err := s.InsertEvents(ctx, evs); err != nil {
+					if err := s.InsertFanout(ctx, evs, nil); err != nil {
 						b.Fatal(err)
 					}
-					if err := s.CreateDeliveries(ctx, ds); err != nil {
+					if err := s.InsertFanout(ctx, nil, ds); err != nil {
 						b.Fatal(err)
 					}
 				} else if err := s.InsertFanout(ctx, evs, ds); err != nil {

@@ -54,18 +54,6 @@ func (r *deliveryScan) delivery() store.Delivery {
 	return d
 }
 
-// CreateDeliveries inserts deliveries in one statement (one round trip);
-// one whose ID already exists is left unchanged, and of several with one
-// ID in the batch only the first counts. An empty Status is stored as
-// pending and a zero UpdatedAt as CreatedAt.
-func (s *Store) CreateDeliveries(ctx context.Context, ds []store.Delivery) error {
-	if len(ds) == 0 {
-		return nil
-	}
-	args, err := deliveryArgs(ds)
-	return s.execArgs(ctx, "create deliveries", sqlInsertDeliveries, args, err)
-}
-
 // deliveryArgs validates ds and returns sqlInsertDeliveries' arguments:
 // one array per column, duplicates dropped, in id order.
 func deliveryArgs(ds []store.Delivery) ([]any, error) {

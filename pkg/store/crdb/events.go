@@ -22,29 +22,6 @@ FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BYTEA[], $5::TEXT[], $6::INT
     AS t (id, tenant, event_type, payload, labels, occurred_at, received_at)
 ON CONFLICT (id) DO NOTHING`
 
-// InsertEvents stores events in one statement (one round trip). An event
-// whose ID already exists is left unchanged, and of several events with
-// one ID in the batch only the first counts.
-func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	args, err := eventArgs(events)
-	return s.execArgs(ctx, "insert events", sqlInsertEvents, args, err)
-}
-
-// execArgs runs one statement with args built for it (argsErr: the
-// building failed, and nothing runs), retrying like every operation.
-func (s *Store) execArgs(ctx context.Context, op, q string, args []any, argsErr error) error {
-	if argsErr != nil {
-		return fmt.Errorf("crdb: %s: %w", op, argsErr)
-	}
-	return s.run(ctx, op, func(ctx context.Context) error {
-		_, err := s.pool.Exec(ctx, q, args...)
-		return err
-	})
-}
-
 // eventArgs validates events and returns sqlInsertEvents' arguments: one
 // array per column, duplicates dropped, in id order.
 func eventArgs(events []store.Event) ([]any, error) {

@@ -49,21 +49,6 @@ func (r *deliveryScan) delivery() store.Delivery {
 	return d
 }
 
-// CreateDeliveries inserts deliveries in one transaction; one whose ID
-// already exists is left unchanged. An empty Status is stored as pending
-// and a zero UpdatedAt as CreatedAt.
-func (s *Store) CreateDeliveries(ctx context.Context, ds []store.Delivery) error {
-	if len(ds) == 0 {
-		return nil
-	}
-	if err := checkDeliveryIDs(ds); err != nil {
-		return fmt.Errorf("sqlite: create deliveries: %w", err)
-	}
-	return s.inWriteTx(ctx, "create deliveries", func(ctx context.Context, tx *sql.Tx) error {
-		return s.insertDeliveries(ctx, tx, ds)
-	})
-}
-
 // checkDeliveryIDs reports a delivery without an id.
 func checkDeliveryIDs(ds []store.Delivery) error {
 	for _, d := range ds {

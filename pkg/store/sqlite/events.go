@@ -15,21 +15,6 @@ import (
 const sqlInsertEvent = `INSERT INTO events (id, tenant, event_type, payload, labels, occurred_at, received_at)
 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 
-// InsertEvents stores events in one transaction. An event whose ID already
-// exists is left unchanged.
-func (s *Store) InsertEvents(ctx context.Context, events []store.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	rows, err := eventRows(events)
-	if err != nil {
-		return fmt.Errorf("sqlite: insert events: %w", err)
-	}
-	return s.inWriteTx(ctx, "insert events", func(ctx context.Context, tx *sql.Tx) error {
-		return s.insertEvents(ctx, tx, events, rows)
-	})
-}
-
 // evRow is an event's encoded columns.
 type evRow struct {
 	labels  string

@@ -41,10 +41,7 @@ func BenchmarkDeliveryIDOrder(b *testing.B) {
 					}
 					rs[i] = store.AttemptResult{Attempt: storetest.NewAttempt(ds[i], 1, now), Status: store.DeliverySucceeded}
 				}
-				if err := s.InsertEvents(b.Context(), evs); err != nil {
-					b.Fatal(err)
-				}
-				if err := s.CreateDeliveries(b.Context(), ds); err != nil {
+				if err := s.InsertFanout(b.Context(), evs, ds); err != nil {
 					b.Fatal(err)
 				}
 				if err := s.RecordAttempts(b.Context(), rs); err != nil {
@@ -80,11 +77,7 @@ func BenchmarkConcurrentWritePath(b *testing.B) {
 				ds[i].ID = ids.Delivery(evs[i].ID, sub.ID)
 				rs[i] = store.AttemptResult{Attempt: storetest.NewAttempt(ds[i], 1, now), Status: store.DeliverySucceeded}
 			}
-			if err := s.InsertEvents(b.Context(), evs); err != nil {
-				b.Error(err)
-				return
-			}
-			if err := s.CreateDeliveries(b.Context(), ds); err != nil {
+			if err := s.InsertFanout(b.Context(), evs, ds); err != nil {
 				b.Error(err)
 				return
 			}

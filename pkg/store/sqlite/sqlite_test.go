@@ -219,10 +219,10 @@ func TestConcurrentStoresSharedFile(t *testing.T) {
 		evs, ds = append(evs, ev), append(ds, d)
 		rs = append(rs, store.ScheduledRetry{DeliveryID: d.ID, Attempt: 2, DueAt: storetest.Base.Add(-time.Duration(i))})
 	}
-	if err := stores[1].InsertEvents(ctx, evs); err != nil {
+	if err := stores[1].InsertFanout(ctx, evs, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := stores[0].CreateDeliveries(ctx, ds); err != nil {
+	if err := stores[0].InsertFanout(ctx, nil, ds); err != nil {
 		t.Fatal(err)
 	}
 	if err := stores[1].ScheduleRetries(ctx, rs); err != nil {
@@ -330,10 +330,7 @@ func BenchmarkRecordAttempts(b *testing.B) {
 				evs[i] = storetest.NewEvent("acme", "order.created", storetest.Base)
 				ds[i] = storetest.NewDelivery(evs[i], sub, storetest.Base)
 			}
-			if err := s.InsertEvents(b.Context(), evs); err != nil {
-				b.Fatal(err)
-			}
-			if err := s.CreateDeliveries(b.Context(), ds); err != nil {
+			if err := s.InsertFanout(b.Context(), evs, ds); err != nil {
 				b.Fatal(err)
 			}
 			results := make([]store.AttemptResult, batch)

@@ -18,7 +18,7 @@ func testDeliveryCreateGet(t *testing.T, s store.Store) {
 	// Every field round-trips, including a scheduled next attempt.
 	sub := f.Sub
 	ev := NewEvent("acme", "order.paid", Base.Add(time.Minute))
-	must(t, s.InsertEvents(ctx(t), []store.Event{ev}), "InsertEvents")
+	must(t, s.InsertFanout(ctx(t), []store.Event{ev}, nil), "InsertFanout(events)")
 	full := NewDelivery(ev, sub, Base.Add(time.Minute))
 	full.Status = store.DeliveryRetrying
 	full.Attempts = 2
@@ -26,14 +26,14 @@ func testDeliveryCreateGet(t *testing.T, s store.Store) {
 	full.LastStatusCode = 503
 	full.LastError = "unavailable"
 	full.UpdatedAt = Base.Add(2 * time.Minute)
-	must(t, s.CreateDeliveries(ctx(t), []store.Delivery{full}), "CreateDeliveries")
+	must(t, s.InsertFanout(ctx(t), nil, []store.Delivery{full}), "InsertFanout(deliveries)")
 	wantEqual(t, full, getDelivery(t, s, full.ID), "full delivery")
 
 	_, err = s.GetDelivery(ctx(t), "globex", f.Delivery.ID)
 	wantErr(t, err, store.ErrNotFound, "GetDelivery(other tenant)")
 	_, err = s.GetDelivery(ctx(t), "", "dlv_missing")
 	wantErr(t, err, store.ErrNotFound, "GetDelivery(missing)")
-	must(t, s.CreateDeliveries(ctx(t), nil), "CreateDeliveries(empty)")
+	must(t, s.InsertFanout(ctx(t), nil, nil), "InsertFanout(nothing)")
 }
 
 func testDeliveryCreateIdempotent(t *testing.T, s store.Store) {
@@ -43,10 +43,10 @@ func testDeliveryCreateIdempotent(t *testing.T, s store.Store) {
 	before := getDelivery(t, s, f.Delivery.ID)
 
 	ev2 := NewEvent("acme", "order.created", Base)
-	must(t, s.InsertEvents(ctx(t), []store.Event{ev2}), "InsertEvents")
+	must(t, s.InsertFanout(ctx(t), []store.Event{ev2}, nil), "InsertFanout(events)")
 	d2 := NewDelivery(ev2, f.Sub, Base)
 	// The repeated fan-out (pending, no attempts) must not reset the delivery.
-	must(t, s.CreateDeliveries(ctx(t), []store.Delivery{f.Delivery, d2}), "CreateDeliveries(repeat)")
+	must(t, s.InsertFanout(ctx(t), nil, []store.Delivery{f.Delivery, d2}), "InsertFanout(deliveries again)")
 	wantEqual(t, before, getDelivery(t, s, f.Delivery.ID), "delivery after repeated create")
 	wantEqual(t, d2, getDelivery(t, s, d2.ID), "delivery created alongside a duplicate")
 }
@@ -76,8 +76,7 @@ func deliveryWorld(t *testing.T, s store.Store) []store.Delivery {
 	for _, sub := range subs {
 		must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
 	}
-	must(t, s.InsertEvents(ctx(t), evs), "InsertEvents")
-	must(t, s.CreateDeliveries(ctx(t), ds), "CreateDeliveries")
+	must(t, s.InsertFanout(ctx(t), evs, ds), "InsertFanout")
 	return ds
 }
 

@@ -14,7 +14,7 @@ func testEventInsertGet(t *testing.T, s store.Store) {
 	b := NewEvent("acme", "order.paid", Base.Add(time.Second))
 	b.Labels = nil
 	b.Payload = []byte(`{"bin":"\u0000\u00ff"}`)
-	must(t, s.InsertEvents(ctx(t), []store.Event{a, b}), "InsertEvents")
+	must(t, s.InsertFanout(ctx(t), []store.Event{a, b}, nil), "InsertFanout(events)")
 	for _, want := range []store.Event{a, b} {
 		got, err := s.GetEvent(ctx(t), "acme", want.ID)
 		must(t, err, "GetEvent")
@@ -24,17 +24,17 @@ func testEventInsertGet(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound, "GetEvent(other tenant)")
 	_, err = s.GetEvent(ctx(t), "", "evt_missing")
 	wantErr(t, err, store.ErrNotFound, "GetEvent(missing)")
-	must(t, s.InsertEvents(ctx(t), nil), "InsertEvents(empty)")
+	must(t, s.InsertFanout(ctx(t), nil, nil), "InsertFanout(nothing)")
 }
 
 func testEventInsertIdempotent(t *testing.T, s store.Store) {
 	a := NewEvent("acme", "order.created", Base)
-	must(t, s.InsertEvents(ctx(t), []store.Event{a}), "InsertEvents")
+	must(t, s.InsertFanout(ctx(t), []store.Event{a}, nil), "InsertFanout(events)")
 	changed := a
 	changed.Payload = []byte(`{"changed":true}`)
 	changed.Type = "order.changed"
 	fresh := NewEvent("acme", "order.created", Base.Add(time.Minute))
-	must(t, s.InsertEvents(ctx(t), []store.Event{changed, fresh, a}), "InsertEvents(repeat)")
+	must(t, s.InsertFanout(ctx(t), []store.Event{changed, fresh, a}, nil), "InsertFanout(events again)")
 	got, err := s.GetEvent(ctx(t), "", a.ID)
 	must(t, err, "GetEvent")
 	wantEqual(t, &a, got, "event after repeated insert")

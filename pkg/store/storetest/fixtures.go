@@ -119,12 +119,9 @@ func SeedFor(t testing.TB, s store.Store, sub *store.Subscription, at time.Time)
 		t.Fatalf("CreateSubscription: %v", err)
 	}
 	ev := NewEvent(sub.Tenant, "order.created", at)
-	if err := s.InsertEvents(ctx, []store.Event{ev}); err != nil {
-		t.Fatalf("InsertEvents: %v", err)
-	}
 	d := NewDelivery(ev, sub, at)
-	if err := s.CreateDeliveries(ctx, []store.Delivery{d}); err != nil {
-		t.Fatalf("CreateDeliveries: %v", err)
+	if err := s.InsertFanout(ctx, []store.Event{ev}, []store.Delivery{d}); err != nil {
+		t.Fatalf("InsertFanout: %v", err)
 	}
 	return Fixture{Sub: sub, Event: ev, Delivery: d}
 }

@@ -29,13 +29,13 @@ func testPurge(t *testing.T, s store.Store) {
 	must(t, s.CreateSubscription(ctx(t), other), "CreateSubscription")
 	shared := byStatus[store.DeliveryRetrying].Event
 	sharedDead := NewDelivery(shared, other, old)
-	must(t, s.CreateDeliveries(ctx(t), []store.Delivery{sharedDead}), "CreateDeliveries")
+	must(t, s.InsertFanout(ctx(t), nil, []store.Delivery{sharedDead}), "InsertFanout(deliveries)")
 	must(t, s.MarkDead(ctx(t), []string{sharedDead.ID}, "gone", old), "MarkDead")
 	// A fresh succeeded delivery, an old event with no deliveries, keys.
 	freshF := SeedFor(t, s, sub, fresh)
 	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(NewAttempt(freshF.Delivery, 1, fresh), store.DeliverySucceeded)}), "RecordAttempts")
 	lonely := NewEvent("acme", "order.created", old)
-	must(t, s.InsertEvents(ctx(t), []store.Event{lonely}), "InsertEvents")
+	must(t, s.InsertFanout(ctx(t), []store.Event{lonely}, nil), "InsertFanout(events)")
 	_, err := putKey(t, s, "acme", "old", lonely.ID, old)
 	must(t, err, "PutIdempotencyKey")
 	_, err = putKey(t, s, "acme", "fresh", freshF.Event.ID, fresh)

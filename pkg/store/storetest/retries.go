@@ -208,8 +208,7 @@ func testRetriesConcurrentClaimers(t *testing.T, s store.Store) {
 		evs, ds = append(evs, ev), append(ds, d)
 		rs = append(rs, store.ScheduledRetry{DeliveryID: d.ID, Attempt: 2, DueAt: Base})
 	}
-	must(t, s.InsertEvents(ctx(t), evs), "InsertEvents")
-	must(t, s.CreateDeliveries(ctx(t), ds), "CreateDeliveries")
+	must(t, s.InsertFanout(ctx(t), evs, ds), "InsertFanout")
 	must(t, s.ScheduleRetries(ctx(t), rs), "ScheduleRetries")
 
 	const workers = 8
@@ -433,8 +432,7 @@ func testConcurrentRecordAndClaim(t *testing.T, s store.Store) {
 			evs = append(evs, ev)
 			fs[w] = append(fs[w], NewDelivery(ev, sub, ev.ReceivedAt))
 		}
-		must(t, s.InsertEvents(ctx(t), evs), "InsertEvents")
-		must(t, s.CreateDeliveries(ctx(t), fs[w]), "CreateDeliveries")
+		must(t, s.InsertFanout(ctx(t), evs, fs[w]), "InsertFanout")
 	}
 
 	var wg sync.WaitGroup
