@@ -46,6 +46,10 @@ type Store struct {
 
 	stmts  writerStmts
 	writer *writer
+	// revision reads the subscription revision on the read pool. Fanout
+	// reads it before matching each batch, so it is prepared once (a
+	// statement prepared per query cost as much again as running it).
+	revision *sql.Stmt
 
 	closeOnce sync.Once
 	closeErr  error
@@ -117,6 +121,10 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
+	if s.revision, err = s.read.PrepareContext(ctx, sqlSubscriptionsRevision); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %q: prepare %q: %w", path, sqlSubscriptionsRevision, err)
+	}
 	logger.Debug("sqlite store open", slog.String("path", path))
 	return s, nil
 }
@@ -142,6 +150,9 @@ func (s *Store) Close() error {
 			s.writer.close() // runs what is queued
 		}
 		errs = append(errs, s.stmts.close())
+		if s.revision != nil {
+			errs = append(errs, s.revision.Close())
+		}
 		if s.read != s.write {
 			errs = append(errs, s.read.Close())
 		}

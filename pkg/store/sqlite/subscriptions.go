@@ -222,11 +222,14 @@ func (s *Store) SetSubscriptionFailing(ctx context.Context, id string, since tim
 // failing change) increments in its own transaction.
 func (s *Store) SubscriptionsRevision(ctx context.Context) (int64, error) {
 	var rev int64
-	if err := s.read.QueryRowContext(ctx, `SELECT revision FROM subscription_revision WHERE id = 1`).Scan(&rev); err != nil {
+	if err := s.revision.QueryRowContext(ctx).Scan(&rev); err != nil {
 		return 0, fmt.Errorf("sqlite: subscriptions revision: %w", err)
 	}
 	return rev, nil
 }
+
+// sqlSubscriptionsRevision reads the subscription revision.
+const sqlSubscriptionsRevision = `SELECT revision FROM subscription_revision WHERE id = 1`
 
 // bumpRevision increments the subscription revision inside tx.
 func bumpRevision(ctx context.Context, tx *sql.Tx) error {
