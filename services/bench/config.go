@@ -65,6 +65,10 @@ type Config struct {
 	// and after the scenarios.
 	BaselinePosts   int
 	BaselineWorkers int
+	// HostCheckPosts are the POSTs of a short baseline run right before
+	// each scenario, so that the slow and failing endpoints are compared
+	// with fan-out 1→10 at equal host speed (0: compare the raw maxima).
+	HostCheckPosts int
 	// FloorMessages are the messages per stream, and the deliveries per
 	// store shape, of the floor: the pipeline's mandatory parts measured
 	// alone after the first baseline (dev stack only; 0 skips it).
@@ -131,6 +135,7 @@ func DefaultConfig() Config {
 		BaselinePosts:     100_000,
 		BaselineWorkers:   64,
 		FloorMessages:     50_000,
+		HostCheckPosts:    50_000,
 		BacklogDeliveries: 100_000,
 		BacklogRetryDelay: time.Second,
 		BacklogTimeout:    5 * time.Minute,
@@ -162,6 +167,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.WarmupEvents, "warmup-events", c.WarmupEvents, "events delivered before a scenario's first step (in its ledger, not its figures)")
 	fs.IntVar(&c.BaselinePosts, "baseline-posts", c.BaselinePosts, "POSTs of each baseline run")
 	fs.IntVar(&c.BaselineWorkers, "baseline-workers", c.BaselineWorkers, "concurrent workers of the baseline client")
+	fs.IntVar(&c.HostCheckPosts, "host-check-posts", c.HostCheckPosts, "POSTs of the short baseline before each scenario that measures the host's speed at the time (0: none)")
 	fs.IntVar(&c.FloorMessages, "floor-messages", c.FloorMessages, "messages per stream and deliveries per store shape of the floor, the pipeline's parts measured alone (dev stack; 0: skip)")
 	fs.IntVar(&c.BacklogDeliveries, "backlog-deliveries", c.BacklogDeliveries, "deliveries queued while the receiver is down in the backlog scenario (a multiple of 10)")
 	fs.DurationVar(&c.BacklogRetryDelay, "backlog-retry-delay", c.BacklogRetryDelay, "every delay of the backlog subscriptions' 100-retry schedule")
@@ -227,8 +233,8 @@ func (c Config) Validate() error {
 	if c.BaselinePosts < 1 || c.BaselineWorkers < 1 {
 		bad("--baseline-posts and --baseline-workers: must be positive")
 	}
-	if c.FloorMessages < 0 {
-		bad("--floor-messages: must not be negative")
+	if c.FloorMessages < 0 || c.HostCheckPosts < 0 {
+		bad("--floor-messages and --host-check-posts: must not be negative")
 	}
 	if c.BacklogDeliveries < subscriptions || c.BacklogDeliveries%subscriptions != 0 {
 		bad("--backlog-deliveries: must be a positive multiple of %d", subscriptions)

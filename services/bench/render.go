@@ -230,7 +230,7 @@ func censored(l LatencySummary) string {
 }
 
 func (r *Report) comparisons() table {
-	t := table{{"scenario", "healthy p99 in the latency run", "× 1→10's p99", "max events/s", "vs 1→10", "highest rate both passed", "healthy p99 there × 1→10's"}}
+	t := table{{"scenario", "healthy p99 in the latency run", "× 1→10's p99", "max events/s", "vs 1→10 at equal host speed", "raw vs 1→10", "host speed vs 1→10's", "highest rate both passed", "healthy p99 there × 1→10's"}}
 	for _, s := range r.Scenarios {
 		if s.Compare == nil {
 			continue
@@ -250,7 +250,13 @@ func (r *Report) comparisons() table {
 		if s.Status != StatusOK {
 			name += " (FAILED: evidence, not a figure)"
 		}
-		t = append(t, []string{name, p99, fmt.Sprintf("%.2f", s.Compare.P99Ratio), maxEv, fmt.Sprintf("%+.0f%%", s.Compare.ThroughputChange*100), both, ratio})
+		c := s.Compare
+		host := "not measured"
+		if s.HostPOSTsPerSec > 0 {
+			host = fmt.Sprintf("%+.0f%% (%s POSTs/s)", c.HostSpeedChange*100, num(s.HostPOSTsPerSec))
+		}
+		t = append(t, []string{name, p99, fmt.Sprintf("%.2f", c.P99Ratio), maxEv, fmt.Sprintf("%+.0f%%", c.ThroughputChange*100),
+			fmt.Sprintf("%+.0f%%", c.RawThroughputChange*100), host, both, ratio})
 	}
 	return t
 }
@@ -338,7 +344,8 @@ func (r *Report) barTable() table {
 			if c == nil {
 				return "no comparison", false
 			}
-			return fmt.Sprintf("p99 × %.2f, throughput %+.0f%%", c.P99Ratio, c.ThroughputChange*100), c.P99Ratio <= 2 && c.ThroughputChange >= -0.10
+			return fmt.Sprintf("p99 × %.2f, throughput %+.0f%% at equal host speed (raw %+.0f%%, host %+.0f%%)", c.P99Ratio, c.ThroughputChange*100,
+				c.RawThroughputChange*100, c.HostSpeedChange*100), c.P99Ratio <= 2 && c.ThroughputChange >= -0.10
 		}, s, ten)
 	}
 	bl := get(ScenarioBacklog)

@@ -89,6 +89,9 @@ type ScenarioResult struct {
 	Endpoints []EndpointStats `json:"endpoints"`
 	// Hookline is the `hookline dev` process at the scenario's end; Harness
 	// the harness's CPU time during the scenario.
+	// HostPOSTsPerSec is the rate of a short baseline run right before
+	// the scenario: the host's speed at the time (0: not measured).
+	HostPOSTsPerSec   float64   `json:"host_posts_per_second,omitempty"`
 	Hookline          ProcUsage `json:"hookline"`
 	HarnessCPUSeconds float64   `json:"harness_cpu_seconds"`
 	Goroutines        []Sample  `json:"goroutines,omitempty"`
@@ -154,8 +157,16 @@ type Comparison struct {
 	// P99Ratio is the healthy p99 at the same offered rate over 1→10's.
 	P99Ratio float64 `json:"p99_ratio"`
 	// ThroughputChange is the maximum sustainable events per second over
-	// 1→10's, minus one (-0.1: 10% fewer).
+	// 1→10's, minus one (-0.1: 10% fewer), each maximum first divided by
+	// the host's speed measured right before its scenario, when both were
+	// measured: a host that slowed down between the two scenarios must not
+	// count against the endpoint, nor one that sped up for it.
 	ThroughputChange float64 `json:"throughput_change"`
+	// RawThroughputChange is the same without the host's speed, and
+	// HostSpeedChange the host's speed before this scenario over its speed
+	// before 1→10's, minus one.
+	RawThroughputChange float64 `json:"raw_throughput_change"`
+	HostSpeedChange     float64 `json:"host_speed_change,omitempty"`
 	// StepEventsPerSec is the highest rate at which both passed a step,
 	// and StepP99Ratio the healthy p99 of that step over 1→10's.
 	StepEventsPerSec float64 `json:"step_events_per_second,omitempty"`

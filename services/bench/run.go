@@ -49,10 +49,15 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Report, error) 
 		if name == ScenarioSlow || name == ScenarioFailing {
 			half = halfRate10
 		}
+		host, err := hostSpeed(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("scenario %s: host speed: %w", name, err)
+		}
 		res, err := runScenario(ctx, cfg, pprof, name, half, logger)
 		if err != nil {
 			return nil, fmt.Errorf("scenario %s: %w", name, err)
 		}
+		res.HostPOSTsPerSec = host
 		if name == ScenarioFanout1to10 && res.Latency != nil {
 			halfRate10 = res.Latency.EventsPerSec
 		}
@@ -91,6 +96,24 @@ func (r *Report) runBaseline(ctx context.Context, cfg Config, logger *slog.Logge
 	return nil
 }
 
+// hostSpeed runs cfg.HostCheckPosts POSTs against a receiver of its own
+// and returns their rate (0 when HostCheckPosts is 0).
+func hostSpeed(ctx context.Context, cfg Config) (float64, error) {
+	if cfg.HostCheckPosts == 0 {
+		return 0, nil
+	}
+	rcv, err := NewReceiver(nil)
+	if err != nil {
+		return 0, err
+	}
+	if err := rcv.Up(); err != nil {
+		return 0, err
+	}
+	defer func() { _ = rcv.Down() }()
+	res, err := RunBaseline(ctx, rcv, cfg.HostCheckPosts, cfg.BaselineWorkers)
+	return round(res.PerSecond), err
+}
+
 // derive computes the ratios, the comparisons with fan-out 1→10 and the
 // overall status.
 func (r *Report) derive() {
@@ -121,9 +144,14 @@ func (r *Report) derive() {
 				c.P99Ratio = round3(s.Latency.Latency.P99Ms / ref.Latency.Latency.P99Ms)
 			}
 			if s.Max != nil && ref.Max != nil && ref.Max.EventsPerSec > 0 {
-				c.ThroughputChange = round3(s.Max.EventsPerSec/ref.Max.EventsPerSec - 1)
+				raw := s.Max.EventsPerSec / ref.Max.EventsPerSec
+				c.RawThroughputChange, c.ThroughputChange = round3(raw-1), round3(raw-1)
+				if s.HostPOSTsPerSec > 0 && ref.HostPOSTsPerSec > 0 {
+					host := s.HostPOSTsPerSec / ref.HostPOSTsPerSec
+					c.HostSpeedChange, c.ThroughputChange = round3(host-1), round3(raw/host-1)
+				}
 			} else if ref.Max != nil {
-				c.ThroughputChange = -1
+				c.ThroughputChange, c.RawThroughputChange = -1, -1
 			}
 			c.StepEventsPerSec, c.StepP99Ratio = stepComparison(s.Steps, ref.Steps)
 			s.Compare = c

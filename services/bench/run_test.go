@@ -59,3 +59,40 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestComparisonAtEqualHostSpeed checks that the slow and failing
+// endpoints' throughput is compared with 1→10's at equal host speed: a
+// host that slowed down (or sped up) between the two scenarios moves the
+// raw change, not the figure the bar judges.
+func TestComparisonAtEqualHostSpeed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                string
+		refHost, host       float64
+		wantChange, wantRaw float64
+		wantHostChange      float64
+	}{
+		{"host slowed down by a fifth", 25_000, 20_000, 0, -0.2, -0.2},
+		{"host sped up by a quarter", 20_000, 25_000, -0.36, -0.2, 0.25},
+		{"host speed not measured", 0, 0, -0.2, -0.2, 0},
+		{"only one scenario measured", 25_000, 0, -0.2, -0.2, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rep := &Report{Baseline: Baseline{PerSecond: 40_000}, Scenarios: []ScenarioResult{
+				{Name: ScenarioFanout1to10, Status: StatusOK, Max: &MaxRate{EventsPerSec: 500}, HostPOSTsPerSec: tt.refHost},
+				{Name: ScenarioFailing, Status: StatusOK, Max: &MaxRate{EventsPerSec: 400}, HostPOSTsPerSec: tt.host},
+			}}
+			rep.derive()
+			c := rep.Scenarios[1].Compare
+			if c == nil {
+				t.Fatal("no comparison")
+			}
+			if c.ThroughputChange != tt.wantChange || c.RawThroughputChange != tt.wantRaw || c.HostSpeedChange != tt.wantHostChange {
+				t.Errorf("change %v, raw %v, host %v; want %v, %v, %v",
+					c.ThroughputChange, c.RawThroughputChange, c.HostSpeedChange, tt.wantChange, tt.wantRaw, tt.wantHostChange)
+			}
+		})
+	}
+}

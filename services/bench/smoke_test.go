@@ -38,6 +38,7 @@ func TestSmoke(t *testing.T) {
 	cfg.BaselinePosts = 500
 	cfg.BaselineWorkers = 8
 	cfg.FloorMessages = 300
+	cfg.HostCheckPosts = 200
 	cfg.BacklogDeliveries = 200
 	cfg.BacklogRetryDelay = 200 * time.Millisecond
 	cfg.BacklogTimeout = 20 * time.Second
@@ -70,6 +71,9 @@ func TestSmoke(t *testing.T) {
 	}
 	for _, s := range rep.Scenarios {
 		l := s.Ledger
+		if s.HostPOSTsPerSec <= 0 {
+			t.Errorf("%s: the host's speed before it was not measured", s.Name)
+		}
 		if s.Status != StatusOK || l.Missing != 0 || !l.Balanced() {
 			t.Errorf("%s: status %s, missing %d, balanced %v; problems %q", s.Name, s.Status, l.Missing, l.Balanced(), s.Problems)
 		}
