@@ -184,6 +184,10 @@ func (p *devProcess) goroutines(ctx context.Context) (int, map[string]int, error
 	return parseGoroutineProfile(string(body))
 }
 
+// noFrames names the goroutines whose profile block lists no frames (its
+// stack addresses resolve to nothing pprof prints).
+const noFrames = "(no frames)"
+
 // parseGoroutineProfile reads a goroutine profile in its debug=1 text
 // form: the total, and the goroutines per entry function (the last frame
 // of each stack).
@@ -201,7 +205,7 @@ func parseGoroutineProfile(text string) (int, map[string]int, error) {
 		if !ok || err != nil {
 			continue
 		}
-		entry := "?"
+		entry := noFrames
 		for _, l := range lines[1:] {
 			// "#\t0x4a1b2c\tnet/http.(*persistConn).readLoop+0x5f\t/path/file.go:2207"
 			f := strings.Split(l, "\t")

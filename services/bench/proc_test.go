@@ -77,7 +77,7 @@ func TestParseGoroutineProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"?": 4, "github.com/x/server.(*Server).startGoRoutine.func1": 2, "net/http.(*persistConn).readLoop": 1}
+	want := map[string]int{noFrames: 4, "github.com/x/server.(*Server).startGoRoutine.func1": 2, "net/http.(*persistConn).readLoop": 1}
 	if total != 7 || len(byEntry) != len(want) {
 		t.Fatalf("total %d, by entry %v; want 7, %v", total, byEntry, want)
 	}
