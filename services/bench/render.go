@@ -353,7 +353,11 @@ func (r *Report) barTable() table {
 		if bl.Backlog == nil || one.Max == nil {
 			return "no figure", false
 		}
-		return fmt.Sprintf("%s/s vs %s/s", num(bl.Backlog.DrainPerSec), num(one.Max.DeliveriesPerSec)), bl.Backlog.DrainPerSec >= one.Max.DeliveriesPerSec
+		drain, note := bl.Backlog.DrainPerSec, ""
+		if d := bl.Backlog.DrainAt1to1HostSpeed; d > 0 {
+			drain, note = d, fmt.Sprintf(" at equal host speed (raw %s/s, host %+.0f%%)", num(bl.Backlog.DrainPerSec), (bl.HostPOSTsPerSec/one.HostPOSTsPerSec-1)*100)
+		}
+		return fmt.Sprintf("%s/s vs %s/s%s", num(drain), num(one.Max.DeliveriesPerSec), note), drain >= one.Max.DeliveriesPerSec
 	}, bl, one)
 	add("backlog: Hookline peak RSS ≤ 300 MB", func() (string, bool) {
 		if bl.Backlog == nil {

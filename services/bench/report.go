@@ -186,6 +186,11 @@ type BacklogResult struct {
 	DrainSeconds   float64 `json:"drain_seconds"`
 	DrainPerSec    float64 `json:"drain_per_second"`
 	Ratio          float64 `json:"ratio_to_baseline"`
+	// DrainAt1to1HostSpeed is DrainPerSec scaled by the host's speed
+	// before fan-out 1→1 over its speed before the backlog scenario, so
+	// the drain is compared with 1→1's rate at equal host speed (0: the
+	// host's speed was not measured before both).
+	DrainAt1to1HostSpeed float64 `json:"drain_at_1to1_host_speed,omitempty"`
 	// PeakRSSBytes is Hookline's VmHWM at the end; RSS samples taken while
 	// the backlog built and drained.
 	PeakRSSBytes      int64 `json:"peak_rss_bytes"`

@@ -121,10 +121,13 @@ func (r *Report) derive() {
 	if r.Floor != nil {
 		r.Floor.derive(r.Baseline, r.Machine.Cores)
 	}
-	var ref *ScenarioResult
+	var ref, one *ScenarioResult
 	for i := range r.Scenarios {
-		if r.Scenarios[i].Name == ScenarioFanout1to10 {
+		switch r.Scenarios[i].Name {
+		case ScenarioFanout1to10:
 			ref = &r.Scenarios[i]
+		case ScenarioFanout1to1:
+			one = &r.Scenarios[i]
 		}
 	}
 	for i := range r.Scenarios {
@@ -137,6 +140,9 @@ func (r *Report) derive() {
 		}
 		if s.Backlog != nil && base > 0 {
 			s.Backlog.Ratio = round3(s.Backlog.DrainPerSec / base)
+		}
+		if s.Backlog != nil && one != nil && one.HostPOSTsPerSec > 0 && s.HostPOSTsPerSec > 0 {
+			s.Backlog.DrainAt1to1HostSpeed = round(s.Backlog.DrainPerSec * one.HostPOSTsPerSec / s.HostPOSTsPerSec)
 		}
 		if (s.Name == ScenarioSlow || s.Name == ScenarioFailing) && ref != nil {
 			c := &Comparison{Against: ref.Name}

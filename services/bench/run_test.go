@@ -96,3 +96,45 @@ func TestComparisonAtEqualHostSpeed(t *testing.T) {
 		})
 	}
 }
+
+// TestBacklogDrainAtEqualHostSpeed checks that the backlog's drain is
+// judged against 1→1's rate at equal host speed, and on the raw figures
+// when the host's speed is missing.
+func TestBacklogDrainAtEqualHostSpeed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name            string
+		oneHost, blHost float64
+		wantDrain       float64
+		wantMet         string
+	}{
+		{"host slowed down by a fifth", 25_000, 20_000, 4_500, "yes"},
+		{"host sped up by a quarter", 20_000, 25_000, 2_880, "**no**"},
+		{"host speed not measured", 0, 0, 0, "**no**"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rep := &Report{Baseline: Baseline{PerSecond: 40_000}, Scenarios: []ScenarioResult{
+				{Name: ScenarioFanout1to1, Status: StatusOK, Max: &MaxRate{EventsPerSec: 4_000, DeliveriesPerSec: 4_000}, HostPOSTsPerSec: tt.oneHost},
+				{Name: ScenarioBacklog, Status: StatusOK, Backlog: &BacklogResult{DrainPerSec: 3_600}, HostPOSTsPerSec: tt.blHost},
+			}}
+			rep.derive()
+			if got := rep.Scenarios[1].Backlog.DrainAt1to1HostSpeed; got != tt.wantDrain {
+				t.Errorf("drain at 1→1's host speed %v, want %v", got, tt.wantDrain)
+			}
+			found := false
+			for _, row := range rep.barTable() {
+				if strings.HasPrefix(row[0], "backlog drains") {
+					found = true
+					if row[2] != tt.wantMet {
+						t.Errorf("bar row %q: met %q, want %q", row[1], row[2], tt.wantMet)
+					}
+				}
+			}
+			if !found {
+				t.Error("the bar table has no backlog drain row")
+			}
+		})
+	}
+}
