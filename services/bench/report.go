@@ -157,16 +157,13 @@ type Comparison struct {
 	// P99Ratio is the healthy p99 at the same offered rate over 1→10's.
 	P99Ratio float64 `json:"p99_ratio"`
 	// ThroughputChange is the maximum sustainable events per second over
-	// 1→10's, minus one (-0.1: 10% fewer), each maximum first divided by
-	// the host's speed measured right before its scenario, when both were
-	// measured: a host that slowed down between the two scenarios must not
-	// count against the endpoint, nor one that sped up for it.
+	// 1→10's, minus one (-0.1: 10% fewer).
 	ThroughputChange float64 `json:"throughput_change"`
-	// RawThroughputChange is the same without the host's speed, and
-	// HostSpeedChange the host's speed before this scenario over its speed
-	// before 1→10's, minus one.
-	RawThroughputChange float64 `json:"raw_throughput_change"`
-	HostSpeedChange     float64 `json:"host_speed_change,omitempty"`
+	// HostSpeedChange is the host's speed before this scenario over its
+	// speed before 1→10's, minus one: context for ThroughputChange, not a
+	// correction of it (a short baseline tracks the host over a scenario
+	// too loosely to correct by).
+	HostSpeedChange float64 `json:"host_speed_change,omitempty"`
 	// StepEventsPerSec is the highest rate at which both passed a step,
 	// and StepP99Ratio the healthy p99 of that step over 1→10's.
 	StepEventsPerSec float64 `json:"step_events_per_second,omitempty"`
@@ -186,11 +183,10 @@ type BacklogResult struct {
 	DrainSeconds   float64 `json:"drain_seconds"`
 	DrainPerSec    float64 `json:"drain_per_second"`
 	Ratio          float64 `json:"ratio_to_baseline"`
-	// DrainAt1to1HostSpeed is DrainPerSec scaled by the host's speed
-	// before fan-out 1→1 over its speed before the backlog scenario, so
-	// the drain is compared with 1→1's rate at equal host speed (0: the
-	// host's speed was not measured before both).
-	DrainAt1to1HostSpeed float64 `json:"drain_at_1to1_host_speed,omitempty"`
+	// HostSpeedChange is the host's speed before the backlog scenario
+	// over its speed before fan-out 1→1's, minus one (context, as in
+	// Comparison).
+	HostSpeedChange float64 `json:"host_speed_change_vs_1to1,omitempty"`
 	// PeakRSSBytes is Hookline's VmHWM at the end; RSS samples taken while
 	// the backlog built and drained.
 	PeakRSSBytes      int64 `json:"peak_rss_bytes"`

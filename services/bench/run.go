@@ -142,7 +142,7 @@ func (r *Report) derive() {
 			s.Backlog.Ratio = round3(s.Backlog.DrainPerSec / base)
 		}
 		if s.Backlog != nil && one != nil && one.HostPOSTsPerSec > 0 && s.HostPOSTsPerSec > 0 {
-			s.Backlog.DrainAt1to1HostSpeed = round(s.Backlog.DrainPerSec * one.HostPOSTsPerSec / s.HostPOSTsPerSec)
+			s.Backlog.HostSpeedChange = round3(s.HostPOSTsPerSec/one.HostPOSTsPerSec - 1)
 		}
 		if (s.Name == ScenarioSlow || s.Name == ScenarioFailing) && ref != nil {
 			c := &Comparison{Against: ref.Name}
@@ -150,14 +150,12 @@ func (r *Report) derive() {
 				c.P99Ratio = round3(s.Latency.Latency.P99Ms / ref.Latency.Latency.P99Ms)
 			}
 			if s.Max != nil && ref.Max != nil && ref.Max.EventsPerSec > 0 {
-				raw := s.Max.EventsPerSec / ref.Max.EventsPerSec
-				c.RawThroughputChange, c.ThroughputChange = round3(raw-1), round3(raw-1)
-				if s.HostPOSTsPerSec > 0 && ref.HostPOSTsPerSec > 0 {
-					host := s.HostPOSTsPerSec / ref.HostPOSTsPerSec
-					c.HostSpeedChange, c.ThroughputChange = round3(host-1), round3(raw/host-1)
-				}
+				c.ThroughputChange = round3(s.Max.EventsPerSec/ref.Max.EventsPerSec - 1)
 			} else if ref.Max != nil {
-				c.ThroughputChange, c.RawThroughputChange = -1, -1
+				c.ThroughputChange = -1
+			}
+			if s.HostPOSTsPerSec > 0 && ref.HostPOSTsPerSec > 0 {
+				c.HostSpeedChange = round3(s.HostPOSTsPerSec/ref.HostPOSTsPerSec - 1)
 			}
 			c.StepEventsPerSec, c.StepP99Ratio = stepComparison(s.Steps, ref.Steps)
 			s.Compare = c
