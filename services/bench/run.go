@@ -73,17 +73,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Report, error) 
 	return rep, nil
 }
 
-// runBaseline runs the baseline against a receiver of its own.
+// runBaseline runs the baseline and records it as the report's run when.
 func (r *Report) runBaseline(ctx context.Context, cfg Config, logger *slog.Logger, when string) error {
-	rcv, err := NewReceiver(nil)
-	if err != nil {
-		return err
-	}
-	if err := rcv.Up(); err != nil {
-		return err
-	}
-	defer func() { _ = rcv.Down() }()
-	res, err := RunBaseline(ctx, rcv, cfg.BaselinePosts, cfg.BaselineWorkers)
+	res, err := baselineOnOwnReceiver(ctx, cfg.BaselinePosts, cfg.BaselineWorkers)
 	if err != nil {
 		return err
 	}
@@ -96,21 +88,27 @@ func (r *Report) runBaseline(ctx context.Context, cfg Config, logger *slog.Logge
 	return nil
 }
 
-// hostSpeed runs cfg.HostCheckPosts POSTs against a receiver of its own
-// and returns their rate (0 when HostCheckPosts is 0).
+// baselineOnOwnReceiver runs RunBaseline against a receiver started for it
+// and stopped afterwards.
+func baselineOnOwnReceiver(ctx context.Context, posts, workers int) (BaselineResult, error) {
+	rcv, err := NewReceiver(nil)
+	if err != nil {
+		return BaselineResult{}, err
+	}
+	if err := rcv.Up(); err != nil {
+		return BaselineResult{}, err
+	}
+	defer func() { _ = rcv.Down() }()
+	return RunBaseline(ctx, rcv, posts, workers)
+}
+
+// hostSpeed runs cfg.HostCheckPosts POSTs of the baseline and returns
+// their rate (0 when HostCheckPosts is 0).
 func hostSpeed(ctx context.Context, cfg Config) (float64, error) {
 	if cfg.HostCheckPosts == 0 {
 		return 0, nil
 	}
-	rcv, err := NewReceiver(nil)
-	if err != nil {
-		return 0, err
-	}
-	if err := rcv.Up(); err != nil {
-		return 0, err
-	}
-	defer func() { _ = rcv.Down() }()
-	res, err := RunBaseline(ctx, rcv, cfg.HostCheckPosts, cfg.BaselineWorkers)
+	res, err := baselineOnOwnReceiver(ctx, cfg.HostCheckPosts, cfg.BaselineWorkers)
 	return round(res.PerSecond), err
 }
 

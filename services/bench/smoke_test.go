@@ -21,7 +21,7 @@ import (
 // and the report renders, never a timing.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: the smoke run builds and runs hookline dev (about 15 s); make test runs it")
+		t.Skip("-short: the smoke run builds and runs hookline dev (20-35 s); make test runs it without -short")
 	}
 	bin := buildHookline(t)
 	dir := t.TempDir()
