@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
@@ -30,6 +31,48 @@ func parseTimeFlag(flag, v string, now time.Time) (*timestamppb.Timestamp, error
 	return timestamppb.New(t), nil
 }
 
+// deliveryFilter holds the filter flags of `deliveries list`.
+type deliveryFilter struct {
+	subscription, event, status, after, before string
+}
+
+// addFlags adds the filter flags to fs.
+func (f *deliveryFilter) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&f.subscription, "subscription", "", "only deliveries to this subscription id")
+	fs.StringVar(&f.event, "event", "", "only deliveries of this event id")
+	fs.StringVar(&f.status, "status", "", "only deliveries with this status: pending, succeeded, retrying, parked or dead")
+	fs.StringVar(&f.after, "created-after", "", "only deliveries created at or after this time (RFC 3339, or a duration ago such as 2h)")
+	fs.StringVar(&f.before, "created-before", "", "only deliveries created before this time (RFC 3339, or a duration ago)")
+}
+
+// request checks the filter flags, reading durations as that long before
+// now, and returns the ListDeliveries request of tenant they describe; the
+// paging fields are left for the caller.
+func (f *deliveryFilter) request(tenant string, now time.Time) (*hooklinev1.ListDeliveriesRequest, error) {
+	st, err := parseEnum("status", f.status, deliveryStatusPrefix, hooklinev1.DeliveryStatus_value)
+	if err != nil {
+		return nil, err
+	}
+	from, err := parseTimeFlag("created-after", f.after, now)
+	if err != nil {
+		return nil, err
+	}
+	to, err := parseTimeFlag("created-before", f.before, now)
+	if err != nil {
+		return nil, err
+	}
+	return &hooklinev1.ListDeliveriesRequest{
+		Tenant:         tenant,
+		SubscriptionId: f.subscription,
+		EventId:        f.event,
+		Status:         hooklinev1.DeliveryStatus(st),
+		CreatedAfter:   from,
+		CreatedBefore:  to,
+	}, nil
+}
+
+// newDeliveriesCommand returns `hookline deliveries` with its list and get
+// subcommands.
 func newDeliveriesCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "deliveries",
@@ -39,7 +82,7 @@ func newDeliveriesCommand(g *globals) *cobra.Command {
 	tenant := tenantFlag(cmd)
 
 	var lf listFlags
-	var subscription, event, status, after, before string
+	var filter deliveryFilter
 	listCmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -48,43 +91,22 @@ func newDeliveriesCommand(g *globals) *cobra.Command {
   hookline deliveries list --tenant acme --subscription sub_123 --created-after 1h --all`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := parseEnum("status", status, deliveryStatusPrefix, hooklinev1.DeliveryStatus_value)
-			if err != nil {
-				return err
-			}
-			now := time.Now()
-			from, err := parseTimeFlag("created-after", after, now)
-			if err != nil {
-				return err
-			}
-			to, err := parseTimeFlag("created-before", before, now)
+			req, err := filter.request(tenant(cmd), time.Now())
 			if err != nil {
 				return err
 			}
 			return g.run(cmd, func(ctx context.Context, c *client) error {
 				return list(ctx, c, &lf, deliveryHeader, deliveryRow,
 					func(ctx context.Context, size int32, token string) ([]*hooklinev1.Delivery, string, error) {
-						resp, err := c.admin.ListDeliveries(ctx, &hooklinev1.ListDeliveriesRequest{
-							Tenant:         tenant(cmd),
-							SubscriptionId: subscription,
-							EventId:        event,
-							Status:         hooklinev1.DeliveryStatus(st),
-							CreatedAfter:   from,
-							CreatedBefore:  to,
-							PageSize:       size,
-							PageToken:      token,
-						})
+						req.PageSize, req.PageToken = size, token
+						resp, err := c.admin.ListDeliveries(ctx, req)
 						return resp.GetDeliveries(), resp.GetNextPageToken(), err
 					})
 			})
 		},
 	}
 	fl := listCmd.Flags()
-	fl.StringVar(&subscription, "subscription", "", "only deliveries to this subscription id")
-	fl.StringVar(&event, "event", "", "only deliveries of this event id")
-	fl.StringVar(&status, "status", "", "only deliveries with this status: pending, succeeded, retrying, parked or dead")
-	fl.StringVar(&after, "created-after", "", "only deliveries created at or after this time (RFC 3339, or a duration ago such as 2h)")
-	fl.StringVar(&before, "created-before", "", "only deliveries created before this time (RFC 3339, or a duration ago)")
+	filter.addFlags(fl)
 	addListFlags(fl, &lf)
 
 	get := &cobra.Command{

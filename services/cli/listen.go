@@ -158,7 +158,19 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		tooLarge = true
 	}
+	rec, reply := r.screen(req, body, tooLarge, now)
+	reply = r.record(&rec, reply)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(rec.Status)
+	io.WriteString(w, reply+"\n")
+}
 
+// screen makes the record of a request received at now and answers what
+// needs no lock: 404 off the configured path, 413 for a body over the cap,
+// 401 for a signature that does not verify. Otherwise the returned record's
+// Status is 0, for record to decide, and its verdict is SignatureValid or
+// SignatureUnchecked.
+func (r *Receiver) screen(req *http.Request, body []byte, tooLarge bool, now time.Time) (ReceivedRequest, string) {
 	rec := ReceivedRequest{
 		Time:      now,
 		Method:    req.Method,
@@ -184,7 +196,14 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			rec.Signature = SignatureValid
 		}
 	}
+	return rec, reply
+}
 
+// record counts the request under the lock, sets its attempt number and,
+// when screen left it 0, its status (from Respond, FailFirst or Status),
+// keeps it among the last Keep requests, prints it and wakes WaitFor. It
+// returns the reply body: reply, or the one of the status it chose.
+func (r *Receiver) record(rec *ReceivedRequest, reply string) string {
 	r.mu.Lock()
 	r.total++
 	r.attempts[rec.WebhookID]++
@@ -201,18 +220,15 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			rec.Status, reply = r.cfg.Status, http.StatusText(r.cfg.Status)
 		}
 	}
-	r.requests = append(r.requests, rec)
+	r.requests = append(r.requests, *rec)
 	if len(r.requests) > r.cfg.Keep {
 		r.requests = append(r.requests[:0:0], r.requests[len(r.requests)-r.cfg.Keep:]...)
 	}
-	r.print(rec)
+	r.print(*rec)
 	close(r.changed)
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
-
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(rec.Status)
-	io.WriteString(w, reply+"\n")
+	return reply
 }
 
 // print writes rec to cfg.Out; the caller holds r.mu so lines never

@@ -137,6 +137,8 @@ func buildUpdateRequest(id, tenant string, fs *pflag.FlagSet, f *subscriptionFla
 	}, nil
 }
 
+// newSubscriptionsCommand returns `hookline subscriptions` and its
+// subcommands, each built by a helper below.
 func newSubscriptionsCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "subscriptions",
@@ -144,30 +146,60 @@ func newSubscriptionsCommand(g *globals) *cobra.Command {
 		Short:   "Create, inspect and manage webhook subscriptions",
 	}
 	tenant := tenantFlag(cmd)
+	get := subscriptionByIDCommand(g, tenant, "get", "Show a subscription", func(ctx context.Context, c *client, id, tenant string) (*hooklinev1.Subscription, error) {
+		return c.admin.GetSubscription(ctx, &hooklinev1.GetSubscriptionRequest{Id: id, Tenant: tenant})
+	})
+	enable := subscriptionByIDCommand(g, tenant, "enable", "Enable a subscription and redrive its parked deliveries", func(ctx context.Context, c *client, id, tenant string) (*hooklinev1.Subscription, error) {
+		return c.admin.EnableSubscription(ctx, &hooklinev1.EnableSubscriptionRequest{Id: id, Tenant: tenant})
+	})
+	cmd.AddCommand(
+		newSubscriptionCreateCommand(g, tenant),
+		newSubscriptionListCommand(g, tenant),
+		get,
+		newSubscriptionUpdateCommand(g, tenant),
+		newSubscriptionDeleteCommand(g, tenant),
+		enable,
+		newSubscriptionDisableCommand(g, tenant),
+		newSubscriptionRotateCommand(g, tenant),
+		newSubscriptionTestCommand(g, tenant),
+	)
+	return cmd
+}
 
-	// printSub prints the subscription a call returned.
-	printSub := func(c *client, s *hooklinev1.Subscription) error {
-		return c.out.object(s, subscriptionLines(s))
-	}
-	// byID builds a command "NAME ID" calling fn and printing the result.
-	byID := func(use, short string, fn func(ctx context.Context, c *client, id, tenant string) (*hooklinev1.Subscription, error)) *cobra.Command {
-		return &cobra.Command{
-			Use:   use + " ID",
-			Short: short,
-			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				return g.run(cmd, func(ctx context.Context, c *client) error {
-					s, err := fn(ctx, c, args[0], tenant(cmd))
-					if err != nil {
-						return rpcError(err)
-					}
-					return printSub(c, s)
-				})
-			},
+// subscriptionCall is an admin API call that returns a subscription.
+type subscriptionCall func(ctx context.Context, c *client) (*hooklinev1.Subscription, error)
+
+// runSubscriptionCall dials, makes call and prints the subscription it
+// returns. When the call fails nothing is printed and its error is
+// returned through rpcError (a gRPC status as a *StatusError).
+func runSubscriptionCall(g *globals, cmd *cobra.Command, call subscriptionCall) error {
+	return g.run(cmd, func(ctx context.Context, c *client) error {
+		s, err := call(ctx, c)
+		if err != nil {
+			return rpcError(err)
 		}
-	}
+		return c.out.object(s, subscriptionLines(s))
+	})
+}
 
-	// create
+// subscriptionByIDCommand builds a command "USE ID" that calls fn with the
+// ID argument and the tenant, and prints the subscription it returns.
+func subscriptionByIDCommand(g *globals, tenant func(*cobra.Command) string, use, short string, fn func(ctx context.Context, c *client, id, tenant string) (*hooklinev1.Subscription, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " ID",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSubscriptionCall(g, cmd, func(ctx context.Context, c *client) (*hooklinev1.Subscription, error) {
+				return fn(ctx, c, args[0], tenant(cmd))
+			})
+		},
+	}
+}
+
+// newSubscriptionCreateCommand returns `subscriptions create`; its flags
+// are checked before anything is dialled.
+func newSubscriptionCreateCommand(g *globals, tenant func(*cobra.Command) string) *cobra.Command {
 	var cf subscriptionFlags
 	create := &cobra.Command{
 		Use:   "create --tenant T --url URL --event-type PATTERN...",
@@ -186,18 +218,19 @@ subscription, not the deadline of the API call.`,
 			if err != nil {
 				return err
 			}
-			return g.run(cmd, func(ctx context.Context, c *client) error {
-				s, err := c.admin.CreateSubscription(ctx, req)
-				if err != nil {
-					return rpcError(err)
-				}
-				return printSub(c, s)
+			return runSubscriptionCall(g, cmd, func(ctx context.Context, c *client) (*hooklinev1.Subscription, error) {
+				return c.admin.CreateSubscription(ctx, req)
 			})
 		},
 	}
 	addSubscriptionFlags(create.Flags(), &cf)
+	return create
+}
 
-	// update
+// newSubscriptionUpdateCommand returns `subscriptions update`; only the
+// flags given go in the update mask, and they are checked before anything
+// is dialled.
+func newSubscriptionUpdateCommand(g *globals, tenant func(*cobra.Command) string) *cobra.Command {
 	var uf subscriptionFlags
 	update := &cobra.Command{
 		Use:   "update ID [flags]",
@@ -214,18 +247,18 @@ subscription, not the deadline of the API call.`,
 			if err != nil {
 				return err
 			}
-			return g.run(cmd, func(ctx context.Context, c *client) error {
-				s, err := c.admin.UpdateSubscription(ctx, req)
-				if err != nil {
-					return rpcError(err)
-				}
-				return printSub(c, s)
+			return runSubscriptionCall(g, cmd, func(ctx context.Context, c *client) (*hooklinev1.Subscription, error) {
+				return c.admin.UpdateSubscription(ctx, req)
 			})
 		},
 	}
 	addSubscriptionFlags(update.Flags(), &uf)
+	return update
+}
 
-	// list
+// newSubscriptionListCommand returns `subscriptions list`, filtered by
+// --state and paged by the list flags.
+func newSubscriptionListCommand(g *globals, tenant func(*cobra.Command) string) *cobra.Command {
 	var lf listFlags
 	var state string
 	listCmd := &cobra.Command{
@@ -254,23 +287,27 @@ subscription, not the deadline of the API call.`,
 	}
 	listCmd.Flags().StringVar(&state, "state", "", "only subscriptions in this state: enabled or disabled")
 	addListFlags(listCmd.Flags(), &lf)
+	return listCmd
+}
 
-	get := byID("get", "Show a subscription", func(ctx context.Context, c *client, id, tenant string) (*hooklinev1.Subscription, error) {
-		return c.admin.GetSubscription(ctx, &hooklinev1.GetSubscriptionRequest{Id: id, Tenant: tenant})
-	})
-	enable := byID("enable", "Enable a subscription and redrive its parked deliveries", func(ctx context.Context, c *client, id, tenant string) (*hooklinev1.Subscription, error) {
-		return c.admin.EnableSubscription(ctx, &hooklinev1.EnableSubscriptionRequest{Id: id, Tenant: tenant})
-	})
-
+// newSubscriptionDisableCommand returns `subscriptions disable ID`, with
+// its optional --reason.
+func newSubscriptionDisableCommand(g *globals, tenant func(*cobra.Command) string) *cobra.Command {
 	var reason string
-	disable := byID("disable", "Disable a subscription; new deliveries are parked", func(ctx context.Context, c *client, id, tenant string) (*hooklinev1.Subscription, error) {
+	disable := subscriptionByIDCommand(g, tenant, "disable", "Disable a subscription; new deliveries are parked", func(ctx context.Context, c *client, id, tenant string) (*hooklinev1.Subscription, error) {
 		return c.admin.DisableSubscription(ctx, &hooklinev1.DisableSubscriptionRequest{Id: id, Tenant: tenant, Reason: reason})
 	})
 	disable.Flags().StringVar(&reason, "reason", "", "why the subscription is disabled")
+	return disable
+}
 
+// newSubscriptionRotateCommand returns `subscriptions rotate-secret ID`.
+// --previous-ttl is sent only when given, and a negative one is refused
+// before anything is dialled.
+func newSubscriptionRotateCommand(g *globals, tenant func(*cobra.Command) string) *cobra.Command {
 	var previousTTL time.Duration
 	var previousTTLSet bool
-	rotate := byID("rotate-secret", "Generate a new signing secret", func(ctx context.Context, c *client, id, tenant string) (*hooklinev1.Subscription, error) {
+	rotate := subscriptionByIDCommand(g, tenant, "rotate-secret", "Generate a new signing secret", func(ctx context.Context, c *client, id, tenant string) (*hooklinev1.Subscription, error) {
 		req := &hooklinev1.RotateSubscriptionSecretRequest{Id: id, Tenant: tenant}
 		if previousTTLSet {
 			req.PreviousSecretTtl = durationpb.New(previousTTL)
@@ -288,8 +325,13 @@ grace period), so receivers can accept both while they switch over.`
 		}
 		return nil
 	}
+	return rotate
+}
 
-	del := &cobra.Command{
+// newSubscriptionDeleteCommand returns `subscriptions delete ID`, which
+// prints the response in JSON mode and a confirmation line otherwise.
+func newSubscriptionDeleteCommand(g *globals, tenant func(*cobra.Command) string) *cobra.Command {
+	return &cobra.Command{
 		Use:     "delete ID",
 		Aliases: []string{"rm"},
 		Short:   "Delete a subscription",
@@ -308,7 +350,11 @@ grace period), so receivers can accept both while they switch over.`
 			})
 		},
 	}
+}
 
+// newSubscriptionTestCommand returns `subscriptions test ID`; --data is
+// read before anything is dialled.
+func newSubscriptionTestCommand(g *globals, tenant func(*cobra.Command) string) *cobra.Command {
 	var testType, testData string
 	test := &cobra.Command{
 		Use:   "test ID",
@@ -335,7 +381,5 @@ grace period), so receivers can accept both while they switch over.`
 	}
 	test.Flags().StringVar(&testType, "type", "", "event type of the test event (default hookline.test)")
 	test.Flags().StringVar(&testData, "data", "", "JSON payload, @FILE or @- (default: generated)")
-
-	cmd.AddCommand(create, listCmd, get, update, del, enable, disable, rotate, test)
-	return cmd
+	return test
 }
