@@ -13,7 +13,7 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build the hookline CLI, the four service binaries and hookline-bench into ./bin.
+build: ## Build the hookline CLI and the service binaries into ./bin.
 	@mkdir -p $(BIN)
 	cd services && $(GO) build -o $(BIN)/ ./cmd/...
 
@@ -50,14 +50,15 @@ verify: vet ## Fail if generated code or docs are stale, code is unformatted or 
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
-	@set -e; for pkg in ./signature ./ssrf ./retry ./eventtype; do \
-	  for f in $$(cd pkg && $(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
-	    (cd pkg && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg); done; done
+	@set -e; for target in pkg:./signature pkg:./ssrf pkg:./retry pkg:./eventtype services:./internal/wire; do \
+	  mod=$${target%%:*}; pkg=$${target#*:}; \
+	  for f in $$(cd $$mod && $(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
+	    (cd $$mod && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg); done; done
 
 .PHONY: bench
-bench: ## Build the binaries, run every benchmark scenario on hookline dev (~15 min), update docs/benchmarks.{md,json}.
+bench: ## Build the binaries and hookline-bench, run every benchmark scenario (~15 min), update docs/benchmarks.{md,json}.
 	@mkdir -p $(BIN)
-	cd services && $(GO) build -o $(BIN)/ ./cmd/...
+	cd services && $(GO) build -o $(BIN)/ ./cmd/... ./bench/cmd/hookline-bench
 	$(BIN)/hookline-bench --hookline $(BIN)/hookline --results-dir bench-results \
 	  --json docs/benchmarks.json --markdown docs/benchmarks.md $(BENCH_FLAGS)
 

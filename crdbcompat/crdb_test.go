@@ -83,7 +83,8 @@ func TestMigrationsParse(t *testing.T) {
 // TestStoreStatementsParse runs the store conformance suite against
 // PostgreSQL while recording every statement the store sends (migrations,
 // transaction control, batches, copies), then parses each distinct one
-// with CockroachDB's parser.
+// with CockroachDB's parser and checks that none modifies a table twice
+// (ModifiesTableTwice).
 func TestStoreStatementsParse(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{seen: map[string]struct{}{}}
@@ -106,14 +107,23 @@ func TestStoreStatementsParse(t *testing.T) {
 		t.Fatalf("recorded %d distinct statements, want at least %d: is the tracer wired?\n%s",
 			len(stmts), minStatements, strings.Join(stmts, "\n"))
 	}
-	failed := 0
+	failed, twice := 0, 0
 	for _, sql := range stmts {
-		if _, err := ParseAll(sql); err != nil {
+		parsed, err := ParseAll(sql)
+		if err != nil {
 			failed++
 			t.Errorf("statement does not parse with CockroachDB's parser:\n%s\nerror: %v", sql, err)
+			continue
+		}
+		for _, stmt := range parsed {
+			if table := ModifiesTableTwice(stmt); table != "" {
+				twice++
+				t.Errorf("statement modifies table %s more than once, which CockroachDB refuses "+
+					"(sql.multiple_modifications_of_table.enabled is off by default):\n%s", table, sql)
+			}
 		}
 	}
-	t.Logf("checked %d distinct statements (of %d sent); %d do not parse", len(stmts), rec.total(), failed)
+	t.Logf("checked %d distinct statements (of %d sent); %d do not parse, %d modify a table twice", len(stmts), rec.total(), failed, twice)
 
 	// Options.Tracer must see the migrations too, or the check above
 	// would silently skip the DDL.

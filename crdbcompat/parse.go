@@ -132,3 +132,126 @@ func tableDefHashSharded(def tree.TableDef) bool {
 	}
 	return false
 }
+
+// ModifiedTables returns the table modified by each data-modifying
+// statement within stmt (INSERT, UPSERT, UPDATE, DELETE): stmt itself, its
+// common table expressions (WITH), nested ones, and statement sources in
+// FROM clauses (CockroachDB's `[INSERT ... RETURNING ...]`), in the order
+// found; a table modified twice appears twice. Names are unqualified.
+//
+// CockroachDB refuses a statement that modifies one table more than once
+// ("multiple modification subqueries of the same table ... are not
+// supported") unless the cluster setting
+// sql.multiple_modifications_of_table.enabled is on, which Hookline does
+// not require; PostgreSQL accepts such statements, so only this check
+// catches them before a run on a cluster.
+func ModifiedTables(stmt tree.Statement) []string {
+	var w modWalker
+	w.statement(stmt)
+	return w.tables
+}
+
+// ModifiesTableTwice reports a table that stmt modifies more than once
+// (see ModifiedTables), or "" if there is none.
+func ModifiesTableTwice(stmt tree.Statement) string {
+	seen := map[string]bool{}
+	for _, t := range ModifiedTables(stmt) {
+		if seen[t] {
+			return t
+		}
+		seen[t] = true
+	}
+	return ""
+}
+
+// modWalker collects the tables modified within a statement.
+type modWalker struct{ tables []string }
+
+func (w *modWalker) statement(stmt tree.Statement) {
+	switch s := stmt.(type) {
+	case *tree.Insert:
+		w.with(s.With)
+		w.target(s.Table)
+		if s.Rows != nil {
+			w.selectNode(s.Rows)
+		}
+	case *tree.Update:
+		w.with(s.With)
+		w.target(s.Table)
+		w.tableExprs(s.From)
+	case *tree.Delete:
+		w.with(s.With)
+		w.target(s.Table)
+		w.tableExprs(s.Using)
+	case *tree.Select:
+		w.selectNode(s)
+	case *tree.ParenSelect:
+		w.selectNode(s.Select)
+	}
+}
+
+func (w *modWalker) with(with *tree.With) {
+	if with == nil {
+		return
+	}
+	for _, cte := range with.CTEList {
+		w.statement(cte.Stmt)
+	}
+}
+
+func (w *modWalker) selectNode(s *tree.Select) {
+	if s == nil {
+		return
+	}
+	w.with(s.With)
+	w.selectStatement(s.Select)
+}
+
+func (w *modWalker) selectStatement(s tree.SelectStatement) {
+	switch s := s.(type) {
+	case *tree.ParenSelect:
+		w.selectNode(s.Select)
+	case *tree.SelectClause:
+		w.tableExprs(s.From.Tables)
+	case *tree.UnionClause:
+		w.selectNode(s.Left)
+		w.selectNode(s.Right)
+	}
+}
+
+func (w *modWalker) tableExprs(exprs tree.TableExprs) {
+	for _, e := range exprs {
+		w.tableExpr(e)
+	}
+}
+
+func (w *modWalker) tableExpr(e tree.TableExpr) {
+	switch e := e.(type) {
+	case *tree.AliasedTableExpr:
+		w.tableExpr(e.Expr)
+	case *tree.ParenTableExpr:
+		w.tableExpr(e.Expr)
+	case *tree.JoinTableExpr:
+		w.tableExpr(e.Left)
+		w.tableExpr(e.Right)
+	case *tree.StatementSource:
+		w.statement(e.Statement)
+	case *tree.Subquery:
+		w.selectStatement(e.Select)
+	}
+}
+
+// target records the table a data-modifying statement writes.
+func (w *modWalker) target(e tree.TableExpr) {
+	if a, ok := e.(*tree.AliasedTableExpr); ok {
+		e = a.Expr
+	}
+	switch t := e.(type) {
+	case *tree.TableName:
+		w.tables = append(w.tables, t.Table())
+	case *tree.UnresolvedObjectName:
+		w.tables = append(w.tables, t.Object())
+	default:
+		w.tables = append(w.tables, tree.AsString(e))
+	}
+}

@@ -117,3 +117,32 @@ func firstLine(err error) string {
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
 }
+
+// TestModifiesTableTwice: statements that modify one table twice, which
+// CockroachDB refuses without a cluster setting, are found wherever the
+// modifications sit; statements that modify each table once, or read the
+// table they modify, are not flagged.
+func TestModifiesTableTwice(t *testing.T) {
+	t.Parallel()
+	for sql, want := range map[string]string{
+		`WITH a AS (INSERT INTO t (x) VALUES (1) RETURNING x) DELETE FROM t WHERE x = 2`:                                                       "t",
+		`WITH a AS (DELETE FROM t RETURNING x) INSERT INTO t SELECT x FROM a ON CONFLICT (x) DO UPDATE SET x = excluded.x`:                     "t",
+		`WITH a AS (UPDATE public.t SET x = 1 RETURNING x), b AS (DELETE FROM t RETURNING x) SELECT (SELECT count(*) FROM a), 1`:               "t",
+		`WITH a AS (WITH b AS (DELETE FROM t RETURNING x) SELECT x FROM b) INSERT INTO t SELECT x FROM a`:                                      "t",
+		`SELECT * FROM [INSERT INTO t VALUES (1) RETURNING x] AS a, [DELETE FROM t RETURNING x] AS b`:                                          "t",
+		`UPSERT INTO t (x) SELECT x FROM [DELETE FROM t RETURNING x]`:                                                                          "t",
+		`WITH u AS (UPDATE deliveries SET status = 'dead' RETURNING id) DELETE FROM scheduled_retries WHERE delivery_id IN (SELECT id FROM u)`: "",
+		`INSERT INTO t SELECT * FROM t ON CONFLICT (x) DO NOTHING`:                                                                             "",
+		`DELETE FROM t WHERE (x, y) IN (SELECT r.x, r.y FROM t AS r JOIN unnest($1::INT8[]) AS f (x) ON f.x = r.x)`:                            "",
+		`SELECT 1`: "",
+	} {
+		stmt, err := ParseOne(sql)
+		if err != nil {
+			t.Errorf("ParseOne(%q): %v", sql, err)
+			continue
+		}
+		if got := ModifiesTableTwice(stmt); got != want {
+			t.Errorf("ModifiesTableTwice(%q) = %q, want %q (modified: %q)", sql, got, want, ModifiedTables(stmt))
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
-	"strconv"
 	"strings"
 	"time"
 
@@ -55,17 +54,6 @@ func Delivery(eventID, subscriptionID string) string {
 
 // deliveryHashLen is how much of the hash a delivery ID carries.
 const deliveryHashLen = 13
-
-// AttemptMessage is the broker deduplication ID of one attempt of a
-// delivery.
-func AttemptMessage(deliveryID string, attempt int) string {
-	var b strings.Builder
-	b.Grow(len(deliveryID) + 8)
-	b.WriteString(deliveryID)
-	b.WriteString(".a")
-	b.WriteString(strconv.Itoa(attempt))
-	return b.String()
-}
 
 func hash(a, b string) string {
 	h := sha256.New()

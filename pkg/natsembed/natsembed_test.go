@@ -2,6 +2,7 @@ package natsembed_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
 	"testing"
@@ -13,11 +14,16 @@ import (
 
 	"github.com/hookline/hookline/pkg/natsembed"
 	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
+	"github.com/hookline/hookline/pkg/poll"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
+
+// attemptTimeout bounds each broker request a test makes after a restart;
+// poll retries it within its own, generous deadline.
+const attemptTimeout = 2 * time.Second
 
 func TestStartRequiresStoreDir(t *testing.T) {
 	t.Parallel()
@@ -52,15 +58,7 @@ func TestStartRestartKeepsData(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(u, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natsembedtest.JetStream(t, u, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatal(err)
 	}
@@ -74,24 +72,24 @@ func TestStartRestartKeepsData(t *testing.T) {
 	}
 	s.Shutdown() // second call is a no-op
 
-	// The client reconnects to the new server, which has the stored message.
+	// The client reconnects to the new server, which has the stored
+	// message. A request sent while the client reconnects can be lost
+	// with the old connection and is then never answered: each attempt
+	// has its own deadline, so a lost one costs attemptTimeout, not the
+	// whole wait.
 	var msg *jetstream.RawStreamMsg
-	for {
-		st, err := js.Stream(ctx, "T")
-		if err == nil {
-			msg, err = st.GetMsg(ctx, 1)
+	poll.UntilReason(t, "the stored message after the restart", func() (bool, string) {
+		actx, cancel := context.WithTimeout(t.Context(), attemptTimeout)
+		defer cancel()
+		st, err := js.Stream(actx, "T")
+		if err != nil {
+			return false, fmt.Sprintf("stream info: %v", err)
 		}
-		if err == nil {
-			break
+		if msg, err = st.GetMsg(actx, 1); err != nil {
+			return false, fmt.Sprintf("get message 1: %v", err)
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("message not found after restart: %v", err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return true, ""
+	})
 	if string(msg.Data) != "hello" {
 		t.Fatalf("got %q after restart", msg.Data)
 	}

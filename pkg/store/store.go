@@ -154,12 +154,26 @@ type Attempt struct {
 	Error          string // network error, timeout, refused by the SSRF guard...
 }
 
-// AttemptResult is an attempt together with the delivery status it leads to.
+// AttemptResult is an attempt together with what it leads to: the
+// delivery's new status and, when the delivery is retrying, when its next
+// attempt is due. The delivery service decides all of it and RecordAttempts
+// writes all of it in one transaction, so an attempt is never recorded
+// without its consequence.
 type AttemptResult struct {
 	Attempt Attempt
 	// Status becomes the delivery's status, provided no higher-numbered
 	// attempt of the same delivery is already recorded.
 	Status DeliveryStatus
+	// NextAttemptAt is when attempt Attempt.Number+1 is due. It is required
+	// with Status retrying (RecordAttempts schedules that attempt, as
+	// ScheduleRetries would, and sets the delivery's NextAttemptAt) and
+	// ignored with any other status.
+	NextAttemptAt time.Time
+	// DeliveryError, when not empty, becomes the delivery's LastError
+	// instead of the attempt's Error: dead-lettering says why the delivery
+	// ended ("retry schedule exhausted after 8 attempts: endpoint returned
+	// 500"). The attempt keeps its own Error.
+	DeliveryError string
 }
 
 // ScheduledRetry is a durable due time for the next attempt of a delivery.
@@ -263,20 +277,32 @@ type Store interface {
 	// atomically: either all of them are stored or, on error, none. A row
 	// whose ID exists is left as is, and of several rows with one ID only
 	// the first counts; either slice may be empty. A delivery's empty
-	// Status is stored as pending and its zero UpdatedAt as CreatedAt. It
-	// is fanout's one write per batch: one transaction and, where the store
-	// is across a network, one round trip.
+	// Status is stored as pending and its zero UpdatedAt as CreatedAt. A
+	// delivery inserted with a non-zero NextAttemptAt also gets a scheduled
+	// retry of its next attempt (Attempts+1: attempt 1 for a new delivery)
+	// due then, in the same transaction, so the scheduler releases its
+	// first attempt (the admin API's test event); a delivery that existed
+	// already gets none, so repeating a call does not bring back a retry
+	// released since. It is fanout's one write per batch: one transaction
+	// and, where the store is across a network, one round trip.
 	InsertFanout(ctx context.Context, events []Event, ds []Delivery) error
 	// GetDelivery returns the delivery with id, or ErrNotFound.
 	GetDelivery(ctx context.Context, tenant, id string) (*Delivery, error)
 	// ListDeliveries returns one page, newest first, and the next token.
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, string, error)
 
-	// RecordAttempts stores attempts and moves each delivery to its new
-	// status, in one transaction. An attempt already recorded (same
-	// delivery and number) is ignored, and a delivery whose recorded
-	// attempt count is already at or above the attempt's number keeps
-	// its status.
+	// RecordAttempts stores attempts and their consequences in one
+	// transaction: each delivery moves to its new status (LastError from
+	// DeliveryError or the attempt's Error); a retrying delivery gets its
+	// next attempt scheduled at NextAttemptAt (replacing any scheduled
+	// retry and its lease); a final status (succeeded, dead, parked) clears
+	// NextAttemptAt and removes the delivery's scheduled retries for that
+	// attempt or earlier ones. An attempt already recorded (same delivery
+	// and number) is ignored with all its consequences, which were written
+	// with it; a delivery whose recorded attempt count is already at or
+	// above the attempt's number keeps its status and schedule. A result
+	// with Status retrying and a zero NextAttemptAt is an error, and
+	// nothing of the batch is written.
 	RecordAttempts(ctx context.Context, results []AttemptResult) error
 	// ListAttempts returns one page, newest first, and the next token.
 	ListAttempts(ctx context.Context, f AttemptFilter) ([]Attempt, string, error)

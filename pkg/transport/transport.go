@@ -1,9 +1,11 @@
 // Package transport is the neutral contract between Hookline's services and
 // the message broker that carries work between them.
 //
-// Two implementations exist: natsjs (NATS JetStream, the default) and kafka.
-// Both pass the conformance suite in transporttest, which is the executable
-// form of the guarantees documented here.
+// natsjs (NATS JetStream) implements it; a Kafka implementation is planned.
+// Every implementation must pass the conformance suite in transporttest,
+// which is the executable form of the guarantees documented here. The
+// format of the messages (headers, IDs, consumer groups) belongs to the
+// services (services/internal/wire), not to the transport.
 package transport
 
 import (
@@ -12,23 +14,22 @@ import (
 	"time"
 )
 
-// Stream names one of the three queues of the pipeline.
+// Stream names one of the two queues of the pipeline.
 type Stream string
 
-// The three streams of the pipeline.
+// The two streams of the pipeline.
 const (
 	// Events carries accepted events from ingest to fanout. Retention is
 	// time-bounded (not work-queue) so events can be replayed from the log.
 	Events Stream = "events"
-	// Deliveries carries one message per (event, subscription) pair from
-	// fanout (and from the scheduler, for retries) to delivery.
+	// Deliveries carries one message per attempt to make: first attempts
+	// from fanout, retries (and put-off attempts) from the scheduler when
+	// they fall due.
 	Deliveries Stream = "deliveries"
-	// Retries carries failed deliveries from delivery to the scheduler.
-	Retries Stream = "retries"
 )
 
 // Streams lists every stream, in pipeline order.
-var Streams = []Stream{Events, Deliveries, Retries}
+var Streams = []Stream{Events, Deliveries}
 
 // Message is one unit of work on a stream.
 type Message struct {
@@ -117,10 +118,43 @@ type Consumer interface {
 	Consume(ctx context.Context, stream Stream, cfg ConsumerConfig, h Handler) error
 }
 
+// Notifier carries signals: small, best-effort messages to every process
+// listening on a topic at the time they are sent. Signals are stored
+// nowhere: a process that is not listening, or disconnected, misses them,
+// and a listener that falls behind may miss some. They only make work
+// happen sooner (the scheduler learns of a short due time without polling
+// for it); they must never be the only way work is found.
+//
+// A topic is 1 to 128 ASCII letters, digits, '-' and '_'; Notify and
+// Listen refuse any other.
+type Notifier interface {
+	// Notify sends data to every current listener of topic, in this
+	// process and any other connected to the same broker. It returns once
+	// the signal is handed to the connection, not once it arrived
+	// anywhere; an error means it was certainly not sent. Notify without
+	// any listener succeeds. It does not keep data after it returns.
+	Notify(ctx context.Context, topic string, data []byte) error
+	// Listen calls fn with the data of every signal sent on topic from the
+	// moment it returns until stop is called, one call at a time. data
+	// round-trips byte for byte (an empty signal is a call with empty
+	// data) and fn may keep it. Signals that arrive while fn runs wait in
+	// a queue whose bound the implementation chooses; beyond it they are
+	// dropped rather than hold up other traffic. A listener keeps
+	// listening across reconnects, missing what is sent while it is
+	// disconnected.
+	//
+	// stop waits for a running call of fn to return; after it, fn is not
+	// called again. stop is idempotent and may be called after Close; fn
+	// must not call stop or Close. Listen fails if the subscription cannot
+	// be registered with the broker before ctx ends.
+	Listen(ctx context.Context, topic string, fn func(data []byte)) (stop func(), err error)
+}
+
 // Transport is a connected broker client.
 type Transport interface {
 	Publisher
 	Consumer
+	Notifier
 	// Backlog reports how many messages of stream wait for the consumer
 	// group: published, not yet acknowledged, and not yet taken by any
 	// member. Messages a member has taken (in its handlers, or prefetched
@@ -130,26 +164,11 @@ type Transport interface {
 	Backlog(ctx context.Context, stream Stream, group string) (int64, error)
 	// Ready reports whether the broker is reachable, for /readyz.
 	Ready(ctx context.Context) error
-	// Close releases the connection. In-flight Consume calls must be
-	// cancelled through their contexts first.
+	// Close releases the connection and stops every listener as its stop
+	// function would. In-flight Consume calls must be cancelled through
+	// their contexts first.
 	Close() error
 }
 
 // ErrClosed is returned by operations on a closed Transport.
 var ErrClosed = errors.New("transport: closed")
-
-// Header names shared by every service. Values are strings.
-const (
-	HeaderEventID        = "hookline-event-id"
-	HeaderTenant         = "hookline-tenant"
-	HeaderEventType      = "hookline-event-type"
-	HeaderOccurredAt     = "hookline-occurred-at" // RFC 3339 with nanoseconds
-	HeaderReceivedAt     = "hookline-received-at" // RFC 3339 with nanoseconds
-	HeaderLabels         = "hookline-labels"      // JSON object of string labels
-	HeaderDeliveryID     = "hookline-delivery-id"
-	HeaderSubscriptionID = "hookline-subscription-id"
-	HeaderAttempt        = "hookline-attempt"     // 1-based number of the attempt to make
-	HeaderRetryAfter     = "hookline-retry-after" // seconds the receiver asked us to wait
-	HeaderTraceparent    = "traceparent"
-	HeaderTracestate     = "tracestate"
-)

@@ -40,51 +40,13 @@ func RunBaseline(ctx context.Context, rcv *Receiver, posts, workers int) (Baseli
 	url := rcv.BaselineURL()
 	before := rcv.baselineLog().delivered.Load()
 	base := rcv.baselineSeq.Add(int64(posts)) - int64(posts) // sequence numbers of this run
-	var (
-		next   atomic.Int64
-		errs   atomic.Int64
-		wg     sync.WaitGroup
-		first  error
-		firstM sync.Once
-	)
 	cpu0 := selfCPU()
 	start := time.Now()
-	for range workers {
-		wg.Go(func() {
-			buf := make([]byte, 0, PayloadSize)
-			for {
-				seq := next.Add(1) - 1
-				if seq >= int64(posts) || ctx.Err() != nil {
-					return
-				}
-				buf = AppendPayload(buf[:0], time.Now().UnixNano(), base+seq)
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(buf))
-				if err != nil {
-					errs.Add(1)
-					firstM.Do(func() { first = err })
-					continue
-				}
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("webhook-id", "base_"+strconv.FormatInt(base+seq, 10))
-				resp, err := client.Do(req)
-				if err != nil {
-					errs.Add(1)
-					firstM.Do(func() { first = err })
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				_ = resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					errs.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	failed, first := postBaseline(ctx, client, url, base, posts, workers)
 	elapsed := time.Since(start)
 	res := BaselineResult{
 		Posts: posts, Workers: workers, Seconds: elapsed.Seconds(),
-		PerSecond: float64(posts) / elapsed.Seconds(), Errors: errs.Load(),
+		PerSecond: float64(posts) / elapsed.Seconds(), Errors: failed,
 		CPUSeconds: selfCPU() - cpu0,
 	}
 	if err := ctx.Err(); err != nil {
@@ -97,4 +59,59 @@ func RunBaseline(ctx context.Context, rcv *Receiver, posts, workers int) (Baseli
 		return res, fmt.Errorf("baseline: the receiver recorded %d of %d POSTs", got, posts)
 	}
 	return res, nil
+}
+
+// postBaseline sends posts POSTs of sequence numbers base onwards to url
+// from workers goroutines sharing client, and returns once every worker
+// has stopped: after the last POST, or as soon as ctx is done. It returns
+// how many POSTs failed (not sent, or not answered 200) and the first
+// error met.
+func postBaseline(ctx context.Context, client *http.Client, url string, base int64, posts, workers int) (int64, error) {
+	var (
+		next   atomic.Int64
+		errs   atomic.Int64
+		wg     sync.WaitGroup
+		first  error
+		firstM sync.Once
+	)
+	for range workers {
+		wg.Go(func() {
+			buf := make([]byte, 0, PayloadSize)
+			for {
+				seq := next.Add(1) - 1
+				if seq >= int64(posts) || ctx.Err() != nil {
+					return
+				}
+				buf = AppendPayload(buf[:0], time.Now().UnixNano(), base+seq)
+				ok, err := postOne(ctx, client, url, buf, base+seq)
+				if !ok {
+					errs.Add(1)
+				}
+				if err != nil {
+					firstM.Do(func() { first = err })
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errs.Load(), first
+}
+
+// postOne POSTs payload to url with the webhook-id of sequence number seq
+// and reads the answer whole. ok is whether it was answered 200; err says
+// why a request could not be made or sent.
+func postOne(ctx context.Context, client *http.Client, url string, payload []byte, seq int64) (ok bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("webhook-id", "base_"+strconv.FormatInt(seq, 10))
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/hookline/hookline/pkg/store/sqlite"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
+	"github.com/hookline/hookline/services/internal/wire"
 )
 
 // Floor settings. The batches are larger than the pipeline's own at the
@@ -156,17 +157,18 @@ func (f *FloorResult) measureBroker(ctx context.Context, dir string, messages in
 }
 
 // floorMessage is a message as fanout publishes a delivery: a PayloadSize
-// body and the hookline-* headers.
+// body and the hookline-* headers of package wire (those of an event and
+// of a delivery, so both hops carry as many).
 func floorMessage(id string, data []byte) transport.Message {
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	return transport.Message{
 		ID:      id,
 		Subject: "acme.order.created",
 		Headers: map[string]string{
-			transport.HeaderEventID: id, transport.HeaderTenant: "acme", transport.HeaderEventType: "order.created",
-			transport.HeaderOccurredAt: now, transport.HeaderReceivedAt: now,
-			transport.HeaderDeliveryID: id, transport.HeaderSubscriptionID: "sub_floor", transport.HeaderAttempt: "1",
-			transport.HeaderTraceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+			wire.HeaderEventID: id, wire.HeaderTenant: "acme", wire.HeaderEventType: "order.created",
+			wire.HeaderOccurredAt: now, wire.HeaderReceivedAt: now,
+			wire.HeaderDeliveryID: id, wire.HeaderSubscriptionID: "sub_floor", wire.HeaderAttempt: "1",
+			wire.HeaderTraceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 		},
 		Data: data,
 	}

@@ -110,7 +110,23 @@ func (g *generator) run(ctx context.Context, first, end int64) {
 			}
 		})
 	}
-	// The pacer.
+	g.pace(ctx, first, end, func(j int64) {
+		mu.Lock()
+		due = j
+		mu.Unlock()
+		cond.Broadcast()
+	})
+	mu.Lock()
+	over = true
+	mu.Unlock()
+	cond.Broadcast()
+	wg.Wait()
+}
+
+// pace is the pacer of run: it calls setDue(j) each time events up to
+// j-1 have fallen due (their scheduled time has come), in order, until
+// every event first..end-1 is due or ctx is done.
+func (g *generator) pace(ctx context.Context, first, end int64, setDue func(j int64)) {
 	for i := first; i < end; {
 		now := time.Now().UnixNano()
 		j := i
@@ -118,10 +134,7 @@ func (g *generator) run(ctx context.Context, first, end int64) {
 			j++
 		}
 		if j > i {
-			mu.Lock()
-			due = j
-			mu.Unlock()
-			cond.Broadcast()
+			setDue(j)
 			i = j
 			continue
 		}
@@ -134,11 +147,6 @@ func (g *generator) run(ctx context.Context, first, end int64) {
 		case <-t.C:
 		}
 	}
-	mu.Lock()
-	over = true
-	mu.Unlock()
-	cond.Broadcast()
-	wg.Wait()
 }
 
 // publish sends events a..b-1 in one PublishBatch call and records the

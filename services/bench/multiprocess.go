@@ -21,11 +21,18 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/services/internal/childproc"
+	"github.com/hookline/hookline/services/internal/servicetable"
 )
 
 // serviceBinaries are the service executables of the multiprocess stack,
-// expected beside the hookline binary.
-var serviceBinaries = []string{"hookline-ingest", "hookline-fanout", "hookline-delivery", "hookline-scheduler"}
+// expected beside the hookline binary: one per entry of the service table.
+var serviceBinaries = func() []string {
+	var bins []string
+	for _, svc := range servicetable.All() {
+		bins = append(bins, svc.Binary())
+	}
+	return bins
+}()
 
 // loopbackCIDRs are allow-listed for subscription URLs and deliveries.
 const loopbackCIDRs = "127.0.0.0/8,::1/128"
@@ -140,19 +147,9 @@ type multiStack struct {
 // startMultiprocess starts nats-server, migrates a fresh database and
 // starts the four services, waiting until each is ready.
 func startMultiprocess(ctx context.Context, cfg Config, dir string, logger *slog.Logger) (_ *multiStack, err error) {
-	hookline, err := filepath.Abs(cfg.Hookline)
+	hookline, natsBin, err := multiprocessBinaries(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("multiprocess stack: %w", err)
-	}
-	binDir := filepath.Dir(hookline)
-	for _, b := range serviceBinaries {
-		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
-			return nil, fmt.Errorf("multiprocess stack: %s beside %s: %w (make build builds them)", b, cfg.Hookline, err)
-		}
-	}
-	natsBin, err := exec.LookPath(cfg.NATSServer)
-	if err != nil {
-		return nil, fmt.Errorf("multiprocess stack: nats-server: %w", err)
+		return nil, err
 	}
 	m := &multiStack{adminURL: cfg.PostgresURL, keep: cfg.KeepData, logger: logger}
 	defer func() {
@@ -160,41 +157,95 @@ func startMultiprocess(ctx context.Context, cfg Config, dir string, logger *slog
 			_ = m.stop()
 		}
 	}()
+	store, err := m.createDatabase(ctx, hookline)
+	if err != nil {
+		return nil, err
+	}
+	natsAddr, err := m.startNATS(ctx, dir, natsBin)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.startServices(ctx, cfg, dir, filepath.Dir(hookline), natsAddr, store); err != nil {
+		return nil, err
+	}
+	m.pgCPU0 = postgresCPU()
+	return m, nil
+}
+
+// multiprocessBinaries returns the absolute path of the hookline binary,
+// having checked that every service binary lies beside it, and the path of
+// nats-server.
+func multiprocessBinaries(cfg Config) (hookline, natsBin string, err error) {
+	hookline, err = filepath.Abs(cfg.Hookline)
+	if err != nil {
+		return "", "", fmt.Errorf("multiprocess stack: %w", err)
+	}
+	binDir := filepath.Dir(hookline)
+	for _, b := range serviceBinaries {
+		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
+			return "", "", fmt.Errorf("multiprocess stack: %s beside %s: %w (make build builds them)", b, cfg.Hookline, err)
+		}
+	}
+	natsBin, err = exec.LookPath(cfg.NATSServer)
+	if err != nil {
+		return "", "", fmt.Errorf("multiprocess stack: nats-server: %w", err)
+	}
+	return hookline, natsBin, nil
+}
+
+// createDatabase creates a database of a random name on the PostgreSQL
+// server, recorded in m so that stop drops it, and migrates it with
+// hookline. It returns the database's URL.
+func (m *multiStack) createDatabase(ctx context.Context, hookline string) (string, error) {
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
 	m.dbName = "hookline_bench_" + hex.EncodeToString(suffix)
 	if err := m.psql(ctx, "CREATE DATABASE "+m.dbName); err != nil {
-		return nil, err
+		return "", err
 	}
-	store, err := withDatabase(cfg.PostgresURL, m.dbName)
+	store, err := withDatabase(m.adminURL, m.dbName)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	migrate := exec.CommandContext(ctx, hookline, "migrate", "--store", store, "--log-level", "warn")
 	migrate.Env = childproc.Env()
 	if out, err := migrate.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("hookline migrate: %w\n%s", err, out)
+		return "", fmt.Errorf("hookline migrate: %w\n%s", err, out)
 	}
+	return store, nil
+}
 
+// startNATS starts nats-server with JetStream in dir on free loopback
+// ports and waits until it is healthy. It returns its client address.
+func (m *multiStack) startNATS(ctx context.Context, dir, natsBin string) (string, error) {
 	natsAddr, err := freeAddr()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	monAddr, err := freeAddr()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	host, port, _ := net.SplitHostPort(natsAddr)
 	_, monPort, _ := net.SplitHostPort(monAddr)
 	if m.nats, err = startChild("nats-server", dir, natsBin, "-a", host, "-p", port, "-m", monPort,
 		"-js", "-sd", filepath.Join(dir, "jetstream"), "-n", "hookline-bench"); err != nil {
-		return nil, err
+		return "", err
 	}
 	if err := m.nats.waitHTTP200(ctx, "http://"+monAddr+"/healthz"); err != nil {
-		return nil, err
+		return "", err
 	}
+	return natsAddr, nil
+}
+
+// startServices starts every service binary of binDir on nats-server at
+// natsAddr and the database store, each with its own ops address (pprof
+// on) and ingest's gRPC address recorded in m, and waits until every one
+// is ready.
+func (m *multiStack) startServices(ctx context.Context, cfg Config, dir, binDir, natsAddr, store string) error {
+	var err error
 	if m.grpc, err = freeAddr(); err != nil {
-		return nil, err
+		return err
 	}
 	own := map[string][]string{
 		"hookline-ingest":   {"--ingest-grpc-addr", m.grpc, "--ingest-http-addr=", "--ingest-allow-cidrs", loopbackCIDRs},
@@ -203,24 +254,23 @@ func startMultiprocess(ctx context.Context, cfg Config, dir string, logger *slog
 	for _, b := range serviceBinaries {
 		ops, err := freeAddr()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		args := append([]string{"--nats-url", "nats://" + natsAddr, "--store", store, "--ops-addr", ops, "--pprof",
 			"--log-format", "text", "--log-level", cfg.DevLogLevel}, own[b]...)
 		c, err := startChild(b, dir, filepath.Join(binDir, b), args...)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		c.opsAddr = ops
 		m.services = append(m.services, c)
 	}
 	for _, c := range m.services {
 		if err := c.waitHTTP200(ctx, "http://"+c.opsAddr+"/readyz"); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	m.pgCPU0 = postgresCPU()
-	return m, nil
+	return nil
 }
 
 // psql runs one SQL command on the PostgreSQL server.

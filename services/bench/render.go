@@ -123,7 +123,31 @@ type section struct {
 // sections are the report's tables, shared by the text and markdown
 // renderings.
 func (r *Report) sections() []section {
-	var out []section
+	out := []section{{fmt.Sprintf("Baseline: %s POSTs/s (the higher run; every ratio below is against it)", num(r.Baseline.PerSecond)), r.baselineTable()}}
+	if f := r.Floor; f != nil {
+		out = append(out, section{fmt.Sprintf("Floor: the parts every delivery goes through, each measured alone in the harness at large batches (%s messages or deliveries each; a lower bound on a delivery's cost)", num(float64(f.Messages))), f.table()})
+	}
+	out = append(out, section{"Figures (latency: scheduled publish time to first receipt, healthy endpoints)", r.figuresTable()})
+	if cmp := r.comparisons(); len(cmp) > 1 {
+		out = append(out, section{"Slow and failing endpoints against fan-out 1→10 (healthy endpoints only)", cmp})
+	}
+	if bl := r.backlogTable(); len(bl) > 1 {
+		out = append(out, section{"Backlog", bl})
+	}
+	out = append(out, section{"Ledger (published pairs = delivered + dead-lettered + missing + slow queued; missing > 0 fails the scenario)", r.ledgerTable()})
+	if steps := r.stepsTable(); len(steps) > 1 {
+		out = append(out, section{"Steps", steps})
+	}
+	barTitle := "Against the bar of issue 4"
+	if r.Settings.StackName == StackMultiprocess {
+		barTitle += " (set for the embedded stack, hookline dev; shown for reference)"
+	}
+	return append(out, section{barTitle, r.barTable()})
+}
+
+// baselineTable has a row per baseline run, the first "before" and the
+// others "after".
+func (r *Report) baselineTable() table {
 	base := table{{"baseline run", "POSTs", "workers", "seconds", "POSTs/s", "harness CPU s"}}
 	for i, b := range r.Baseline.Runs {
 		when := "before"
@@ -132,53 +156,54 @@ func (r *Report) sections() []section {
 		}
 		base = append(base, []string{when, num(float64(b.Posts)), fmt.Sprint(b.Workers), fmt.Sprintf("%.2f", b.Seconds), num(b.PerSecond), fmt.Sprintf("%.1f", b.CPUSeconds)})
 	}
-	out = append(out, section{fmt.Sprintf("Baseline: %s POSTs/s (the higher run; every ratio below is against it)", num(r.Baseline.PerSecond)), base})
-	if f := r.Floor; f != nil {
-		out = append(out, section{fmt.Sprintf("Floor: the parts every delivery goes through, each measured alone in the harness at large batches (%s messages or deliveries each; a lower bound on a delivery's cost)", num(float64(f.Messages))), f.table()})
-	}
+	return base
+}
 
+// figuresTable has a row of headline figures per scenario (see
+// figuresRow).
+func (r *Report) figuresTable() table {
 	figs := table{{"scenario", "status", "max events/s", "max deliveries/s", "× baseline", "latency run at", "p50", "p90", "p99", "max", "Hookline CPU µs/delivery", "Hookline CPU s", "Hookline peak RSS"}}
 	for _, s := range r.Scenarios {
-		row := []string{s.Name, s.Status}
-		if s.Status != StatusOK {
-			// A failed scenario gives no figures; its steps and problems
-			// below are the evidence.
-			row = append(row, "—", "—", "—", "—", "—", "—", "—", "—", "—",
-				fmt.Sprintf("%.1f", s.Hookline.CPUSeconds), bytesHuman(s.Hookline.PeakRSSBytes))
-			figs = append(figs, row)
-			continue
-		}
-		if s.Max != nil {
-			bound := ""
-			if !s.Max.Saturated {
-				bound = "≥ "
-			}
-			row = append(row, bound+num(s.Max.EventsPerSec), bound+num(s.Max.HealthyPerSec)+healthyNote(s), fmt.Sprintf("%.3f", s.Max.Ratio))
-		} else if s.Backlog != nil {
-			row = append(row, "—", num(s.Backlog.DrainPerSec)+" (drain)", fmt.Sprintf("%.3f", s.Backlog.Ratio))
-		} else {
-			row = append(row, "none passed", "—", "—")
-		}
-		if l := s.Latency; l != nil {
-			row = append(row, fmt.Sprintf("%s ev/s", num(l.EventsPerSec)), msStr(l.Latency.P50Ms), msStr(l.Latency.P90Ms), msStr(l.Latency.P99Ms), msStr(l.Latency.MaxMs))
-		} else {
-			row = append(row, "—", "—", "—", "—", "—")
-		}
-		cpu := "—"
-		if s.Max != nil && s.Max.CPUPerDeliveryUs > 0 {
-			cpu = fmt.Sprintf("%.0f", s.Max.CPUPerDeliveryUs)
-		}
-		row = append(row, cpu, fmt.Sprintf("%.1f", s.Hookline.CPUSeconds), bytesHuman(s.Hookline.PeakRSSBytes))
-		figs = append(figs, row)
+		figs = append(figs, figuresRow(s))
 	}
-	out = append(out, section{"Figures (latency: scheduled publish time to first receipt, healthy endpoints)", figs})
+	return figs
+}
 
-	if cmp := r.comparisons(); len(cmp) > 1 {
-		out = append(out, section{"Slow and failing endpoints against fan-out 1→10 (healthy endpoints only)", cmp})
+// figuresRow is a scenario's row of the figures table: its maximum
+// sustainable rate ("≥" when stepping never failed) or backlog drain rate,
+// its latency run and Hookline's usage. A failed scenario gives no figures
+// but Hookline's usage: its steps and problems are the evidence.
+func figuresRow(s ScenarioResult) []string {
+	row := []string{s.Name, s.Status}
+	if s.Status != StatusOK {
+		return append(row, "—", "—", "—", "—", "—", "—", "—", "—", "—",
+			fmt.Sprintf("%.1f", s.Hookline.CPUSeconds), bytesHuman(s.Hookline.PeakRSSBytes))
 	}
-	if bl := r.backlogTable(); len(bl) > 1 {
-		out = append(out, section{"Backlog", bl})
+	if s.Max != nil {
+		bound := ""
+		if !s.Max.Saturated {
+			bound = "≥ "
+		}
+		row = append(row, bound+num(s.Max.EventsPerSec), bound+num(s.Max.HealthyPerSec)+healthyNote(s), fmt.Sprintf("%.3f", s.Max.Ratio))
+	} else if s.Backlog != nil {
+		row = append(row, "—", num(s.Backlog.DrainPerSec)+" (drain)", fmt.Sprintf("%.3f", s.Backlog.Ratio))
+	} else {
+		row = append(row, "none passed", "—", "—")
 	}
+	if l := s.Latency; l != nil {
+		row = append(row, fmt.Sprintf("%s ev/s", num(l.EventsPerSec)), msStr(l.Latency.P50Ms), msStr(l.Latency.P90Ms), msStr(l.Latency.P99Ms), msStr(l.Latency.MaxMs))
+	} else {
+		row = append(row, "—", "—", "—", "—", "—")
+	}
+	cpu := "—"
+	if s.Max != nil && s.Max.CPUPerDeliveryUs > 0 {
+		cpu = fmt.Sprintf("%.0f", s.Max.CPUPerDeliveryUs)
+	}
+	return append(row, cpu, fmt.Sprintf("%.1f", s.Hookline.CPUSeconds), bytesHuman(s.Hookline.PeakRSSBytes))
+}
+
+// ledgerTable has a row of ledger counts per scenario.
+func (r *Report) ledgerTable() table {
 	led := table{{"scenario", "events", "rejected", "pairs published", "delivered", "dead-lettered", "missing", "slow queued", "duplicates", "unexpected", "harness CPU s", "seconds"}}
 	for _, s := range r.Scenarios {
 		l := s.Ledger
@@ -186,8 +211,12 @@ func (r *Report) sections() []section {
 			num(float64(l.Pairs.DeadLettered)), num(float64(l.Missing)), num(float64(l.SlowQueued)), num(float64(l.Duplicates)), num(float64(l.Unexpected)),
 			fmt.Sprintf("%.1f", s.HarnessCPUSeconds), fmt.Sprintf("%.0f", s.Seconds)})
 	}
-	out = append(out, section{"Ledger (published pairs = delivered + dead-lettered + missing + slow queued; missing > 0 fails the scenario)", led})
+	return led
+}
 
+// stepsTable has a row per step of every scenario, with its verdict ("—"
+// for an unjudged step).
+func (r *Report) stepsTable() table {
 	steps := table{{"scenario", "offered events/s", "offered deliveries/s", "delivered/s in window", "p50", "p99", "max", "backlog max", "backlog growth/s", "verdict"}}
 	for _, s := range r.Scenarios {
 		for _, st := range s.Steps {
@@ -204,15 +233,7 @@ func (r *Report) sections() []section {
 				msStr(st.Latency.P50Ms), msStr(st.Latency.P99Ms) + censored(st.Latency), msStr(st.Latency.MaxMs), num(st.BacklogMax), growth, v})
 		}
 	}
-	if len(steps) > 1 {
-		out = append(out, section{"Steps", steps})
-	}
-	barTitle := "Against the bar of issue 4"
-	if r.Settings.StackName == StackMultiprocess {
-		barTitle += " (set for the embedded stack, hookline dev; shown for reference)"
-	}
-	out = append(out, section{barTitle, r.barTable()})
-	return out
+	return steps
 }
 
 func healthyNote(s ScenarioResult) string {
@@ -286,94 +307,129 @@ func (r *Report) backlogTable() table {
 // barTable checks the figures against the bar of issue 4. A scenario
 // that failed its checks gives no figure: its rows say so.
 func (r *Report) barTable() table {
+	one, ten, bl := r.scenario(ScenarioFanout1to1), r.scenario(ScenarioFanout1to10), r.scenario(ScenarioBacklog)
 	t := table{{"bar", "measured", "met"}}
-	get := func(name string) *ScenarioResult {
-		for i := range r.Scenarios {
-			if r.Scenarios[i].Name == name {
-				return &r.Scenarios[i]
-			}
+	t = append(t, r.rateBars(one, ten)...)
+	t = append(t, latencyBars(one, ten)...)
+	t = append(t, r.unhealthyBars(ten)...)
+	return append(t, backlogBars(bl, one)...)
+}
+
+// scenario returns the result of the scenario called name, nil when it
+// did not run.
+func (r *Report) scenario(name string) *ScenarioResult {
+	for i := range r.Scenarios {
+		if r.Scenarios[i].Name == name {
+			return &r.Scenarios[i]
 		}
-		return nil
 	}
-	// add adds a row about the scenarios deps, whose figures give measured.
-	add := func(bar string, measured func() (string, bool), deps ...*ScenarioResult) {
-		for _, d := range deps {
-			switch {
-			case d == nil:
-				t = append(t, []string{bar, "not measured", "—"})
-				return
-			case d.Status != StatusOK:
-				t = append(t, []string{bar, d.Name + " FAILED (see problems)", "**no**"})
-				return
-			}
+	return nil
+}
+
+// barRow is the bar table's row about the scenarios deps: "not measured"
+// when one of them did not run, "FAILED" and not met when one failed its
+// checks, else what measured says of their figures.
+func barRow(bar string, measured func() (string, bool), deps ...*ScenarioResult) []string {
+	for _, d := range deps {
+		switch {
+		case d == nil:
+			return []string{bar, "not measured", "—"}
+		case d.Status != StatusOK:
+			return []string{bar, d.Name + " FAILED (see problems)", "**no**"}
 		}
-		m, met := measured()
-		t = append(t, []string{bar, m, yesNo(met)})
 	}
-	one, ten := get(ScenarioFanout1to1), get(ScenarioFanout1to10)
+	m, met := measured()
+	return []string{bar, m, yesNo(met)}
+}
+
+// rateBars are the bars on the maximum sustainable rate of fan-out 1→1
+// (one) and 1→10 (ten) against the baseline.
+func (r *Report) rateBars(one, ten *ScenarioResult) table {
+	var t table
 	for _, c := range []struct {
 		name string
 		s    *ScenarioResult
 		min  float64
 	}{{ScenarioFanout1to1, one, 0.5}, {ScenarioFanout1to10, ten, 0.6}} {
 		name := c.name
-		add(fmt.Sprintf("%s max sustainable ≥ %.1f × baseline", name, c.min), func() (string, bool) {
+		t = append(t, barRow(fmt.Sprintf("%s max sustainable ≥ %.1f × baseline", name, c.min), func() (string, bool) {
 			if c.s.Max == nil {
 				return "no step passed", false
 			}
 			return fmt.Sprintf("%.3f × (%s deliveries/s)%s", c.s.Max.Ratio, num(c.s.Max.HealthyPerSec), r.floorNote(c.name)), c.s.Max.Ratio >= c.min
-		}, c.s)
+		}, c.s))
 	}
+	return t
+}
+
+// latencyBars are the bars on the latency of fan-out 1→1 (one) and 1→10
+// (ten) at half their maximum sustainable rate.
+func latencyBars(one, ten *ScenarioResult) table {
+	var t table
 	for _, c := range []struct {
 		name string
 		s    *ScenarioResult
 	}{{ScenarioFanout1to1, one}, {ScenarioFanout1to10, ten}} {
 		name, s := c.name, c.s
-		add(name+" at half rate: p50 ≤ 10 ms, p99 ≤ 50 ms", func() (string, bool) {
+		t = append(t, barRow(name+" at half rate: p50 ≤ 10 ms, p99 ≤ 50 ms", func() (string, bool) {
 			if s.Latency == nil {
 				return "no latency run", false
 			}
 			l := s.Latency.Latency
 			return fmt.Sprintf("p50 %s, p99 %s", msStr(l.P50Ms), msStr(l.P99Ms)), l.P50Ms <= 10 && l.P99Ms <= 50
-		}, s)
+		}, s))
 	}
+	return t
+}
+
+// unhealthyBars are the bars on the slow and failing endpoint scenarios'
+// healthy figures against fan-out 1→10's (ten).
+func (r *Report) unhealthyBars(ten *ScenarioResult) table {
+	var t table
 	for _, name := range []string{ScenarioSlow, ScenarioFailing} {
-		s := get(name)
-		add(name+": healthy p99 ≤ 2 × and throughput ≥ −10% of 1→10's", func() (string, bool) {
+		s := r.scenario(name)
+		t = append(t, barRow(name+": healthy p99 ≤ 2 × and throughput ≥ −10% of 1→10's", func() (string, bool) {
 			c := s.Compare
 			if c == nil {
 				return "no comparison", false
 			}
 			return fmt.Sprintf("p99 × %.2f, throughput %+.0f%%%s", c.P99Ratio, c.ThroughputChange*100, hostNote(c.HostSpeedChange, s.HostPOSTsPerSec > 0)),
 				c.P99Ratio <= 2 && c.ThroughputChange >= -0.10
-		}, s, ten)
+		}, s, ten))
 	}
-	bl := get(ScenarioBacklog)
-	add("backlog drains at ≥ the 1→1 sustainable rate", func() (string, bool) {
-		if bl.Backlog == nil || one.Max == nil {
-			return "no figure", false
-		}
-		note := hostNote(bl.Backlog.HostSpeedChange, bl.HostPOSTsPerSec > 0 && one.HostPOSTsPerSec > 0)
-		return fmt.Sprintf("%s/s vs %s/s%s", num(bl.Backlog.DrainPerSec), num(one.Max.DeliveriesPerSec), note), bl.Backlog.DrainPerSec >= one.Max.DeliveriesPerSec
-	}, bl, one)
-	add("backlog: Hookline peak RSS ≤ 300 MB", func() (string, bool) {
-		if bl.Backlog == nil {
-			return "no figure", false
-		}
-		return bytesHuman(bl.Backlog.PeakRSSBytes), bl.Backlog.PeakRSSBytes <= 300e6
-	}, bl)
-	add("backlog: no goroutine growth after the drain (after ≤ before + 10%)", func() (string, bool) {
-		before, after, found := goroutinesBeforeAfter(bl.Goroutines)
-		if !found {
-			return "not measured (no pprof)", false
-		}
-		m := fmt.Sprintf("%d before the load, %d after", before, after)
-		if bl.Backlog != nil && bl.Backlog.GoroutineGrowth != "" {
-			m += " (" + bl.Backlog.GoroutineGrowth + ")"
-		}
-		return m, float64(after) <= float64(before)*1.1
-	}, bl)
 	return t
+}
+
+// backlogBars are the bars on the backlog scenario (bl): its drain rate
+// against fan-out 1→1's (one) sustainable rate, its peak RSS and its
+// goroutines after the drain.
+func backlogBars(bl, one *ScenarioResult) table {
+	return table{
+		barRow("backlog drains at ≥ the 1→1 sustainable rate", func() (string, bool) {
+			if bl.Backlog == nil || one.Max == nil {
+				return "no figure", false
+			}
+			note := hostNote(bl.Backlog.HostSpeedChange, bl.HostPOSTsPerSec > 0 && one.HostPOSTsPerSec > 0)
+			return fmt.Sprintf("%s/s vs %s/s%s", num(bl.Backlog.DrainPerSec), num(one.Max.DeliveriesPerSec), note), bl.Backlog.DrainPerSec >= one.Max.DeliveriesPerSec
+		}, bl, one),
+		barRow("backlog: Hookline peak RSS ≤ 300 MB", func() (string, bool) {
+			if bl.Backlog == nil {
+				return "no figure", false
+			}
+			return bytesHuman(bl.Backlog.PeakRSSBytes), bl.Backlog.PeakRSSBytes <= 300e6
+		}, bl),
+		barRow("backlog: no goroutine growth after the drain (after ≤ before + 10%)", func() (string, bool) {
+			before, after, found := goroutinesBeforeAfter(bl.Goroutines)
+			if !found {
+				return "not measured (no pprof)", false
+			}
+			m := fmt.Sprintf("%d before the load, %d after", before, after)
+			if bl.Backlog != nil && bl.Backlog.GoroutineGrowth != "" {
+				m += " (" + bl.Backlog.GoroutineGrowth + ")"
+			}
+			return m, float64(after) <= float64(before)*1.1
+		}, bl),
+	}
 }
 
 // goroutinesBeforeAfter returns the count before the load and the last

@@ -493,45 +493,63 @@ func (s *scenario) storeStatuses(ctx context.Context, statuses ...hooklinev1.Del
 // problem.
 func (s *scenario) settleLedger(ctx context.Context) error {
 	l := &s.res.Ledger
-	var dead, queued map[pairKey]bool
-	if s.sys.alive() == nil {
-		var unknown int
-		var err error
-		if dead, unknown, err = s.storeStatuses(ctx, hooklinev1.DeliveryStatus_DELIVERY_STATUS_DEAD); err != nil {
-			return err
-		}
-		if unknown > 0 {
-			s.note("%d dead deliveries of events the harness did not publish", unknown)
-		}
-	}
-	undelivered := func(seq int64, sub int) bool {
-		recv, _ := s.rcv.Pair(sub, seq)
-		return recv == 0 && !dead[pairKey{seq, sub}]
+	dead, err := s.deadPairs(ctx)
+	if err != nil {
+		return err
 	}
 	// Ask for queued pairs only when some pair is neither delivered nor dead.
-	need := false
-	for seq := range s.log.len() {
-		if s.log.state[seq] != evAccepted {
-			continue
-		}
-		for _, sub := range s.spec.targets(seq, s.all) {
-			if undelivered(seq, sub) {
-				need = true
-				break
-			}
-		}
-		if need {
-			break
-		}
-	}
-	if need && s.sys.alive() == nil {
-		var err error
+	var queued map[pairKey]bool
+	if s.anyUndelivered(dead) && s.sys.alive() == nil {
 		queued, _, err = s.storeStatuses(ctx, hooklinev1.DeliveryStatus_DELIVERY_STATUS_PENDING,
 			hooklinev1.DeliveryStatus_DELIVERY_STATUS_RETRYING, hooklinev1.DeliveryStatus_DELIVERY_STATUS_PARKED)
 		if err != nil {
 			return err
 		}
 	}
+	expected := s.tallyPairs(l, dead, queued)
+	s.tallyReceiver(l, expected)
+	s.reportLedger(l)
+	return nil
+}
+
+// deadPairs returns the pairs the admin API lists as dead, noting dead
+// deliveries of events the harness did not publish; it is nil when
+// Hookline is no longer running.
+func (s *scenario) deadPairs(ctx context.Context) (map[pairKey]bool, error) {
+	if s.sys.alive() != nil {
+		return nil, nil
+	}
+	dead, unknown, err := s.storeStatuses(ctx, hooklinev1.DeliveryStatus_DELIVERY_STATUS_DEAD)
+	if err != nil {
+		return nil, err
+	}
+	if unknown > 0 {
+		s.note("%d dead deliveries of events the harness did not publish", unknown)
+	}
+	return dead, nil
+}
+
+// anyUndelivered reports whether some pair of an accepted event was
+// neither received nor listed in dead.
+func (s *scenario) anyUndelivered(dead map[pairKey]bool) bool {
+	for seq := range s.log.len() {
+		if s.log.state[seq] != evAccepted {
+			continue
+		}
+		for _, sub := range s.spec.targets(seq, s.all) {
+			if recv, _ := s.rcv.Pair(sub, seq); recv == 0 && !dead[pairKey{seq, sub}] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// tallyPairs counts the events of the log in l, and gives each pair of an
+// accepted event its outcome (delivered, else dead-lettered, queued or
+// lost), counting pairs both delivered and dead, and receipts whose
+// scheduled time is not the event's. It returns the pairs expected.
+func (s *scenario) tallyPairs(l *Ledger, dead, queued map[pairKey]bool) map[pairKey]bool {
 	expected := map[pairKey]bool{}
 	for seq := range s.log.len() {
 		switch s.log.state[seq] {
@@ -569,6 +587,13 @@ func (s *scenario) settleLedger(ctx context.Context) error {
 			l.Add(s.spec.behaviours[sub], o)
 		}
 	}
+	return expected
+}
+
+// tallyReceiver counts in l what the receiver saw beyond the pairs: pairs
+// received that were not expected, duplicates, webhook-id changes and bad
+// requests.
+func (s *scenario) tallyReceiver(l *Ledger, expected map[pairKey]bool) {
 	for i, ep := range s.rcv.eps[:len(s.spec.behaviours)] {
 		ep.each(func(seq int64, sl slot) {
 			if sl.ok > 0 && !expected[pairKey{seq, i}] {
@@ -579,6 +604,11 @@ func (s *scenario) settleLedger(ctx context.Context) error {
 		l.IDMismatches += ep.idChanges.Load()
 	}
 	l.BadRequests += s.rcv.BadRequests()
+}
+
+// reportLedger fails the scenario with each of the ledger's problems and
+// notes its remarkable but allowed counts.
+func (s *scenario) reportLedger(l *Ledger) {
 	for _, p := range l.Problems() {
 		s.fail("%s", p)
 	}
@@ -594,7 +624,6 @@ func (s *scenario) settleLedger(ctx context.Context) error {
 	if l.SlowQueued > 0 {
 		s.note("%d deliveries to the slow endpoint still queued in Hookline at the end (expected: it answers after %v)", l.SlowQueued, SlowDelay)
 	}
-	return nil
 }
 
 // Delivery statuses the harness asks the admin API about.

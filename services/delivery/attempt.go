@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"net/textproto"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hookline/hookline/pkg/retry"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/services/internal/wire"
 )
 
 // UserAgent is sent with every delivery request.
@@ -29,47 +29,15 @@ var (
 	hdrSignature = textproto.CanonicalMIMEHeaderKey(signature.HeaderSignature)
 )
 
-// reservedHeaders may not be set by a subscription's custom headers.
-var reservedHeaders = map[string]bool{
-	"Content-Type":        true,
-	"Content-Length":      true,
-	"Content-Encoding":    true,
-	"Transfer-Encoding":   true,
-	"User-Agent":          true,
-	"Host":                true,
-	"Connection":          true,
-	"Keep-Alive":          true,
-	"Te":                  true,
-	"Trailer":             true,
-	"Upgrade":             true,
-	"Expect":              true,
-	"Proxy-Authorization": true,
-	"Proxy-Connection":    true,
-	"Traceparent":         true,
-	"Tracestate":          true,
-}
-
-// reserved reports whether a custom header named k (canonical form) would
-// override a header Hookline controls.
-func reserved(k string) bool {
-	return reservedHeaders[k] || strings.HasPrefix(k, "Webhook-")
-}
-
-// ReservedHeader reports whether a subscription's custom header named name
-// (any case) would be ignored because Hookline sets that header itself:
-// the Standard Webhooks headers, content and connection headers, and the
-// trace context. The admin API refuses such headers up front.
-func ReservedHeader(name string) bool {
-	return reserved(textproto.CanonicalMIMEHeaderKey(name))
-}
-
 // newHTTPTransport builds the one pooled transport all attempts share.
-// Every connection is dialled through guard, after DNS resolution.
-func newHTTPTransport(cfg Config, guard *ssrf.Guard) *http.Transport {
+// Every connection is dialled through guard, after DNS resolution by
+// resolver.
+func newHTTPTransport(cfg Config, guard *ssrf.Guard, resolver *net.Resolver) *http.Transport {
 	dialer := &net.Dialer{
 		Timeout:   cfg.MaxTimeout,
 		KeepAlive: 30 * time.Second,
 		Control:   guard.Control,
+		Resolver:  resolver,
 	}
 	return &http.Transport{
 		Proxy:                  nil, // a proxy would sidestep the SSRF guard
@@ -108,11 +76,11 @@ func (s *Service) attemptTimeout(sub *store.Subscription) time.Duration {
 }
 
 // send POSTs body to the subscription and classifies the response.
-func (s *Service) send(sub *store.Subscription, ep *endpoint, env *Envelope, body []byte, timeout time.Duration) outcome {
-	start := time.Now()
+func (s *Service) send(sub *store.Subscription, ep *endpoint, env *wire.Delivery, body []byte, timeout time.Duration) outcome {
+	start := s.now()
 	out := outcome{start: start, status: store.DeliveryRetrying}
 	fail := func(text string) outcome {
-		out.dur = time.Since(start)
+		out.dur = s.now().Sub(start)
 		out.errText = text
 		return out
 	}
@@ -122,24 +90,10 @@ func (s *Service) send(sub *store.Subscription, ep *endpoint, env *Envelope, bod
 	}
 	ctx, cancel := context.WithTimeout(s.workCtx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
+	req, err := newRequest(ctx, sub, signer, env.DeliveryID, body, start)
 	if err != nil {
 		return fail(fmt.Sprintf("invalid request: %v", err))
 	}
-	h := make(http.Header, len(sub.Headers)+6)
-	for k, v := range sub.Headers {
-		ck := textproto.CanonicalMIMEHeaderKey(k)
-		if !reserved(ck) {
-			h[ck] = []string{v}
-		}
-	}
-	h["Content-Type"] = []string{"application/json"}
-	h["User-Agent"] = []string{UserAgent}
-	h[hdrID] = []string{env.DeliveryID}
-	h[hdrTimestamp] = []string{strconv.FormatInt(start.Unix(), 10)}
-	h[hdrSignature] = []string{signer.Sign(env.DeliveryID, start, body)}
-	req.Header = h
-
 	resp, err := s.client.Do(req)
 	if err != nil {
 		if s.workCtx.Err() != nil {
@@ -151,8 +105,44 @@ func (s *Service) send(sub *store.Subscription, ep *endpoint, env *Envelope, bod
 	out.code = resp.StatusCode
 	out.body, err = s.readBody(resp.Body)
 	resp.Body.Close()
-	out.dur = time.Since(start)
-	switch c := resp.StatusCode; {
+	out.dur = s.now().Sub(start)
+	classify(&out, resp.Header)
+	if err != nil && out.status != store.DeliverySucceeded {
+		out.errText += "; reading response body: " + describe(err, ctx, timeout)
+	}
+	return out
+}
+
+// newRequest builds the signed webhook request of one attempt begun at
+// start: the subscription's custom headers (minus those Hookline sets
+// itself), the content type, the user agent and the Standard Webhooks
+// headers, signed by signer.
+func newRequest(ctx context.Context, sub *store.Subscription, signer *signature.Signer, deliveryID string, body []byte, start time.Time) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	h := make(http.Header, len(sub.Headers)+6)
+	for k, v := range sub.Headers {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if !wire.ReservedCanonicalHeader(ck) {
+			h[ck] = []string{v}
+		}
+	}
+	h["Content-Type"] = []string{"application/json"}
+	h["User-Agent"] = []string{UserAgent}
+	h[hdrID] = []string{deliveryID}
+	h[hdrTimestamp] = []string{strconv.FormatInt(start.Unix(), 10)}
+	h[hdrSignature] = []string{signer.Sign(deliveryID, start, body)}
+	req.Header = h
+	return req, nil
+}
+
+// classify sets the outcome of an attempt answered with out.code: 2xx
+// succeeded, 410 parked, anything else retrying, with the receiver's
+// Retry-After (from header) kept for a 429 or 503.
+func classify(out *outcome, header http.Header) {
+	switch c := out.code; {
 	case c >= 200 && c < 300:
 		out.status = store.DeliverySucceeded
 	case c == http.StatusGone:
@@ -164,15 +154,11 @@ func (s *Service) send(sub *store.Subscription, ep *endpoint, env *Envelope, bod
 			out.errText += " (redirects are not followed)"
 		}
 		if c == http.StatusTooManyRequests || c == http.StatusServiceUnavailable {
-			if d, ok := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), start); ok {
+			if d, ok := retry.ParseRetryAfter(header.Get("Retry-After"), out.start); ok {
 				out.retryAfter = d
 			}
 		}
 	}
-	if err != nil && out.status != store.DeliverySucceeded {
-		out.errText += "; reading response body: " + describe(err, ctx, timeout)
-	}
-	return out
 }
 
 // readBody keeps up to MaxResponseBody bytes of the body and discards up

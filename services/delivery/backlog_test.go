@@ -2,41 +2,27 @@ package delivery_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
+	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/poll"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/services/internal/servicetest"
-	"github.com/hookline/hookline/services/scheduler"
 )
 
 // TestEndpointBacklogLeavesTheBroker: a stalled endpoint's backlog, many
 // times the consumer's MaxAckPending, must not stop other endpoints'
 // deliveries. Beyond MaxHeldPerEndpoint the backlog is put off through
-// the store (pending, with a due time) and acknowledged; once the endpoint
-// answers again, the scheduler releases it and every delivery succeeds
-// with exactly one attempt.
+// the store (pending, with a due time, no attempt recorded) and
+// acknowledged; once the endpoint answers again, what the broker held
+// succeeds with exactly one attempt. (Releasing what the store holds is
+// the scheduler's: e2e's TestStalledEndpointBacklogDrains runs both.)
 func TestEndpointBacklogLeavesTheBroker(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	release := make(chan struct{})
-	var slowIn atomic.Int32
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		slowIn.Add(1)
-		defer slowIn.Add(-1)
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(slow.Close)
-	var releaseOnce sync.Once
-	unblock := func() { releaseOnce.Do(func() { close(release) }) }
-	t.Cleanup(unblock) // runs before slow.Close, even when the test fails early
+	slow := servicetest.StalledEndpoint(t)
 	fast, fastReqs := recorder(t, status(200))
 
 	cfg := testConfig()
@@ -48,14 +34,6 @@ func TestEndpointBacklogLeavesTheBroker(t *testing.T) {
 	cfg.OverCapMaxDelay = 200 * time.Millisecond
 	e.run(cfg)
 
-	schedCfg := scheduler.DefaultConfig()
-	schedCfg.PollInterval = 20 * time.Millisecond
-	sched, err := scheduler.New(schedCfg, scheduler.Deps{Store: e.st, Transport: e.tr, Logger: testLogger()})
-	if err != nil {
-		t.Fatalf("scheduler.New: %v", err)
-	}
-	servicetest.Run(t, sched.Run)
-
 	slowSub := e.subscription(slow.URL)
 	fastSub := e.subscription(fast.URL)
 	const backlog = 60 // six times MaxAckPending
@@ -63,8 +41,8 @@ func TestEndpointBacklogLeavesTheBroker(t *testing.T) {
 	for range backlog {
 		slowDs = append(slowDs, e.send(slowSub))
 	}
-	eventually(t, "slow endpoint saturated", func() bool { return slowIn.Load() == 2 })
-	eventually(t, "slow endpoint's backlog put off through the store", func() bool {
+	poll.Until(t, "slow endpoint saturated", func() bool { return slow.InFlight() == 2 })
+	poll.Until(t, "slow endpoint's backlog put off through the store", func() bool {
 		ds, _, err := e.st.ListDeliveries(context.Background(), store.DeliveryFilter{SubscriptionID: slowSub.ID, Status: store.DeliveryPending, Limit: backlog})
 		if err != nil {
 			t.Fatalf("ListDeliveries: %v", err)
@@ -88,17 +66,29 @@ func TestEndpointBacklogLeavesTheBroker(t *testing.T) {
 	for _, d := range fastDs {
 		e.waitStatus(d.ID, store.DeliverySucceeded)
 	}
-	if n := slowIn.Load(); n != 2 {
+	if n := slow.InFlight(); n != 2 {
 		t.Fatalf("slow endpoint has %d requests in flight while stalled; want its cap, 2", n)
 	}
 
-	unblock()
-	for _, d := range slowDs {
-		got := e.waitStatus(d.ID, store.DeliverySucceeded)
-		if got.Attempts != 1 {
-			t.Fatalf("delivery %s: %d attempts; want 1 (putting off is not an attempt)", d.ID, got.Attempts)
+	slow.Unblock()
+	poll.UntilReason(t, "every slow delivery succeeded once or put off", func() (bool, string) {
+		succeeded, putOff := 0, 0
+		for _, d := range slowDs {
+			got, err := e.st.GetDelivery(context.Background(), "", d.ID)
+			if err != nil {
+				t.Fatalf("GetDelivery: %v", err)
+			}
+			switch {
+			case got.Status == store.DeliverySucceeded && got.Attempts == 1:
+				succeeded++
+			case got.Status == store.DeliveryPending && got.Attempts == 0 && !got.NextAttemptAt.IsZero():
+				putOff++
+			default:
+				return false, fmt.Sprintf("delivery %s: %s after %d attempts", got.ID, got.Status, got.Attempts)
+			}
 		}
-	}
+		return succeeded+putOff == backlog && succeeded > 0, fmt.Sprintf("%d succeeded, %d put off", succeeded, putOff)
+	})
 }
 
 // gatedStore holds every RecordAttempts call until its gate opens.

@@ -3,10 +3,12 @@ package delivery
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/hookline/hookline/pkg/retry"
 	"github.com/hookline/hookline/pkg/ssrf"
 )
 
@@ -60,6 +62,13 @@ type Config struct {
 	// DisableAfter disables a subscription failing continuously for longer;
 	// 0 means never.
 	DisableAfter time.Duration
+	// RetrySchedule is the delay before each retry of a subscription that
+	// has no schedule of its own; its length is the number of retries.
+	RetrySchedule []time.Duration
+	// RetryJitter spreads each retry delay by up to this fraction either
+	// way (0 to 1), so that deliveries failed together do not come back
+	// together.
+	RetryJitter float64
 	// BatchSize is the most attempt results written in one store call.
 	BatchSize int
 	// BatchLinger is how long a batch waits for more results.
@@ -94,6 +103,8 @@ func DefaultConfig() Config {
 		OverCapMaxDelay:        5 * time.Minute,
 		MaxHeldPerEndpoint:     128,
 		DisableAfter:           120 * time.Hour,
+		RetrySchedule:          slices.Clone(retry.DefaultSchedule),
+		RetryJitter:            0.2,
 		BatchSize:              256,
 		BatchLinger:            2 * time.Millisecond,
 		BatchFlushers:          2,
@@ -124,6 +135,9 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.OverCapMaxDelay, "delivery-over-cap-max-delay", d.OverCapMaxDelay, "furthest ahead a postponed delivery is scheduled, however long its endpoint's queue")
 	fs.IntVar(&c.MaxHeldPerEndpoint, "delivery-max-held-per-endpoint", d.MaxHeldPerEndpoint, "postponed deliveries per endpoint left with the broker; more are put off through the store")
 	fs.DurationVar(&c.DisableAfter, "delivery-disable-after", d.DisableAfter, "disable a subscription failing continuously for longer than this (0: never)")
+	c.RetrySchedule = d.RetrySchedule
+	fs.Var(&scheduleValue{p: &c.RetrySchedule}, "delivery-retry-schedule", "comma-separated delays before each retry, for subscriptions without their own schedule; its length is the number of retries, after which a delivery is dead-lettered")
+	fs.Float64Var(&c.RetryJitter, "delivery-retry-jitter", d.RetryJitter, "spread each retry delay by up to this fraction either way (0 to 1)")
 	fs.IntVar(&c.BatchSize, "delivery-batch-size", d.BatchSize, "attempt results written per store call at most")
 	fs.DurationVar(&c.BatchLinger, "delivery-batch-linger", d.BatchLinger, "how long a batch of attempt results waits to fill up")
 	fs.IntVar(&c.BatchFlushers, "delivery-batch-flushers", d.BatchFlushers, "attempt batches written at once")
@@ -132,8 +146,32 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "delivery-shutdown-grace", d.ShutdownGrace, "on shutdown, how long in-flight attempts may finish before they are abandoned and redelivered")
 }
 
-// Validate reports every invalid setting, each naming its flag.
-func (c Config) Validate() error {
+// scheduleValue adapts a retry schedule to pflag, parsed by
+// retry.ParseSchedule.
+type scheduleValue struct{ p *[]time.Duration }
+
+func (v *scheduleValue) String() string {
+	if v == nil || v.p == nil {
+		return ""
+	}
+	return retry.FormatSchedule(*v.p)
+}
+
+func (v *scheduleValue) Set(s string) error {
+	d, err := retry.ParseSchedule(s)
+	if err != nil {
+		return err
+	}
+	*v.p = d
+	return nil
+}
+
+func (v *scheduleValue) Type() string { return "durations" }
+
+// Validate reports every invalid setting, each naming its flag. It is one
+// flat list of checks, a line or two per setting, and as long as the list
+// of settings.
+func (c *Config) Validate() error {
 	var errs []error
 	positive := func(name string, v int64) {
 		if v <= 0 {
@@ -180,6 +218,12 @@ func (c Config) Validate() error {
 	}
 	if c.DisableAfter < 0 {
 		errs = append(errs, fmt.Errorf("--delivery-disable-after: must not be negative, got %s", c.DisableAfter))
+	}
+	if _, err := retry.ParseSchedule(retry.FormatSchedule(c.RetrySchedule)); err != nil {
+		errs = append(errs, fmt.Errorf("--delivery-retry-schedule: %w", err))
+	}
+	if !(c.RetryJitter >= 0 && c.RetryJitter <= 1) {
+		errs = append(errs, fmt.Errorf("--delivery-retry-jitter: must be between 0 and 1, got %v", c.RetryJitter))
 	}
 	positive("delivery-batch-size", int64(c.BatchSize))
 	positiveDur("delivery-batch-linger", c.BatchLinger)

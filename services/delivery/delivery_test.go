@@ -13,11 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/poll"
 	"github.com/hookline/hookline/pkg/signature"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/storetest"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/services/delivery"
+	"github.com/hookline/hookline/services/internal/deps"
+	"github.com/hookline/hookline/services/internal/servicetest"
+	"github.com/hookline/hookline/services/internal/wire"
 )
 
 // request is what a receiver saw.
@@ -76,7 +80,7 @@ func TestSuccessIsSignedWithHeaders(t *testing.T) {
 	})
 	e.run(testConfig())
 	ev, d := e.delivery(sub)
-	msg := delivery.NewMessage(&d, &ev, 1)
+	msg := wire.DeliveryMessage(&d, &ev, 1)
 	e.publish(msg)
 
 	r := next(t, reqs)
@@ -117,7 +121,7 @@ func TestSuccessIsSignedWithHeaders(t *testing.T) {
 	if len(as) != 1 || as[0].StatusCode != 200 || string(as[0].ResponseBody) != `{"ok":true}` || as[0].Error != "" || as[0].Duration <= 0 || as[0].StartedAt.IsZero() {
 		t.Errorf("attempts = %+v", as)
 	}
-	eventually(t, "FailingSince cleared", func() bool { return e.subscriptionNow(sub.ID).FailingSince.IsZero() })
+	poll.Until(t, "FailingSince cleared", func() bool { return e.subscriptionNow(sub.ID).FailingSince.IsZero() })
 }
 
 func TestOneWebhookIDAcrossAttempts(t *testing.T) {
@@ -134,14 +138,11 @@ func TestOneWebhookIDAcrossAttempts(t *testing.T) {
 	sub := e.subscription(srv.URL)
 	e.run(testConfig())
 	ev, d := e.delivery(sub)
-	e.publish(delivery.NewMessage(&d, &ev, 1))
+	e.publish(wire.DeliveryMessage(&d, &ev, 1))
 	first := next(t, reqs)
-	retry := e.retryFor(d.ID)
-	if retry.Headers[transport.HeaderAttempt] != "1" {
-		t.Fatalf("retry message attempt = %q; want 1", retry.Headers[transport.HeaderAttempt])
-	}
-	// The scheduler would publish attempt 2; do as it does.
-	e.publish(delivery.NewMessage(&d, &ev, 2))
+	e.waitStatus(d.ID, store.DeliveryRetrying)
+	// The scheduler would publish attempt 2 when due; do as it does.
+	e.publish(wire.DeliveryMessage(&d, &ev, 2))
 	second := next(t, reqs)
 	if a, b := first.header.Get("Webhook-Id"), second.header.Get("Webhook-Id"); a != d.ID || b != d.ID {
 		t.Fatalf("webhook-id = %q then %q; want %q both times", a, b, d.ID)
@@ -168,7 +169,7 @@ func TestGoneDisablesAndParks(t *testing.T) {
 		t.Fatalf("attempts = %+v; want one 410", as)
 	}
 	s := e.subscriptionNow(sub.ID)
-	if s.State != store.SubscriptionDisabled || s.DisabledReason != delivery.ReasonGone {
+	if s.State != store.SubscriptionDisabled || s.DisabledReason != wire.ReasonGone {
 		t.Fatalf("subscription state %q reason %q; want disabled for 410", s.State, s.DisabledReason)
 	}
 	// Later deliveries of the disabled subscription are parked unsent.
@@ -194,28 +195,32 @@ func TestFailures(t *testing.T) {
 	target := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { redirected.Add(1) }))
 	t.Cleanup(target.Close)
 
+	// The default schedule's first delay is 5 s, spread by ±20 %.
+	firstRetry := func(d time.Duration) bool { return d >= 4*time.Second && d <= 6*time.Second+time.Second }
 	tests := []struct {
-		name       string
-		respond    http.HandlerFunc
-		timeout    time.Duration
-		wantCode   int
-		wantErr    string
-		wantBody   string
-		retryAfter func(string) bool
+		name     string
+		respond  http.HandlerFunc
+		timeout  time.Duration
+		wantCode int
+		wantErr  string
+		wantBody string
+		// nextIn checks how long after the attempt began the next one is
+		// due; nil means the default schedule's first delay.
+		nextIn func(time.Duration) bool
 	}{
 		{name: "500", respond: status(500), wantCode: 500, wantErr: "endpoint returned 500"},
 		{name: "404", respond: status(404), wantCode: 404, wantErr: "endpoint returned 404"},
 		{name: "429 with delta seconds", respond: func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Retry-After", "120")
 			w.WriteHeader(http.StatusTooManyRequests)
-		}, wantCode: 429, retryAfter: func(v string) bool { return v == "120" }},
+		}, wantCode: 429, nextIn: func(d time.Duration) bool { return d >= 120*time.Second && d <= 125*time.Second }},
 		{name: "503 with http date", respond: func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Retry-After", time.Now().Add(90*time.Second).UTC().Format(http.TimeFormat))
 			w.WriteHeader(http.StatusServiceUnavailable)
 			// The delay counts from the attempt's start, before this handler
 			// ran, and the date drops sub-seconds: about 90 s, a few more on
 			// a loaded machine.
-		}, wantCode: 503, retryAfter: func(v string) bool { return v >= "88" && v <= "95" && len(v) == 2 }},
+		}, wantCode: 503, nextIn: func(d time.Duration) bool { return d >= 88*time.Second && d <= 96*time.Second }},
 		{name: "500 ignores retry-after", respond: func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Retry-After", "120")
 			w.WriteHeader(500)
@@ -243,7 +248,6 @@ func TestFailures(t *testing.T) {
 				sub := e.subscription(srv.URL, func(s *store.Subscription) { s.Timeout = tt.timeout })
 				d := e.send(sub)
 				next(t, reqs)
-				retry := e.retryFor(d.ID)
 				got := e.waitStatus(d.ID, store.DeliveryRetrying)
 				if got.Attempts != 1 || got.LastStatusCode != tt.wantCode {
 					t.Errorf("delivery = %+v; want attempt 1 with status %d", got, tt.wantCode)
@@ -262,14 +266,14 @@ func TestFailures(t *testing.T) {
 				if len(a.ResponseBody) > 16 {
 					t.Errorf("stored body has %d bytes; cap is 16", len(a.ResponseBody))
 				}
-				if retry.Headers[transport.HeaderAttempt] != "1" || retry.Headers[transport.HeaderSubscriptionID] != sub.ID {
-					t.Errorf("retry headers = %v", retry.Headers)
+				nextIn := tt.nextIn
+				if nextIn == nil {
+					nextIn = firstRetry
 				}
-				ra, has := retry.Headers[transport.HeaderRetryAfter]
-				if (tt.retryAfter != nil) != has || (has && !tt.retryAfter(ra)) {
-					t.Errorf("retry-after header = %q (present %v)", ra, has)
+				if in := got.NextAttemptAt.Sub(a.StartedAt); !nextIn(in) {
+					t.Errorf("next attempt due %v after this one began", in)
 				}
-				eventually(t, "FailingSince set", func() bool { return !e.subscriptionNow(sub.ID).FailingSince.IsZero() })
+				poll.Until(t, "FailingSince set", func() bool { return !e.subscriptionNow(sub.ID).FailingSince.IsZero() })
 				if s := e.subscriptionNow(sub.ID); s.State != store.SubscriptionEnabled {
 					t.Errorf("subscription disabled after one failure: %q", s.DisabledReason)
 				}
@@ -292,7 +296,6 @@ func TestLoopbackRefusedWithoutAllowList(t *testing.T) {
 	e.run(cfg)
 	sub := e.subscription(srv.URL)
 	d := e.send(sub)
-	e.retryFor(d.ID)
 	e.waitStatus(d.ID, store.DeliveryRetrying)
 	as := e.attempts(d.ID)
 	if len(as) != 1 || as[0].StatusCode != 0 || !strings.Contains(as[0].Error, "SSRF") {
@@ -313,7 +316,7 @@ func TestDisableAfterFailingContinuously(t *testing.T) {
 	sub := e.subscription(srv.URL, func(s *store.Subscription) { s.FailingSince = time.Now().Add(-2 * time.Minute) })
 	d := e.send(sub)
 	e.waitStatus(d.ID, store.DeliveryRetrying)
-	eventually(t, "subscription disabled", func() bool {
+	poll.Until(t, "subscription disabled", func() bool {
 		return e.subscriptionNow(sub.ID).State == store.SubscriptionDisabled
 	})
 	if r := e.subscriptionNow(sub.ID).DisabledReason; !strings.Contains(r, "failing continuously") {
@@ -339,9 +342,9 @@ func TestSubscriptionStates(t *testing.T) {
 		sub := storetest.NewSubscription("acme")
 		sub.URL = srv.URL
 		ev, d := e.delivery(sub)
-		e.publish(delivery.NewMessage(&d, &ev, 1))
+		e.publish(wire.DeliveryMessage(&d, &ev, 1))
 		got := e.waitStatus(d.ID, store.DeliveryDead)
-		if got.LastError != delivery.ReasonSubscriptionDeleted {
+		if got.LastError != wire.ReasonSubscriptionDeleted {
 			t.Fatalf("reason %q", got.LastError)
 		}
 	})
@@ -355,19 +358,19 @@ func TestSubscriptionStates(t *testing.T) {
 	t.Run("malformed with delivery id", func(t *testing.T) {
 		sub := e.subscription(srv.URL)
 		ev, d := e.delivery(sub)
-		m := delivery.NewMessage(&d, &ev, 1)
-		m.Headers[transport.HeaderAttempt] = "zero"
+		m := wire.DeliveryMessage(&d, &ev, 1)
+		m.Headers[wire.HeaderAttempt] = "zero"
 		e.publish(m)
 		got := e.waitStatus(d.ID, store.DeliveryDead)
-		if !strings.Contains(got.LastError, "malformed") || !strings.Contains(got.LastError, transport.HeaderAttempt) {
+		if !strings.Contains(got.LastError, "malformed") || !strings.Contains(got.LastError, wire.HeaderAttempt) {
 			t.Fatalf("reason %q", got.LastError)
 		}
 	})
 	t.Run("malformed without delivery id is dropped", func(t *testing.T) {
 		sub := e.subscription(srv.URL)
 		ev, d := e.delivery(sub)
-		bad := delivery.NewMessage(&d, &ev, 1)
-		delete(bad.Headers, transport.HeaderDeliveryID)
+		bad := wire.DeliveryMessage(&d, &ev, 1)
+		delete(bad.Headers, wire.HeaderDeliveryID)
 		bad.ID += ".bad"
 		e.publish(bad)
 		// Messages are handled concurrently, but a good message
@@ -422,24 +425,7 @@ func TestRateLimit(t *testing.T) {
 func TestSlowEndpointDoesNotBlockFastOne(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	release := make(chan struct{})
-	var slowIn, slowMax atomic.Int32
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := slowIn.Add(1)
-		for {
-			m := slowMax.Load()
-			if n <= m || slowMax.CompareAndSwap(m, n) {
-				break
-			}
-		}
-		defer slowIn.Add(-1)
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(slow.Close)
-	t.Cleanup(func() { close(release) }) // runs before slow.Close
+	slow := servicetest.StalledEndpoint(t)
 	fast, fastReqs := recorder(t, status(200))
 	cfg := testConfig()
 	cfg.Concurrency = 4
@@ -451,7 +437,7 @@ func TestSlowEndpointDoesNotBlockFastOne(t *testing.T) {
 	for range 20 {
 		e.send(slowSub)
 	}
-	eventually(t, "slow endpoint saturated", func() bool { return slowIn.Load() == 2 })
+	poll.Until(t, "slow endpoint saturated", func() bool { return slow.InFlight() == 2 })
 	var fastDs []store.Delivery
 	for range 5 {
 		fastDs = append(fastDs, e.send(fastSub))
@@ -462,7 +448,7 @@ func TestSlowEndpointDoesNotBlockFastOne(t *testing.T) {
 	for _, d := range fastDs {
 		e.waitStatus(d.ID, store.DeliverySucceeded)
 	}
-	if m := slowMax.Load(); m > 2 {
+	if m := slow.MostInFlight(); m > 2 {
 		t.Fatalf("slow endpoint had %d requests in flight; cap is 2", m)
 	}
 }
@@ -481,7 +467,7 @@ func TestAttemptsAreBatched(t *testing.T) {
 	var ids []string
 	for range n {
 		ev, d := e.delivery(sub)
-		msgs = append(msgs, delivery.NewMessage(&d, &ev, 1))
+		msgs = append(msgs, wire.DeliveryMessage(&d, &ev, 1))
 		ids = append(ids, d.ID)
 	}
 	e.publish(msgs...)
@@ -547,10 +533,10 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	e := newEnv(t)
 	cfg := testConfig()
 	cfg.Concurrency = 0
-	if _, err := delivery.New(cfg, delivery.Deps{Store: e.st, Transport: e.tr}); err == nil || !strings.Contains(err.Error(), "--delivery-concurrency") {
+	if _, err := delivery.New(cfg, deps.Deps[delivery.Store]{Store: e.st, Transport: e.tr}); err == nil || !strings.Contains(err.Error(), "--delivery-concurrency") {
 		t.Fatalf("New = %v", err)
 	}
-	if _, err := delivery.New(testConfig(), delivery.Deps{}); err == nil {
+	if _, err := delivery.New(testConfig(), deps.Deps[delivery.Store]{}); err == nil {
 		t.Fatal("New without deps succeeded")
 	}
 }
@@ -591,7 +577,7 @@ func BenchmarkDeliveryThroughput(b *testing.B) {
 		ev := store.Event{ID: fmt.Sprintf("evt_bench%d", i), Tenant: s.Tenant, Type: "order.created", Payload: []byte(`{"n":1,"name":"benchmark payload"}`), OccurredAt: time.Now()}
 		d := store.Delivery{ID: fmt.Sprintf("dlv_bench%d", i), EventID: ev.ID, SubscriptionID: s.ID, Tenant: s.Tenant, EventType: ev.Type, Status: store.DeliveryPending, CreatedAt: time.Now(), UpdatedAt: time.Now()}
 		ds = append(ds, d)
-		msgs = append(msgs, delivery.NewMessage(&d, &ev, 1))
+		msgs = append(msgs, wire.DeliveryMessage(&d, &ev, 1))
 		if len(msgs) == cap(msgs) {
 			flush()
 		}
@@ -609,7 +595,7 @@ func BenchmarkDeliveryThroughput(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfg := testConfig()
-	svc, err := delivery.New(cfg, delivery.Deps{Store: e.st, Transport: e.tr, Logger: testLogger()})
+	svc, err := delivery.New(cfg, deps.Deps[delivery.Store]{Store: e.st, Transport: e.tr, Logger: testLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}

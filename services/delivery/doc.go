@@ -1,15 +1,20 @@
 // Package delivery is Hookline's delivery service: it consumes the
-// DELIVERIES stream, POSTs each event to its subscription's endpoint,
-// records every attempt, and hands failures to the scheduler through the
-// RETRIES stream.
+// DELIVERIES stream (messages in the format of package wire), POSTs each
+// event to its subscription's endpoint, and records every attempt together
+// with what it leads to.
 //
 // # Guarantees
 //
 //   - A DELIVERIES message is acknowledged only after its attempt is
-//     durably recorded (in group-committed batches) and, if the attempt
-//     failed, its RETRIES message is durably published. When the store or
-//     the broker fails, the message is negatively acknowledged with a delay
-//     and redelivered: backpressure, never loss.
+//     durably recorded, in one store transaction with the delivery's new
+//     status and, when the attempt failed, the due time of the next attempt
+//     (or the dead-lettering, once the retry schedule is exhausted). There
+//     is no moment at which a failed attempt is recorded and its retry is
+//     not. When the store fails, the message is negatively acknowledged
+//     with a delay and redelivered: backpressure, never loss.
+//   - A redelivered message whose attempt is recorded already (a replica
+//     died between recording and acknowledging) is acknowledged without
+//     making the attempt again: its retry was recorded with it.
 //   - Every attempt of a delivery carries the same webhook-id (the delivery
 //     id), a fresh webhook-timestamp, and a Standard Webhooks signature by
 //     every unexpired secret of the subscription.
@@ -19,6 +24,15 @@
 //     worker (see Postponing).
 //   - Connections go only to addresses the SSRF guard allows, checked at
 //     dial time after DNS resolution. Redirects are never followed.
+//
+// # Handling a message
+//
+// handle runs three steps, each returning data that the next step or the
+// settler (package settle) acts on: admit decides whether the attempt is
+// made now (or the message is dropped, dead-lettered, parked, postponed, or
+// acknowledged as already made), attempt makes the HTTP request, and
+// conclude decides what the outcome leads to. Only then is the endpoint's
+// health updated (afterAttempt).
 //
 // # Postponing
 //
@@ -40,34 +54,21 @@
 // # Outcomes
 //
 // 2xx: succeeded (and the subscription's FailingSince is cleared). 410
-// Gone: the subscription is disabled and the delivery parked (the attempt
-// is recorded with status parked), so enabling the subscription redrives
-// it. Anything else — 3xx, 4xx, 5xx, timeouts, network errors, addresses
-// refused by the SSRF guard — leaves the delivery retrying and publishes a
-// RETRIES message. A subscription failing continuously for longer than
-// DisableAfter is disabled, with a warning log carrying event
-// "subscription_disabled", the subscription id and the tenant.
+// Gone: the delivery is parked (the attempt is recorded with status
+// parked) and the subscription disabled, so enabling it redrives the
+// delivery. Anything else — 3xx, 4xx, 5xx, timeouts, network errors,
+// addresses refused by the SSRF guard — schedules the next attempt after
+// the subscription's retry schedule (RetrySchedule when it has none), with
+// RetryJitter, or after the receiver's Retry-After on a 429 or 503 when
+// that is longer; after the last retry the delivery is dead-lettered. A
+// subscription failing continuously for longer than DisableAfter is
+// disabled, with a warning log carrying event "subscription_disabled", the
+// subscription id and the tenant.
 //
-// # DELIVERIES messages
+// # Telling the scheduler
 //
-// Built by NewMessage (used by fanout and the scheduler): ID
-// ids.AttemptMessage(deliveryID, attempt); Subject and Key the subscription
-// id; headers hookline-delivery-id, hookline-event-id,
-// hookline-subscription-id, hookline-tenant, hookline-event-type,
-// hookline-occurred-at (RFC 3339, nanoseconds), hookline-attempt (the
-// 1-based number of the attempt to make) and, when known, traceparent and
-// tracestate; Data the event's JSON payload. A message without a delivery
-// id is logged and dropped; one with a delivery id but otherwise malformed
-// dead-letters that delivery with the reason.
-//
-// # RETRIES messages
-//
-// Built by NewRetryMessage, read by ParseRetryMessage: ID
-// ids.AttemptMessage(deliveryID, failedAttempt) + ".retry" (so a
-// republished retry deduplicates); Subject and Key the subscription id;
-// headers hookline-delivery-id, hookline-subscription-id, hookline-attempt
-// (the number of the attempt that FAILED), hookline-event-id,
-// hookline-tenant, optionally hookline-retry-after (whole seconds the
-// receiver asked to wait, from Retry-After on a 429 or 503) and the trace
-// context; no Data.
+// Due times live in the store, where the scheduler polls for them. After
+// each batch it writes, the service also sends one signal (wire.TopicDue)
+// with the batch's earliest due time, so a short retry or put-off attempt
+// is released when due rather than at the scheduler's next poll.
 package delivery

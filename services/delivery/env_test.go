@@ -2,21 +2,22 @@ package delivery_test
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/hookline/hookline/pkg/poll"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/storetest"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
 	"github.com/hookline/hookline/services/delivery"
+	"github.com/hookline/hookline/services/internal/deps"
 	"github.com/hookline/hookline/services/internal/servicetest"
+	"github.com/hookline/hookline/services/internal/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -43,12 +44,11 @@ type env struct {
 	tr  *natsjs.Transport
 	svc *delivery.Service
 
+	// now, when set before run, is the service's clock.
+	now func() time.Time
+
 	stop    context.CancelFunc
 	stopped chan error
-
-	retriesOnce sync.Once
-	retriesMu   sync.Mutex
-	retries     map[string]chan transport.Message // by delivery id
 }
 
 func testConfig() delivery.Config {
@@ -71,14 +71,14 @@ func newEnv(t *testing.T) *env {
 // newEnvOn is newEnv on the given store.
 func newEnvOn(t *testing.T, st store.Store) *env {
 	t.Helper()
-	return &env{t: t, st: &countingStore{Store: st}, tr: servicetest.Transport(t), retries: map[string]chan transport.Message{}}
+	return &env{t: t, st: &countingStore{Store: st}, tr: servicetest.Transport(t)}
 }
 
 // run starts a delivery service with cfg; it is stopped (and must return
 // nil) when the test ends, or by stopService.
 func (e *env) run(cfg delivery.Config) *delivery.Service {
 	e.t.Helper()
-	svc, err := delivery.New(cfg, delivery.Deps{Store: e.st, Transport: e.tr, Logger: testLogger()})
+	svc, err := delivery.New(cfg, deps.Deps[delivery.Store]{Store: e.st, Transport: e.tr, Logger: testLogger(), Now: e.now})
 	if err != nil {
 		e.t.Fatalf("delivery.New: %v", err)
 	}
@@ -151,15 +151,15 @@ func (e *env) publish(msgs ...transport.Message) {
 func (e *env) send(sub *store.Subscription) store.Delivery {
 	e.t.Helper()
 	ev, d := e.delivery(sub)
-	e.publish(delivery.NewMessage(&d, &ev, 1))
+	e.publish(wire.DeliveryMessage(&d, &ev, 1))
 	return d
 }
 
-// waitDelivery polls the store until d satisfies ok, failing after 20 s.
+// waitDelivery polls the store until d satisfies ok.
 func (e *env) waitDelivery(id string, what string, ok func(*store.Delivery) bool) *store.Delivery {
 	e.t.Helper()
 	var last *store.Delivery
-	eventually(e.t, what, func() bool {
+	poll.Until(e.t, what, func() bool {
 		d, err := e.st.GetDelivery(context.Background(), "", id)
 		if err != nil {
 			e.t.Fatalf("GetDelivery: %v", err)
@@ -193,61 +193,25 @@ func (e *env) subscriptionNow(id string) *store.Subscription {
 	return s
 }
 
-// retryFor returns the next RETRIES message of delivery id, consuming
-// RETRIES in the background on first use.
-func (e *env) retryFor(id string) transport.Message {
+// dueSignals listens for due signals (wire.TopicDue) until the test ends
+// and returns the channel the due times arrive on.
+func (e *env) dueSignals() chan time.Time {
 	e.t.Helper()
-	e.consumeRetries()
-	select {
-	case m := <-e.retryChan(id):
-		return m
-	case <-time.After(20 * time.Second):
-		e.t.Fatalf("no RETRIES message for %s", id)
-		return transport.Message{}
-	}
-}
-
-// consumeRetries starts consuming RETRIES in the background, once.
-func (e *env) consumeRetries() {
-	e.retriesOnce.Do(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			err := e.tr.Consume(ctx, transport.Retries, transport.ConsumerConfig{Group: "test"}, func(_ context.Context, r transport.Received) {
-				m := *r.Message()
-				e.retryChan(m.Headers[transport.HeaderDeliveryID]) <- m
-				_ = r.Ack(context.Background())
-			})
-			if err != nil && !errors.Is(err, context.Canceled) {
-				e.t.Errorf("Consume retries: %v", err)
-			}
-		}()
-		e.t.Cleanup(func() { cancel(); <-done })
-	})
-}
-
-func (e *env) retryChan(id string) chan transport.Message {
-	e.retriesMu.Lock()
-	defer e.retriesMu.Unlock()
-	c := e.retries[id]
-	if c == nil {
-		c = make(chan transport.Message, 16)
-		e.retries[id] = c
-	}
-	return c
-}
-
-// eventually polls cond until it holds, failing t after 20 s.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	c := make(chan time.Time, 64)
+	stop, err := e.tr.Listen(context.Background(), wire.TopicDue, func(data []byte) {
+		due, err := wire.ParseWake(data)
+		if err != nil {
+			e.t.Errorf("malformed due signal %x: %v", data, err)
+			return
 		}
-		<-tick.C
+		select {
+		case c <- due:
+		default:
+		}
+	})
+	if err != nil {
+		e.t.Fatalf("Listen: %v", err)
 	}
+	e.t.Cleanup(stop)
+	return c
 }

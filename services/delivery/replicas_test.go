@@ -6,9 +6,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hookline/hookline/pkg/poll"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/services/delivery"
+	"github.com/hookline/hookline/services/internal/deps"
 	"github.com/hookline/hookline/services/internal/servicetest"
 )
 
@@ -39,7 +41,7 @@ func testReplicasShareDeliveries(t *testing.T, e *env) {
 	cfg.Concurrency = 2 // small pulls, so neither replica can take everything
 	replicas := []*servicetest.Replica{{Transport: e.tr, Stream: transport.Deliveries}, {Transport: e.tr, Stream: transport.Deliveries}}
 	for _, r := range replicas {
-		svc, err := delivery.New(cfg, delivery.Deps{Store: e.st, Transport: r, Logger: testLogger()})
+		svc, err := delivery.New(cfg, deps.Deps[delivery.Store]{Store: e.st, Transport: r, Logger: testLogger()})
 		if err != nil {
 			t.Fatalf("delivery.New: %v", err)
 		}
@@ -51,7 +53,7 @@ func testReplicasShareDeliveries(t *testing.T, e *env) {
 	for i := range ids {
 		ids[i] = e.send(sub).ID
 	}
-	eventually(t, "every delivery succeeded", func() bool {
+	poll.Until(t, "every delivery succeeded", func() bool {
 		ds, _, err := e.st.ListDeliveries(context.Background(), store.DeliveryFilter{Status: store.DeliverySucceeded, Limit: n + 1})
 		if err != nil {
 			t.Fatal(err)

@@ -1,8 +1,8 @@
 // Package devserver runs the whole Hookline pipeline in one process on
 // embedded dependencies: a real NATS JetStream server and a SQLite file,
 // both kept in a data directory so a restart resumes where it stopped.
-// It builds the four services with the same constructors the separate
-// binaries use. Loopback receivers are allowed, so webhooks can be sent to
+// It builds the services of the service table with the same constructors
+// the separate binaries use. Loopback receivers are allowed, so webhooks can be sent to
 // `hookline listen` on the same machine.
 package devserver
 
@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,19 +25,27 @@ import (
 	"github.com/hookline/hookline/pkg/natsembed"
 	"github.com/hookline/hookline/pkg/store/sqlite"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
-	"github.com/hookline/hookline/services/delivery"
 	"github.com/hookline/hookline/services/fanout"
-	"github.com/hookline/hookline/services/ingest"
 	"github.com/hookline/hookline/services/internal/profiling"
+	"github.com/hookline/hookline/services/internal/servicetable"
 	"github.com/hookline/hookline/services/internal/subcache"
-	"github.com/hookline/hookline/services/scheduler"
 )
 
 // LoopbackCIDRs are allow-listed in development so local receivers work.
 var LoopbackCIDRs = []string{"127.0.0.0/8", "::1/128"}
 
+// devDefaults are the flags whose development default differs from the
+// production one: loopback addresses, loopback receivers allowed.
+var devDefaults = map[string]string{
+	"ingest-grpc-addr":     "127.0.0.1:7070",
+	"ingest-http-addr":     "127.0.0.1:7080",
+	"ingest-allow-cidrs":   strings.Join(LoopbackCIDRs, ","),
+	"delivery-allow-cidrs": strings.Join(LoopbackCIDRs, ","),
+}
+
 // Config is the development server's configuration: where to keep data,
-// the embedded NATS port, and each service's own configuration.
+// the embedded NATS port, and every service of the service table with its
+// own configuration.
 type Config struct {
 	DataDir  string
 	NATSHost string
@@ -44,54 +53,37 @@ type Config struct {
 	// PprofAddr, if set, is where Go's runtime profiles are served
 	// (/debug/pprof/), for profiling the pipeline under load.
 	PprofAddr string
-	Ingest    ingest.Config
-	Fanout    fanout.Config
-	Delivery  delivery.Config
-	Scheduler scheduler.Config
+	// Services are the pipeline's services, one instance per entry of the
+	// service table, in its order; servicetable.ConfigOf reaches one's
+	// configuration.
+	Services []*servicetable.Instance
 }
 
 // DefaultConfig returns the development defaults: every service's
-// defaults, loopback allowed, and a local data directory.
+// defaults, loopback addresses and receivers allowed, and a local data
+// directory.
 func DefaultConfig() Config {
-	c := Config{
-		DataDir:   ".hookline",
-		NATSHost:  "127.0.0.1",
-		NATSPort:  -1,
-		Ingest:    ingest.DefaultConfig(),
-		Fanout:    fanout.DefaultConfig(),
-		Delivery:  delivery.DefaultConfig(),
-		Scheduler: scheduler.DefaultConfig(),
-	}
-	c.applyDevDefaults()
+	var c Config
+	c.RegisterFlags(pflag.NewFlagSet("hookline dev", pflag.ContinueOnError))
 	return c
 }
 
-func (c *Config) applyDevDefaults() {
-	c.Ingest.GRPCAddr = "127.0.0.1:7070"
-	c.Ingest.HTTPAddr = "127.0.0.1:7080"
-	c.Ingest.AllowCIDRs = LoopbackCIDRs
-	c.Delivery.AllowCIDRs = LoopbackCIDRs
-}
-
 // RegisterFlags registers the development server's flags and every
-// service's flags on fs, with development defaults.
+// service's flags on fs, with development defaults, binding them to c.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", ".hookline", "directory holding the embedded NATS store and the SQLite database")
 	fs.StringVar(&c.NATSHost, "nats-host", "127.0.0.1", "address the embedded NATS server listens on")
 	fs.IntVar(&c.NATSPort, "nats-port", -1, "port of the embedded NATS server (-1: any free port)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "address to serve Go's runtime profiles (/debug/pprof/) on, e.g. 127.0.0.1:6060 (empty: off)")
-	c.Ingest.RegisterFlags(fs)
-	c.Fanout.RegisterFlags(fs)
-	c.Delivery.RegisterFlags(fs)
-	c.Scheduler.RegisterFlags(fs)
-	// Development defaults differ from production ones.
-	c.applyDevDefaults()
-	for name, v := range map[string]string{
-		"ingest-grpc-addr":     c.Ingest.GRPCAddr,
-		"ingest-http-addr":     c.Ingest.HTTPAddr,
-		"ingest-allow-cidrs":   "127.0.0.0/8,::1/128",
-		"delivery-allow-cidrs": "127.0.0.0/8,::1/128",
-	} {
+	if c.Services == nil {
+		for _, svc := range servicetable.All() {
+			c.Services = append(c.Services, svc.New())
+		}
+	}
+	for _, in := range c.Services {
+		in.Config.RegisterFlags(fs)
+	}
+	for name, v := range devDefaults {
 		if f := fs.Lookup(name); f != nil {
 			_ = f.Value.Set(v)
 			f.DefValue = v
@@ -100,7 +92,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 }
 
 // Validate reports every problem with c and its services' configs.
-func (c Config) Validate() error {
+func (c *Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir: must not be empty"))
@@ -108,8 +100,19 @@ func (c Config) Validate() error {
 	if c.NATSPort < -1 || c.NATSPort > 65535 {
 		errs = append(errs, fmt.Errorf("--nats-port %d: must be -1 or a port number", c.NATSPort))
 	}
-	errs = append(errs, c.Ingest.Validate(), c.Fanout.Validate(), c.Delivery.Validate(), c.Scheduler.Validate())
+	if len(c.Services) == 0 {
+		errs = append(errs, errors.New("no services: start from DefaultConfig or RegisterFlags"))
+	}
+	for _, in := range c.Services {
+		errs = append(errs, in.Config.Validate())
+	}
 	return errors.Join(errs...)
+}
+
+// api is what the ingest service tells of its listeners.
+type api interface {
+	GRPCAddr() string
+	HTTPAddr() string
 }
 
 // Server is a running development pipeline.
@@ -119,13 +122,17 @@ type Server struct {
 	nats      *natsembed.Server
 	store     *sqlite.Store
 	transport *natsjs.Transport
-	ingest    *ingest.Service
-	fanout    *fanout.Service
-	delivery  *delivery.Service
-	scheduler *scheduler.Service
+	services  []namedRunner
+	api       api
 	subs      *subcache.Cache
 	pprof     net.Listener // nil unless PprofAddr is set
 	closeOnce sync.Once
+}
+
+// namedRunner is a built service and its name.
+type namedRunner struct {
+	name string
+	servicetable.Runner
 }
 
 // New starts the embedded dependencies and builds the services; Run
@@ -143,16 +150,46 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 			s.close()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := s.startDependencies(ctx); err != nil {
+		return nil, err
 	}
+	d := servicetable.Deps{Store: s.store, Transport: s.transport, Logger: logger, Subscriptions: s.subs}
+	for _, in := range cfg.Services {
+		r, err := in.Build(d)
+		if err != nil {
+			return nil, err
+		}
+		s.services = append(s.services, namedRunner{in.Name, r})
+		if a, ok := r.(api); ok {
+			s.api = a
+		}
+	}
+	if s.api == nil {
+		return nil, errors.New("devserver: no service serves the API")
+	}
+	if cfg.PprofAddr != "" {
+		if s.pprof, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
+			return nil, fmt.Errorf("--pprof-addr: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// startDependencies starts the embedded NATS server, opens the SQLite
+// store, connects the transport and loads the shared subscription cache.
+func (s *Server) startDependencies(ctx context.Context) error {
+	cfg, logger := s.cfg, s.logger
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	var err error
 	s.nats, err = natsembed.Start(natsembed.Options{Host: cfg.NATSHost, Port: cfg.NATSPort, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: logger.With("component", "nats")})
 	if err != nil {
-		return nil, fmt.Errorf("start embedded NATS: %w", err)
+		return fmt.Errorf("start embedded NATS: %w", err)
 	}
 	s.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "hookline.db"), logger.With("component", "sqlite"))
 	if err != nil {
-		return nil, fmt.Errorf("open SQLite store: %w", err)
+		return fmt.Errorf("open SQLite store: %w", err)
 	}
 	// The services reach the embedded server over an in-memory pipe: every
 	// publish, delivery and ack would otherwise cross a loopback socket
@@ -163,30 +200,17 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 		Options: []nats.Option{nats.InProcessServer(s.nats)},
 	}, logger.With("component", "natsjs"))
 	if err != nil {
-		return nil, fmt.Errorf("connect to embedded NATS: %w", err)
+		return fmt.Errorf("connect to embedded NATS: %w", err)
 	}
-	s.subs = subcache.New(s.store, cfg.Fanout.SubscriptionRefresh, logger)
+	refresh := time.Second
+	if f := servicetable.ConfigOf[fanout.Config](cfg.Services); f != nil {
+		refresh = f.SubscriptionRefresh // the cache's most demanding reader
+	}
+	s.subs = subcache.New(s.store, refresh, logger)
 	if err := s.subs.Refresh(ctx); err != nil {
-		return nil, fmt.Errorf("load subscriptions: %w", err)
+		return fmt.Errorf("load subscriptions: %w", err)
 	}
-	if s.ingest, err = ingest.New(cfg.Ingest, ingest.Deps{Store: s.store, Transport: s.transport, Logger: logger, Subscriptions: s.subs}); err != nil {
-		return nil, err
-	}
-	if s.fanout, err = fanout.New(cfg.Fanout, fanout.Deps{Store: s.store, Transport: s.transport, Logger: logger, Subscriptions: s.subs}); err != nil {
-		return nil, err
-	}
-	if s.delivery, err = delivery.New(cfg.Delivery, delivery.Deps{Store: s.store, Transport: s.transport, Logger: logger, Subscriptions: s.subs}); err != nil {
-		return nil, err
-	}
-	if s.scheduler, err = scheduler.New(cfg.Scheduler, scheduler.Deps{Store: s.store, Transport: s.transport, Logger: logger, Subscriptions: s.subs}); err != nil {
-		return nil, err
-	}
-	if cfg.PprofAddr != "" {
-		if s.pprof, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
-			return nil, fmt.Errorf("--pprof-addr: %w", err)
-		}
-	}
-	return s, nil
+	return nil
 }
 
 // PprofAddr is the address the runtime profiles are served on, or "" when
@@ -212,22 +236,22 @@ func (s *Server) serveProfiles(ctx context.Context) error {
 }
 
 // GRPCAddr is the address of the gRPC API.
-func (s *Server) GRPCAddr() string { return s.ingest.GRPCAddr() }
+func (s *Server) GRPCAddr() string { return s.api.GRPCAddr() }
 
 // HTTPAddr is the address of the JSON/HTTP API.
-func (s *Server) HTTPAddr() string { return s.ingest.HTTPAddr() }
+func (s *Server) HTTPAddr() string { return s.api.HTTPAddr() }
 
 // NATSURL is the client URL of the embedded NATS server.
 func (s *Server) NATSURL() string { return s.nats.ClientURL() }
 
-// Run runs the four services until ctx is cancelled or one fails, then
-// stops them all, and the embedded dependencies after them.
+// Run runs every service until ctx is cancelled or one fails, then stops
+// them all, and the embedded dependencies after them.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 5)
+	errc := make(chan error, len(s.services)+2)
 	run := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -243,10 +267,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.pprof != nil {
 		run("pprof", s.serveProfiles)
 	}
-	run("scheduler", s.scheduler.Run)
-	run("delivery", s.delivery.Run)
-	run("fanout", s.fanout.Run)
-	run("ingest", s.ingest.Run)
+	for _, svc := range s.services {
+		run(svc.name, svc.Run)
+	}
 	<-ctx.Done()
 	wg.Wait()
 	close(errc)

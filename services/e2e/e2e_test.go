@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/hookline/hookline/pkg/poll"
 	"github.com/hookline/hookline/pkg/signature"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
 	"github.com/hookline/hookline/services/cli"
@@ -116,7 +117,7 @@ func TestFanOutByPattern(t *testing.T) {
 	}
 	total := len(want[orders]) + len(want[invoices]) + len(want[all])
 	for r, ids := range want {
-		eventually(t, 30*time.Second, "every matching event delivered", func() bool { return len(uniqueEvents(t, p, r)) >= len(ids) })
+		poll.Until(t, "every matching event delivered", func() bool { return len(uniqueEvents(t, p, r)) >= len(ids) })
 	}
 	for i, r := range []*receiver{orders, invoices, all} {
 		got := uniqueEvents(t, p, r)
@@ -136,7 +137,7 @@ func TestFanOutByPattern(t *testing.T) {
 			t.Errorf("receiver %d got %d requests but the admin API lists %d attempts", i, r.Count(), len(listed))
 		}
 	}
-	eventually(t, 10*time.Second, "every attempt listed", func() bool {
+	poll.Until(t, "every attempt listed", func() bool {
 		return len(attempts(t, p, &hooklinev1.ListAttemptsRequest{Tenant: tenant})) >= total
 	})
 }
@@ -179,7 +180,7 @@ func TestRetryThenSuccess(t *testing.T) {
 	sub := subscribe(t, p, r, []string{"*"}, 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond)
 	publish(t, p, "order.created", 1, "")
 	var d *hooklinev1.Delivery
-	eventually(t, 30*time.Second, "delivery succeeded", func() bool {
+	poll.Until(t, "delivery succeeded", func() bool {
 		ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId()})
 		if len(ds) == 1 && ds[0].GetStatus() == hooklinev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED {
 			d = ds[0]
@@ -221,7 +222,7 @@ func TestDeadAfterSchedule(t *testing.T) {
 	sub := subscribe(t, p, r, []string{"*"}, 30*time.Millisecond, 30*time.Millisecond)
 	publish(t, p, "order.created", 1, "")
 	var d *hooklinev1.Delivery
-	eventually(t, 30*time.Second, "delivery dead", func() bool {
+	poll.Until(t, "delivery dead", func() bool {
 		ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId()})
 		if len(ds) == 1 && ds[0].GetStatus() == hooklinev1.DeliveryStatus_DELIVERY_STATUS_DEAD {
 			d = ds[0]
@@ -252,7 +253,7 @@ func TestGoneDisablesAndParks(t *testing.T) {
 	})
 	sub := subscribe(t, p, r, []string{"*"}, 20*time.Millisecond)
 	publish(t, p, "order.created", 0, "")
-	eventually(t, 30*time.Second, "subscription disabled by 410", func() bool {
+	poll.Until(t, "subscription disabled by 410", func() bool {
 		s, err := p.admin.GetSubscription(ctxT(t), &hooklinev1.GetSubscriptionRequest{Id: sub.GetId()})
 		return err == nil && s.GetState() == hooklinev1.SubscriptionState_SUBSCRIPTION_STATE_DISABLED
 	})
@@ -260,7 +261,7 @@ func TestGoneDisablesAndParks(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		publish(t, p, "order.created", i, "")
 	}
-	eventually(t, 30*time.Second, "six deliveries parked", func() bool {
+	poll.Until(t, "six deliveries parked", func() bool {
 		ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId(), Status: hooklinev1.DeliveryStatus_DELIVERY_STATUS_PARKED})
 		return len(ds) == 6
 	})
@@ -271,7 +272,7 @@ func TestGoneDisablesAndParks(t *testing.T) {
 	if _, err := p.admin.EnableSubscription(ctxT(t), &hooklinev1.EnableSubscriptionRequest{Id: sub.GetId()}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "all six delivered after enable", func() bool {
+	poll.Until(t, "all six delivered after enable", func() bool {
 		ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId(), Status: hooklinev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED})
 		return len(ds) == 6
 	})
@@ -291,7 +292,7 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	// A sentinel event published after both proves the pipeline drained.
 	sentinel := publish(t, p, "order.created", 2, "")
-	eventually(t, 30*time.Second, "sentinel delivered", func() bool { return uniqueEvents(t, p, r)[sentinel.GetEventId()] })
+	poll.Until(t, "sentinel delivered", func() bool { return uniqueEvents(t, p, r)[sentinel.GetEventId()] })
 	ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId(), EventId: first.GetEventId()})
 	if len(ds) != 1 {
 		t.Fatalf("%d deliveries of the event, want 1", len(ds))
@@ -334,7 +335,7 @@ func TestSecretRotation(t *testing.T) {
 		t.Helper()
 		n := r.Count()
 		publish(t, p, "order.created", seq, "")
-		eventually(t, 30*time.Second, "delivery", func() bool { return r.Count() > n })
+		poll.Until(t, "delivery", func() bool { return r.Count() > n })
 		return r.Requests()[n]
 	}
 

@@ -14,8 +14,13 @@ import (
 	"github.com/hookline/hookline/pkg/signature"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
 	"github.com/hookline/hookline/services/cli"
+	"github.com/hookline/hookline/services/delivery"
 	"github.com/hookline/hookline/services/devserver"
+	"github.com/hookline/hookline/services/fanout"
+	"github.com/hookline/hookline/services/ingest"
+	"github.com/hookline/hookline/services/internal/servicetable"
 	"github.com/hookline/hookline/services/internal/servicetest"
+	"github.com/hookline/hookline/services/scheduler"
 )
 
 // pipeline is a running devserver with API clients.
@@ -33,13 +38,12 @@ type pipeline struct {
 func testConfig(dataDir string) devserver.Config {
 	cfg := devserver.DefaultConfig()
 	cfg.DataDir = dataDir
-	cfg.Ingest.GRPCAddr = "127.0.0.1:0"
-	cfg.Ingest.HTTPAddr = "127.0.0.1:0"
-	cfg.Fanout.SubscriptionRefresh = 50 * time.Millisecond
-	cfg.Fanout.RetryDelay = 50 * time.Millisecond
-	cfg.Scheduler.PollInterval = 20 * time.Millisecond
-	cfg.Delivery.SubscriptionRefresh = 50 * time.Millisecond
-	cfg.Scheduler.SubscriptionRefresh = 50 * time.Millisecond
+	in := servicetable.ConfigOf[ingest.Config](cfg.Services)
+	in.GRPCAddr, in.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	fo := servicetable.ConfigOf[fanout.Config](cfg.Services)
+	fo.SubscriptionRefresh, fo.RetryDelay = 50*time.Millisecond, 50*time.Millisecond
+	servicetable.ConfigOf[delivery.Config](cfg.Services).SubscriptionRefresh = 50 * time.Millisecond
+	servicetable.ConfigOf[scheduler.Config](cfg.Services).PollInterval = 20 * time.Millisecond
 	return cfg
 }
 
@@ -126,18 +130,4 @@ func (r *receiver) badSignatures() []string {
 		}
 	}
 	return bad
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/poll"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
 )
 
@@ -44,7 +45,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	}
 	// Stop once some deliveries arrived and some retries are pending, but
 	// before everything is done.
-	eventually(t, 30*time.Second, "deliveries under way and retries scheduled", func() bool {
+	poll.Until(t, "deliveries under way and retries scheduled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(fails) > 0 && r.Count() > 10

@@ -1,18 +1,17 @@
 // Package fanout turns each accepted event into one delivery per matching
 // subscription.
 //
-// For every message of the EVENTS stream it stores the event and one
-// delivery per subscription whose patterns select the event type (disabled
-// subscriptions included: their deliveries are parked, not dropped), then
-// publishes one DELIVERIES message per delivery, and only then
-// acknowledges the event. Delivery ids are derived from (event id,
+// For every message of the EVENTS stream (format in package wire) it
+// stores the event and one delivery per subscription whose patterns select
+// the event type (disabled subscriptions included: their deliveries are
+// parked, not dropped), then publishes one DELIVERIES message per
+// delivery, and only then acknowledges the event. Delivery ids are derived from (event id,
 // subscription id), so an event fanned out twice — after a crash between
 // publish and ack — collapses into the same deliveries.
 package fanout
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,10 +24,10 @@ import (
 	"github.com/hookline/hookline/pkg/ids"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
-	"github.com/hookline/hookline/services/delivery"
 	"github.com/hookline/hookline/services/internal/deps"
 	"github.com/hookline/hookline/services/internal/settle"
 	"github.com/hookline/hookline/services/internal/subcache"
+	"github.com/hookline/hookline/services/internal/wire"
 )
 
 // Config tunes the fanout service.
@@ -62,7 +61,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 }
 
 // Validate reports every problem with c, each naming its flag.
-func (c Config) Validate() error {
+func (c *Config) Validate() error {
 	var errs []error
 	if c.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("--fanout-concurrency %d: must be at least 1", c.Concurrency))
@@ -82,22 +81,29 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Deps are the service's collaborators (see deps.Deps); Store and
-// Transport are required.
-type Deps = deps.Deps
+// Store is what fanout needs of the store: the subscriptions (through its
+// cache) and the one write of a batch. Every store.Store is one.
+type Store interface {
+	subcache.Source
+	InsertFanout(ctx context.Context, events []store.Event, ds []store.Delivery) error
+	Ready(ctx context.Context) error
+}
+
+var _ Store = store.Store(nil)
 
 // Service fans events out to subscriptions.
 type Service struct {
 	cfg     Config
-	deps    Deps
+	deps    deps.Deps[Store]
 	logger  *slog.Logger
 	subs    *subcache.Cache
 	ownSubs bool
 	writes  *groupcommit.Batcher[store.Event]
+	settler settle.Settler[store.Event]
 }
 
 // New validates cfg and builds the service.
-func New(cfg Config, d Deps) (*Service, error) {
+func New(cfg Config, d deps.Deps[Store]) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("fanout config: %w", err)
 	}
@@ -106,7 +112,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	d.WarnIfOutlastsDedup("fanout-ack-wait", cfg.AckWait)
 	s := &Service{cfg: cfg, deps: d, logger: d.Logger}
-	s.subs, s.ownSubs = d.Cache(cfg.SubscriptionRefresh)
+	s.subs, s.ownSubs = d.Cache(d.Store, cfg.SubscriptionRefresh)
 	return s, nil
 }
 
@@ -114,20 +120,22 @@ func New(cfg Config, d Deps) (*Service, error) {
 // in-flight events (which are acknowledged only if fully fanned out).
 func (s *Service) Run(ctx context.Context) error {
 	// Two flushers: one can write to the store while the other waits for
-	// the broker to acknowledge its batch's deliveries.
+	// the broker to acknowledge its batch's deliveries. The batcher bounds
+	// a flush by the ack wait and finishes it even when the service is
+	// stopping.
 	s.writes = groupcommit.New(groupcommit.Config{MaxItems: s.cfg.StoreBatch, Linger: time.Millisecond, Flushers: 2, Timeout: s.cfg.AckWait}, s.flush)
 	defer s.writes.Close()
+	s.settler = settle.Settler[store.Event]{Log: s.logger, Batch: s.writes, Backoff: s.cfg.RetryDelay}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if s.ownSubs {
 		subCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = s.subs.Run(subCtx) }()
+		wg.Go(func() { _ = s.subs.Run(subCtx) })
 	}
 	s.logger.Info("fanout consuming", "concurrency", s.cfg.Concurrency)
 	err := s.deps.Transport.Consume(ctx, transport.Events, transport.ConsumerConfig{
-		Group: "fanout", Concurrency: s.cfg.Concurrency, AckWait: s.cfg.AckWait,
+		Group: wire.GroupFanout, Concurrency: s.cfg.Concurrency, AckWait: s.cfg.AckWait,
 	}, s.handle)
 	if err != nil {
 		return fmt.Errorf("fanout: consume events: %w", err)
@@ -140,31 +148,28 @@ func (s *Service) Ready(ctx context.Context) error {
 	return s.deps.Ready(ctx)
 }
 
-// handle fans out one event. An event already being handled when the
-// service stops is finished (within the ack wait) rather than abandoned.
-func (s *Service) handle(ctx context.Context, msg transport.Received) {
+// handle fans out one event: the settler acts on decide's decision.
+func (s *Service) handle(_ context.Context, msg transport.Received) {
+	s.settler.Act(msg, s.decide(msg))
+}
+
+// decide decides what to do with one EVENTS message: wait while the
+// subscription cache has never loaded (matching against an empty cache
+// would fan the event out to nobody and lose it), drop a message that can
+// never be read, and otherwise commit the event, which the batcher's flush
+// fans out; the message is acknowledged once that is durable.
+func (s *Service) decide(msg transport.Received) settle.Decision[store.Event] {
 	if !s.subs.Loaded() {
-		// Matching against a cache that never loaded would fan the event
-		// out to nobody and lose it: wait for the first load.
-		settle.Nak(s.logger, msg, s.cfg.RetryDelay)
-		return
+		return settle.Nak[store.Event](s.cfg.RetryDelay)
 	}
-	ev, err := ParseEventMessage(msg.Message())
+	ev, err := wire.ParseEvent(msg.Message())
 	if err != nil {
 		// Ingest validated the event; a message that does not parse can
 		// never succeed, so it is logged and dropped rather than retried.
 		s.logger.Error("dropping malformed event message", "msg_id", msg.Message().ID, "err", err)
-		settle.Ack(s.logger, msg)
-		return
+		return settle.Ack[store.Event]()
 	}
-	// The batcher bounds the flush by the ack wait and finishes it even
-	// when the service is stopping.
-	if err := s.writes.Do(context.WithoutCancel(ctx), ev); err != nil {
-		s.logger.Warn("fan-out failed; will retry", "event_id", ev.ID, "err", err)
-		settle.Nak(s.logger, msg, s.cfg.RetryDelay)
-		return
-	}
-	settle.Ack(s.logger, msg)
+	return settle.Commit(ev)
 }
 
 // flush fans out a batch of events: it brings the subscription cache up
@@ -206,49 +211,9 @@ func (s *Service) flush(ctx context.Context, events []store.Event, errs []error)
 	}
 	msgs := make([]transport.Message, len(ds))
 	for i := range ds {
-		msgs[i] = delivery.NewMessage(&ds[i], &events[owner[i]], 1)
+		msgs[i] = wire.DeliveryMessage(&ds[i], &events[owner[i]], 1)
 	}
 	if _, err := s.deps.Transport.Publish(ctx, transport.Deliveries, msgs...); err != nil {
 		fail(fmt.Errorf("publish %d deliveries: %w", len(msgs), err))
 	}
-}
-
-// NewEventMessage encodes an accepted event for the EVENTS stream: ID and
-// Subject "<tenant>.<type>" for the broker, the metadata in hookline-*
-// headers, and the payload untouched as the body (shared, not copied).
-// ParseEventMessage is its inverse.
-func NewEventMessage(ev *store.Event) transport.Message {
-	h := make(map[string]string, 6)
-	h[transport.HeaderEventID] = ev.ID
-	h[transport.HeaderTenant] = ev.Tenant
-	h[transport.HeaderEventType] = ev.Type
-	h[transport.HeaderOccurredAt] = ev.OccurredAt.UTC().Format(time.RFC3339Nano)
-	h[transport.HeaderReceivedAt] = ev.ReceivedAt.UTC().Format(time.RFC3339Nano)
-	if len(ev.Labels) > 0 {
-		b, _ := json.Marshal(ev.Labels) // a map of strings always marshals
-		h[transport.HeaderLabels] = string(b)
-	}
-	return transport.Message{ID: ev.ID, Subject: ev.Tenant + "." + ev.Type, Headers: h, Data: ev.Payload}
-}
-
-// ParseEventMessage decodes an EVENTS message written by NewEventMessage.
-func ParseEventMessage(m *transport.Message) (store.Event, error) {
-	h := m.Headers
-	ev := store.Event{ID: h[transport.HeaderEventID], Tenant: h[transport.HeaderTenant], Type: h[transport.HeaderEventType], Payload: m.Data}
-	if ev.ID == "" || ev.Tenant == "" || ev.Type == "" {
-		return ev, fmt.Errorf("missing %s, %s or %s header", transport.HeaderEventID, transport.HeaderTenant, transport.HeaderEventType)
-	}
-	var err error
-	if ev.OccurredAt, err = time.Parse(time.RFC3339Nano, h[transport.HeaderOccurredAt]); err != nil {
-		return ev, fmt.Errorf("header %s: %w", transport.HeaderOccurredAt, err)
-	}
-	if ev.ReceivedAt, err = time.Parse(time.RFC3339Nano, h[transport.HeaderReceivedAt]); err != nil {
-		return ev, fmt.Errorf("header %s: %w", transport.HeaderReceivedAt, err)
-	}
-	if l := h[transport.HeaderLabels]; l != "" {
-		if err := json.Unmarshal([]byte(l), &ev.Labels); err != nil {
-			return ev, fmt.Errorf("header %s: %w", transport.HeaderLabels, err)
-		}
-	}
-	return ev, nil
 }

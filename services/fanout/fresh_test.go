@@ -8,7 +8,9 @@ import (
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/storetest"
 	"github.com/hookline/hookline/pkg/transport"
+	"github.com/hookline/hookline/services/internal/deps"
 	"github.com/hookline/hookline/services/internal/servicetest"
+	"github.com/hookline/hookline/services/internal/wire"
 )
 
 // TestEventReachesSubscriptionCreatedBeforeIt: a subscription written to
@@ -26,7 +28,7 @@ func TestEventReachesSubscriptionCreatedBeforeIt(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.SubscriptionRefresh = time.Hour
-	svc, err := New(cfg, Deps{Store: st, Transport: tr, Logger: servicetest.Logger()})
+	svc, err := New(cfg, deps.Deps[Store]{Store: st, Transport: tr, Logger: servicetest.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +37,7 @@ func TestEventReachesSubscriptionCreatedBeforeIt(t *testing.T) {
 	publish := func() string {
 		t.Helper()
 		ev := storetest.NewEvent("acme", "order.created", time.Now())
-		if _, err := tr.Publish(ctx, transport.Events, NewEventMessage(&ev)); err != nil {
+		if _, err := tr.Publish(ctx, transport.Events, wire.EventMessage(&ev)); err != nil {
 			t.Fatal(err)
 		}
 		return ev.ID

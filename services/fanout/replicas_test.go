@@ -9,7 +9,9 @@ import (
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/storetest"
 	"github.com/hookline/hookline/pkg/transport"
+	"github.com/hookline/hookline/services/internal/deps"
 	"github.com/hookline/hookline/services/internal/servicetest"
+	"github.com/hookline/hookline/services/internal/wire"
 )
 
 // TestReplicasShareEvents: two fanout replicas on one broker and one store
@@ -38,7 +40,7 @@ func testReplicasShareEvents(t *testing.T, st store.Store) {
 	cfg.Concurrency = 2 // small pulls, so neither replica can take everything
 	replicas := []*servicetest.Replica{{Transport: tr, Stream: transport.Events}, {Transport: tr, Stream: transport.Events}}
 	for _, r := range replicas {
-		svc, err := New(cfg, Deps{Store: st, Transport: r, Logger: servicetest.Logger()})
+		svc, err := New(cfg, deps.Deps[Store]{Store: st, Transport: r, Logger: servicetest.Logger()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +51,7 @@ func testReplicasShareEvents(t *testing.T, st store.Store) {
 	msgs := make([]transport.Message, n)
 	for i := range msgs {
 		ev := storetest.NewEvent("acme", "order.created", time.Now())
-		msgs[i] = NewEventMessage(&ev)
+		msgs[i] = wire.EventMessage(&ev)
 	}
 	if _, err := tr.Publish(ctx, transport.Events, msgs...); err != nil {
 		t.Fatal(err)

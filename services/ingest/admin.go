@@ -288,8 +288,9 @@ func (a *adminServer) DisableSubscription(ctx context.Context, req *hooklinev1.D
 	return a.setState(ctx, req.GetTenant(), req.GetId(), store.SubscriptionDisabled, reason)
 }
 
-// SendTestEvent stores an event and a delivery of it to this subscription
-// only, and schedules its first attempt now; the scheduler releases it.
+// SendTestEvent stores an event, a delivery of it to this subscription
+// only, and its first attempt due now, in one transaction; the scheduler
+// releases it (told at once by a due signal).
 func (a *adminServer) SendTestEvent(ctx context.Context, req *hooklinev1.SendTestEventRequest) (*hooklinev1.SendTestEventResponse, error) {
 	var v violations
 	typ := req.GetEventType()
@@ -318,14 +319,12 @@ func (a *adminServer) SendTestEvent(ctx context.Context, req *hooklinev1.SendTes
 	ev := store.Event{ID: ids.NewEvent(now), Tenant: s.Tenant, Type: typ, Payload: payload, OccurredAt: now, ReceivedAt: now}
 	d := store.Delivery{
 		ID: ids.Delivery(ev.ID, s.ID), EventID: ev.ID, SubscriptionID: s.ID, Tenant: s.Tenant, EventType: typ,
-		Status: store.DeliveryPending, CreatedAt: now, UpdatedAt: now,
+		Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := a.s.deps.Store.InsertFanout(ctx, []store.Event{ev}, []store.Delivery{d}); err != nil {
 		return nil, storeErr("test event", err)
 	}
-	if err := a.s.deps.Store.ScheduleRetries(ctx, []store.ScheduledRetry{{DeliveryID: d.ID, Attempt: 1, DueAt: now}}); err != nil {
-		return nil, storeErr("delivery "+d.ID, err)
-	}
+	a.s.announceDue(ctx, now)
 	return &hooklinev1.SendTestEventResponse{EventId: ev.ID, DeliveryId: d.ID}, nil
 }
 
@@ -399,6 +398,7 @@ func (a *adminServer) Redeliver(ctx context.Context, req *hooklinev1.RedeliverRe
 	if err := a.s.deps.Store.ScheduleRetries(ctx, []store.ScheduledRetry{{DeliveryID: d.ID, Attempt: d.Attempts + 1, DueAt: now}}); err != nil {
 		return nil, storeErr("delivery "+d.ID, err)
 	}
+	a.s.announceDue(ctx, now)
 	if d, err = a.s.deps.Store.GetDelivery(ctx, req.GetTenant(), req.GetDeliveryId()); err != nil {
 		return nil, storeErr("delivery "+req.GetDeliveryId(), err)
 	}

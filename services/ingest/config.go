@@ -59,7 +59,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 }
 
 // Validate reports every problem with c, each naming its flag.
-func (c Config) Validate() error {
+func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
 		errs = append(errs, fmt.Errorf("--ingest-grpc-addr %q: %w", c.GRPCAddr, err))

@@ -32,35 +32,48 @@ import (
 
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/store"
-	"github.com/hookline/hookline/pkg/transport"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
 	"github.com/hookline/hookline/proto/openapi"
+	"github.com/hookline/hookline/services/internal/deps"
 	"github.com/hookline/hookline/services/internal/subcache"
+	"github.com/hookline/hookline/services/internal/wire"
 )
 
-// Deps are the ingest service's collaborators.
-type Deps struct {
-	Store     store.Store
-	Transport transport.Transport
-	Logger    *slog.Logger
-	// Subscriptions is an optional cache shared with other services in the
-	// same process, kept current with every subscription this service
-	// writes. Ingest itself never reads subscriptions from a cache.
-	Subscriptions *subcache.Cache
-	// Resolver resolves subscription hostnames for the SSRF check; nil
-	// means net.DefaultResolver.
-	Resolver *net.Resolver
+// Store is what the ingest and admin APIs need of the store: every
+// subscription, delivery, attempt and event query and write they serve,
+// and the idempotency keys. Every store.Store is one.
+type Store interface {
+	CreateSubscription(ctx context.Context, s *store.Subscription) error
+	GetSubscription(ctx context.Context, tenant, id string) (*store.Subscription, error)
+	ListSubscriptions(ctx context.Context, f store.SubscriptionFilter) ([]store.Subscription, string, error)
+	UpdateSubscription(ctx context.Context, s *store.Subscription) error
+	DeleteSubscription(ctx context.Context, tenant, id string) error
+	SetSubscriptionState(ctx context.Context, id string, state store.SubscriptionState, reason string, now time.Time) error
+	GetEvent(ctx context.Context, tenant, id string) (*store.Event, error)
+	LookupIdempotencyKeys(ctx context.Context, keys []store.IdempotencyKey) (map[store.IdempotencyKey]string, error)
+	PutIdempotencyKeys(ctx context.Context, recs []store.IdempotencyRecord, now time.Time) ([]string, error)
+	InsertFanout(ctx context.Context, events []store.Event, ds []store.Delivery) error
+	GetDelivery(ctx context.Context, tenant, id string) (*store.Delivery, error)
+	ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error)
+	ListAttempts(ctx context.Context, f store.AttemptFilter) ([]store.Attempt, string, error)
+	ScheduleRetries(ctx context.Context, rs []store.ScheduledRetry) error
+	Ready(ctx context.Context) error
 }
+
+var _ Store = store.Store(nil)
 
 // Service serves the ingest and admin APIs.
 type Service struct {
 	cfg      Config
-	deps     Deps
+	deps     deps.Deps[Store]
 	logger   *slog.Logger
 	guard    *ssrf.Guard
 	resolver *net.Resolver
-	subs     *subcache.Cache // shared cache to keep current; may be nil
-	now      func() time.Time
+	// subs is the cache shared with the other services of this process
+	// (hookline dev), kept current with every subscription this service
+	// writes; nil in a process of its own. Ingest never reads from it.
+	subs *subcache.Cache
+	now  func() time.Time
 
 	grpcLis, httpLis net.Listener
 	grpc             *grpc.Server
@@ -70,21 +83,18 @@ type Service struct {
 
 // New validates cfg, binds the listeners (so Addr is known before Run) and
 // builds the servers. Call Run to serve.
-func New(cfg Config, deps Deps) (*Service, error) {
+func New(cfg Config, d deps.Deps[Store]) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("ingest config: %w", err)
 	}
-	if deps.Store == nil || deps.Transport == nil {
-		return nil, errors.New("ingest: Store and Transport are required")
-	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
+	if err := d.Check("ingest"); err != nil {
+		return nil, err
 	}
 	allow, _ := ssrf.ParsePrefixes(cfg.AllowCIDRs)
 	s := &Service{
-		cfg: cfg, deps: deps, logger: deps.Logger.With("service", "ingest"),
-		guard: ssrf.NewGuard(allow...), resolver: deps.Resolver, subs: deps.Subscriptions,
-		now: time.Now,
+		cfg: cfg, deps: d, logger: d.Logger,
+		guard: ssrf.NewGuard(allow...), resolver: d.Resolver, subs: d.Subscriptions,
+		now: d.Now,
 	}
 	if len(cfg.AuthTokens) == 0 {
 		s.logger.Warn("API authentication is off: set --ingest-auth-tokens in production")
@@ -184,7 +194,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Ready reports whether the store and the broker answer.
 func (s *Service) Ready(ctx context.Context) error {
-	return errors.Join(s.deps.Store.Ready(ctx), s.deps.Transport.Ready(ctx))
+	return s.deps.Ready(ctx)
 }
 
 // httpHandler serves the JSON API through grpc-gateway, dialling this
@@ -256,5 +266,14 @@ func (s *Service) cachePut(sub *store.Subscription) {
 func (s *Service) cacheRemove(id string) {
 	if s.subs != nil {
 		s.subs.Remove(id)
+	}
+}
+
+// announceDue tells the schedulers that an attempt this service scheduled
+// is due at due, so it is released then rather than at the next poll. It
+// is best effort: the poll finds it anyway.
+func (s *Service) announceDue(ctx context.Context, due time.Time) {
+	if err := s.deps.Transport.Notify(ctx, wire.TopicDue, wire.WakeSignal(due)); err != nil {
+		s.logger.Debug("announcing a due time failed; the scheduler's poll will find it", "err", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
+	"github.com/hookline/hookline/services/internal/deps"
 	"github.com/hookline/hookline/services/internal/servicetest"
 )
 
@@ -26,7 +27,7 @@ func startIngest(t *testing.T) *Service {
 	cfg := DefaultConfig()
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", ""
 	cfg.AuthTokens = []string{token}
-	s, err := New(cfg, Deps{Store: st, Transport: tr})
+	s, err := New(cfg, deps.Deps[Store]{Store: st, Transport: tr, Logger: servicetest.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func TestConfigValidateNamesEveryFlag(t *testing.T) {
 			t.Errorf("error does not name %s:\n%v", flag, err)
 		}
 	}
-	if err := DefaultConfig().Validate(); err != nil {
+	if err := new(DefaultConfig()).Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
 	}
 }

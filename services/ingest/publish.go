@@ -12,7 +12,7 @@ import (
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
-	"github.com/hookline/hookline/services/fanout"
+	"github.com/hookline/hookline/services/internal/wire"
 )
 
 // ingestServer implements hooklinev1.IngestServiceServer.
@@ -67,77 +67,109 @@ func (g *ingestServer) PublishBatch(ctx context.Context, req *hooklinev1.Publish
 // key is recorded in the store.
 func (s *Service) publish(ctx context.Context, reqs []*hooklinev1.PublishRequest) ([]*hooklinev1.PublishResponse, error) {
 	now := s.now().UTC()
-	// One store read for every key of the call.
+	known, err := s.lookupKeys(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	b := s.plan(reqs, known, now)
+	if len(b.msgs) == 0 {
+		return b.out, nil
+	}
+	results, err := s.deps.Transport.Publish(ctx, transport.Events, b.msgs...)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "publish to the events stream (not accepted; retry with the same idempotency key): %v", err)
+	}
+	for k, r := range results {
+		if r.Duplicate {
+			b.out[b.idx[k]].Duplicate = true
+		}
+	}
+	s.recordKeys(ctx, b, now)
+	return b.out, nil
+}
+
+// lookupKeys reads, in one store call, the event recorded for every
+// idempotency key of reqs that has one.
+func (s *Service) lookupKeys(ctx context.Context, reqs []*hooklinev1.PublishRequest) (map[store.IdempotencyKey]string, error) {
 	var keys []store.IdempotencyKey
 	for _, r := range reqs {
 		if r.GetIdempotencyKey() != "" {
 			keys = append(keys, store.IdempotencyKey{Tenant: r.GetTenant(), Key: r.GetIdempotencyKey()})
 		}
 	}
-	var known map[store.IdempotencyKey]string
-	if len(keys) > 0 {
-		var err error
-		if known, err = s.deps.Store.LookupIdempotencyKeys(ctx, keys); err != nil {
-			return nil, status.Errorf(codes.Unavailable, "look up idempotency keys: %v", err)
-		}
+	if len(keys) == 0 {
+		return nil, nil
 	}
+	known, err := s.deps.Store.LookupIdempotencyKeys(ctx, keys)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "look up idempotency keys: %v", err)
+	}
+	return known, nil
+}
 
-	out := make([]*hooklinev1.PublishResponse, len(reqs))
-	msgs := make([]transport.Message, 0, len(reqs))
-	idx := make([]int, 0, len(reqs)) // out index of each message
-	var recs []store.IdempotencyRecord
-	seen := map[string]int{} // event id -> out index, for keys repeated within a batch
+// publishBatch is what one publish call sends and answers.
+type publishBatch struct {
+	out  []*hooklinev1.PublishResponse // one per request
+	msgs []transport.Message           // the events to publish
+	idx  []int                         // out index of each message
+	recs []store.IdempotencyRecord     // the keys to record once published
+	seen map[string]int                // event id -> out index
+}
+
+// plan answers the requests whose key is known already (duplicate=true with
+// the recorded event) or repeated within the call, and gives every other
+// request its event id and EVENTS message.
+func (s *Service) plan(reqs []*hooklinev1.PublishRequest, known map[store.IdempotencyKey]string, now time.Time) publishBatch {
+	b := publishBatch{
+		out:  make([]*hooklinev1.PublishResponse, len(reqs)),
+		msgs: make([]transport.Message, 0, len(reqs)),
+		idx:  make([]int, 0, len(reqs)),
+		seen: map[string]int{},
+	}
 	for i, r := range reqs {
 		var id string
 		if key := r.GetIdempotencyKey(); key != "" {
 			k := store.IdempotencyKey{Tenant: r.GetTenant(), Key: key}
 			if existing, found := known[k]; found {
-				out[i] = &hooklinev1.PublishResponse{EventId: existing, Duplicate: true}
+				b.out[i] = &hooklinev1.PublishResponse{EventId: existing, Duplicate: true}
 				continue
 			}
 			id = ids.EventFromIdempotencyKey(r.GetTenant(), key)
-			if j, dup := seen[id]; dup {
-				out[i] = &hooklinev1.PublishResponse{EventId: out[j].GetEventId(), Duplicate: true}
+			if j, dup := b.seen[id]; dup {
+				b.out[i] = &hooklinev1.PublishResponse{EventId: b.out[j].GetEventId(), Duplicate: true}
 				continue
 			}
-			recs = append(recs, store.IdempotencyRecord{IdempotencyKey: k, EventID: id})
+			b.recs = append(b.recs, store.IdempotencyRecord{IdempotencyKey: k, EventID: id})
 		} else {
 			id = ids.NewEvent(now)
 		}
-		seen[id] = i
-		out[i] = &hooklinev1.PublishResponse{EventId: id}
-		msgs = append(msgs, fanout.NewEventMessage(acceptedEvent(id, r, now)))
-		idx = append(idx, i)
+		b.seen[id] = i
+		b.out[i] = &hooklinev1.PublishResponse{EventId: id}
+		b.msgs = append(b.msgs, wire.EventMessage(acceptedEvent(id, r, now)))
+		b.idx = append(b.idx, i)
 	}
-	if len(msgs) == 0 {
-		return out, nil
+	return b
+}
+
+// recordKeys records the idempotency keys of published events, in one
+// write. The events are durable already; the record only lets later
+// retries answer duplicate=true without the broker, so a failure is logged,
+// not returned. A key another publish recorded first turns this answer
+// into a duplicate of that event.
+func (s *Service) recordKeys(ctx context.Context, b publishBatch, now time.Time) {
+	if len(b.recs) == 0 {
+		return
 	}
-	results, err := s.deps.Transport.Publish(ctx, transport.Events, msgs...)
+	recorded, err := s.deps.Store.PutIdempotencyKeys(ctx, b.recs, now)
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "publish to the events stream (not accepted; retry with the same idempotency key): %v", err)
+		s.logger.Warn("record idempotency keys", "count", len(b.recs), "err", err)
+		return
 	}
-	for k, r := range results {
-		if r.Duplicate {
-			out[idx[k]].Duplicate = true
+	for k, rec := range b.recs {
+		if recorded[k] != rec.EventID {
+			b.out[b.seen[rec.EventID]] = &hooklinev1.PublishResponse{EventId: recorded[k], Duplicate: true}
 		}
 	}
-	if len(recs) == 0 {
-		return out, nil
-	}
-	// The events are durable already; recording their keys, in one write,
-	// only lets later retries answer duplicate=true without the broker.
-	recorded, err := s.deps.Store.PutIdempotencyKeys(ctx, recs, now)
-	if err != nil {
-		s.logger.Warn("record idempotency keys", "count", len(recs), "err", err)
-		return out, nil
-	}
-	for k, rec := range recs {
-		if recorded[k] != rec.EventID { // another publish recorded the key first
-			i := seen[rec.EventID]
-			out[i] = &hooklinev1.PublishResponse{EventId: recorded[k], Duplicate: true}
-		}
-	}
-	return out, nil
 }
 
 // acceptedEvent is the event a validated request describes, as accepted

@@ -18,7 +18,7 @@ import (
 	"github.com/hookline/hookline/pkg/retry"
 	"github.com/hookline/hookline/pkg/ssrf"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
-	"github.com/hookline/hookline/services/delivery"
+	"github.com/hookline/hookline/services/internal/wire"
 )
 
 // Limits on request fields.
@@ -152,7 +152,7 @@ func (s *Service) validateSubscription(ctx context.Context, v *violations, sub *
 			switch {
 			case !validHeaderName(k):
 				v.add(field, "is not a valid HTTP header name")
-			case delivery.ReservedHeader(k):
+			case wire.ReservedWebhookHeader(k):
 				v.add(field, "is set by Hookline and cannot be overridden")
 			case len(val) > maxHeaderValueLen || strings.ContainsAny(val, "\r\n\x00"):
 				v.add(field, "value must be at most %d characters without CR, LF or NUL", maxHeaderValueLen)

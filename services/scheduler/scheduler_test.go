@@ -14,12 +14,13 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/goleak"
 
-	"github.com/hookline/hookline/pkg/retry"
+	"github.com/hookline/hookline/pkg/poll"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/storetest"
 	"github.com/hookline/hookline/pkg/transport"
-	"github.com/hookline/hookline/services/delivery"
+	"github.com/hookline/hookline/services/internal/deps"
 	"github.com/hookline/hookline/services/internal/servicetest"
+	"github.com/hookline/hookline/services/internal/wire"
 	"github.com/hookline/hookline/services/scheduler"
 )
 
@@ -80,8 +81,6 @@ func newEnvOn(t *testing.T, st store.Store) *env {
 func testConfig() scheduler.Config {
 	cfg := scheduler.DefaultConfig()
 	cfg.PollInterval = 20 * time.Millisecond
-	cfg.ErrorBackoff = 50 * time.Millisecond
-	cfg.Jitter = 0
 	return cfg
 }
 
@@ -89,7 +88,7 @@ func testConfig() scheduler.Config {
 // called or the test ends; Run must return nil.
 func (e *env) run(cfg scheduler.Config) (stop func()) {
 	e.t.Helper()
-	svc, err := scheduler.New(cfg, scheduler.Deps{Store: e.st, Transport: e.tr, Logger: testLogger()})
+	svc, err := scheduler.New(cfg, deps.Deps[scheduler.Store]{Store: e.st, Transport: e.tr, Logger: testLogger()})
 	if err != nil {
 		e.t.Fatalf("scheduler.New: %v", err)
 	}
@@ -105,7 +104,7 @@ func (e *env) consume() {
 			defer close(done)
 			err := e.tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: "test"}, func(_ context.Context, r transport.Received) {
 				m := *r.Message()
-				id := m.Headers[transport.HeaderDeliveryID]
+				id := m.Headers[wire.HeaderDeliveryID]
 				e.mu.Lock()
 				e.deliveries[id] = append(e.deliveries[id], m)
 				e.mu.Unlock()
@@ -147,26 +146,28 @@ func (e *env) messages(id string) []transport.Message {
 func (e *env) seed(mutate ...func(*store.Subscription)) storetest.Fixture {
 	e.t.Helper()
 	sub := storetest.NewSubscription("acme")
-	sub.RetrySchedule = []time.Duration{20 * time.Millisecond, 20 * time.Millisecond}
 	for _, m := range mutate {
 		m(sub)
 	}
 	return storetest.SeedFor(e.t, e.st, sub, time.Now())
 }
 
-// failed records attempt n of f's delivery as failed and publishes its
-// RETRIES message, as the delivery service does.
-func (e *env) failed(f storetest.Fixture, n int, retryAfter time.Duration) {
+// failed records attempt n of f's delivery as failed with the next attempt
+// due in dueIn, as the delivery service does, and, with announce, tells
+// the schedulers with a due signal as the delivery service does.
+func (e *env) failed(f storetest.Fixture, n int, dueIn time.Duration, announce bool) {
 	e.t.Helper()
 	ctx := context.Background()
 	a := storetest.NewAttempt(f.Delivery, n, time.Now())
-	if err := e.st.RecordAttempts(ctx, []store.AttemptResult{{Attempt: a, Status: store.DeliveryRetrying}}); err != nil {
+	due := time.Now().Add(dueIn)
+	r := store.AttemptResult{Attempt: a, Status: store.DeliveryRetrying, NextAttemptAt: due}
+	if err := e.st.RecordAttempts(ctx, []store.AttemptResult{r}); err != nil {
 		e.t.Fatal(err)
 	}
-	m := delivery.NewRetryMessage(delivery.RetryRequest{DeliveryID: f.Delivery.ID, SubscriptionID: f.Sub.ID,
-		EventID: f.Event.ID, Tenant: f.Sub.Tenant, FailedAttempt: n, RetryAfter: retryAfter})
-	if _, err := e.tr.Publish(ctx, transport.Retries, m); err != nil {
-		e.t.Fatal(err)
+	if announce {
+		if err := e.tr.Notify(ctx, wire.TopicDue, wire.WakeSignal(due)); err != nil {
+			e.t.Fatal(err)
+		}
 	}
 }
 
@@ -179,91 +180,35 @@ func (e *env) getDelivery(id string) *store.Delivery {
 	return d
 }
 
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
-func TestExhaustedOrScheduled(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	cfg := testConfig()
-	cfg.PollInterval = time.Hour // release nothing: look at the schedule only
-	e.run(cfg)
-	tests := []struct {
-		name     string
-		schedule []time.Duration
-		failed   int
-		wantDead string
-		minDue   time.Duration
-	}{
-		{"custom schedule exhausted", []time.Duration{time.Minute}, 2, "retry schedule exhausted after 2 attempts", 0},
-		{"default schedule exhausted", nil, 8, "retry schedule exhausted after 8 attempts", 0},
-		{"empty schedule means no retries", []time.Duration{}, 1, "retry schedule exhausted after 1 attempts", 0},
-		{"custom schedule", []time.Duration{time.Minute, time.Hour}, 2, "", time.Hour},
-		{"default schedule", nil, 7, "", 10 * time.Hour},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			f := e.seed(func(s *store.Subscription) { s.RetrySchedule = tt.schedule })
-			before := time.Now()
-			e.failed(f, tt.failed, 0)
-			if tt.wantDead != "" {
-				eventually(t, "dead", func() bool { return e.getDelivery(f.Delivery.ID).Status == store.DeliveryDead })
-				if r := e.getDelivery(f.Delivery.ID).LastError; r != tt.wantDead {
-					t.Fatalf("reason %q; want %q", r, tt.wantDead)
-				}
-				return
-			}
-			eventually(t, "scheduled", func() bool { return !e.getDelivery(f.Delivery.ID).NextAttemptAt.IsZero() })
-			d := e.getDelivery(f.Delivery.ID)
-			if d.Status != store.DeliveryRetrying || d.NextAttemptAt.Before(before.Add(tt.minDue)) || d.NextAttemptAt.After(time.Now().Add(tt.minDue)) {
-				t.Fatalf("delivery %+v; want retrying, due in %v", d, tt.minDue)
-			}
-		})
-	}
-}
-
-func TestRetryAfterWins(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	e.run(testConfig())
-	f := e.seed()
-	before := time.Now()
-	e.failed(f, 1, time.Hour)
-	eventually(t, "scheduled", func() bool { return !e.getDelivery(f.Delivery.ID).NextAttemptAt.IsZero() })
-	if due := e.getDelivery(f.Delivery.ID).NextAttemptAt; due.Before(before.Add(time.Hour)) {
-		t.Fatalf("due %v; want at least an hour after %v", due, before)
-	}
-}
-
-// TestReleasedAtTheirDueTime: a replica releases the retries it scheduled
-// when they fall due, not at its next poll: with an hour between polls,
-// retries due in 20 ms and 100 ms (scheduled in that order and in the
-// reverse order) are all released.
-func TestReleasedAtTheirDueTime(t *testing.T) {
+// TestAnnouncedDueTimesReleasedOnTime: a replica releases retries whose
+// due times were announced (wire.TopicDue) when they fall due, not at its
+// next poll: with an hour between polls, and the first poll over before
+// the retries are recorded, retries due in 20 ms, 100 ms and 20 ms
+// (announced in that order) are all released, and only through the
+// signals; one due time announced twice is released once.
+func TestAnnouncedDueTimesReleasedOnTime(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	cfg := testConfig()
 	cfg.PollInterval = time.Hour
 	e.run(cfg)
 	e.consume()
+	poll.Until(t, "the first poll", func() bool { return e.st.redrives.Load() >= 1 })
 	var ids []string
-	for _, delays := range [][]time.Duration{{20 * time.Millisecond}, {100 * time.Millisecond}, {20 * time.Millisecond}} {
-		f := e.seed(func(s *store.Subscription) { s.RetrySchedule = delays })
-		e.failed(f, 1, 0)
+	for _, dueIn := range []time.Duration{20 * time.Millisecond, 100 * time.Millisecond, 20 * time.Millisecond} {
+		f := e.seed()
+		e.failed(f, 1, dueIn, true)
 		ids = append(ids, f.Delivery.ID)
 	}
 	e.waitFor(ids...)
+	if n := e.st.redrives.Load(); n != 1 {
+		t.Fatalf("%d polls; the releases must have come from the signals alone", n)
+	}
+	for _, id := range ids {
+		if n := len(e.messages(id)); n != 1 {
+			t.Fatalf("delivery %s released %d times", id, n)
+		}
+	}
 }
 
 // TestDueRetriesReleasedExactlyOnce: two scheduler replicas on one store
@@ -290,10 +235,10 @@ func testDueRetriesReleasedExactlyOnce(t *testing.T, e *env) {
 		f := e.seed()
 		fs = append(fs, f)
 		ids = append(ids, f.Delivery.ID)
-		e.failed(f, 1, 0)
+		e.failed(f, 1, 0, false)
 	}
 	e.waitFor(ids...)
-	eventually(t, "retries completed", func() bool {
+	poll.Until(t, "retries completed", func() bool {
 		for _, id := range ids {
 			if !e.getDelivery(id).NextAttemptAt.IsZero() && len(e.messages(id)) == 0 {
 				return false
@@ -316,13 +261,10 @@ func testDueRetriesReleasedExactlyOnce(t *testing.T, e *env) {
 			t.Fatalf("delivery %s released %d times", f.Delivery.ID, len(ms))
 		}
 		m := ms[0]
-		if m.Headers[transport.HeaderAttempt] != "2" || string(m.Data) != string(f.Event.Payload) ||
-			!strings.HasPrefix(m.ID, f.Delivery.ID+".a2.r") || m.Key != f.Sub.ID {
-			t.Fatalf("released message = %+v", m)
-		}
-		env, err := delivery.ParseMessage(&m)
-		if err != nil || env.EventID != f.Event.ID || env.Tenant != "acme" {
-			t.Fatalf("released message parses to %+v, %v", env, err)
+		got, err := wire.ParseDelivery(&m)
+		if err != nil || got.Attempt != 2 || got.EventID != f.Event.ID || got.Tenant != "acme" ||
+			string(m.Data) != string(f.Event.Payload) || !strings.HasPrefix(m.ID, wire.AttemptID(f.Delivery.ID, 2)+".r") || m.Key != f.Sub.ID {
+			t.Fatalf("released message %+v parses to %+v, %v", m, got, err)
 		}
 	}
 }
@@ -337,7 +279,7 @@ func TestParkedRedrivenAfterEnable(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.run(testConfig())
-	eventually(t, "a few redrive polls", func() bool { return e.st.redrives.Load() >= 3 })
+	poll.Until(t, "a few redrive polls", func() bool { return e.st.redrives.Load() >= 3 })
 	if n := e.tr.published.Load(); n != 0 {
 		t.Fatalf("published %d messages while the subscription was disabled", n)
 	}
@@ -346,44 +288,13 @@ func TestParkedRedrivenAfterEnable(t *testing.T) {
 	}
 	e.waitFor(f.Delivery.ID)
 	m := e.messages(f.Delivery.ID)[0]
-	if m.Headers[transport.HeaderAttempt] != "1" {
-		t.Fatalf("redriven attempt = %q; want 1", m.Headers[transport.HeaderAttempt])
+	if m.Headers[wire.HeaderAttempt] != "1" {
+		t.Fatalf("redriven attempt = %q; want 1", m.Headers[wire.HeaderAttempt])
 	}
 	// The redriven attempt is a new message even though attempt 1 was
 	// published before (by fanout) with the plain attempt id.
-	if m.ID == delivery.NewMessage(&f.Delivery, &f.Event, 1).ID {
+	if m.ID == wire.DeliveryMessage(&f.Delivery, &f.Event, 1).ID {
 		t.Fatal("redriven message reuses the fan-out message id; the broker would drop it as a duplicate")
-	}
-}
-
-func TestDeletedSubscriptionAndMalformed(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	e.run(testConfig())
-	ctx := context.Background()
-
-	// A subscription that was never stored stands for one deleted long
-	// ago (a recent deletion may linger in a replica's cache until its
-	// next refresh).
-	f := e.seed()
-	f.Sub = storetest.NewSubscription("acme")
-	e.failed(f, 1, 0)
-
-	g := e.seed()
-	bad := delivery.NewRetryMessage(delivery.RetryRequest{DeliveryID: g.Delivery.ID, SubscriptionID: g.Sub.ID, FailedAttempt: 1})
-	bad.Headers[transport.HeaderAttempt] = "first"
-	noID := delivery.NewRetryMessage(delivery.RetryRequest{DeliveryID: "dlv_x", SubscriptionID: g.Sub.ID, FailedAttempt: 1})
-	delete(noID.Headers, transport.HeaderDeliveryID)
-	if _, err := e.tr.Publish(ctx, transport.Retries, bad, noID); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "deleted subscription's delivery dead", func() bool { return e.getDelivery(f.Delivery.ID).Status == store.DeliveryDead })
-	if r := e.getDelivery(f.Delivery.ID).LastError; r != delivery.ReasonSubscriptionDeleted {
-		t.Fatalf("reason %q", r)
-	}
-	eventually(t, "malformed retry's delivery dead", func() bool { return e.getDelivery(g.Delivery.ID).Status == store.DeliveryDead })
-	if r := e.getDelivery(g.Delivery.ID).LastError; !strings.Contains(r, "malformed retry message") {
-		t.Fatalf("reason %q", r)
 	}
 }
 
@@ -414,7 +325,7 @@ func testRetentionPurge(t *testing.T, e *env) {
 	cfg.RetentionInterval = 20 * time.Millisecond
 	cfg.PurgeBatch = 1 // several purge calls per run
 	e.run(cfg)
-	eventually(t, "old event purged", func() bool {
+	poll.Until(t, "old event purged", func() bool {
 		_, err := e.st.GetEvent(ctx, "", old.Event.ID)
 		return errors.Is(err, store.ErrNotFound)
 	})
@@ -439,8 +350,7 @@ func TestConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
 	}
-	if cfg.PollInterval != time.Second || cfg.Retention != 720*time.Hour || cfg.RetentionInterval != 10*time.Minute ||
-		retry.FormatSchedule(cfg.DefaultSchedule) != retry.FormatSchedule(retry.DefaultSchedule) {
+	if cfg != scheduler.DefaultConfig() || cfg.PollInterval != time.Second || cfg.Retention != 720*time.Hour || cfg.RetentionInterval != 10*time.Minute {
 		t.Fatalf("defaults = %+v", cfg)
 	}
 	fs.VisitAll(func(f *pflag.Flag) {
@@ -448,17 +358,11 @@ func TestConfig(t *testing.T) {
 			t.Errorf("flag %q: want a scheduler- prefix and help text", f.Name)
 		}
 	})
-	if err := fs.Parse([]string{"--scheduler-default-schedule=1s, 2m", "--scheduler-retention=0"}); err != nil {
+	if err := fs.Parse([]string{"--scheduler-poll-interval=250ms", "--scheduler-retention=0"}); err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.DefaultSchedule) != 2 || cfg.DefaultSchedule[1] != 2*time.Minute || cfg.Retention != 0 {
+	if cfg.PollInterval != 250*time.Millisecond || cfg.Retention != 0 {
 		t.Fatalf("parsed = %+v", cfg)
-	}
-	if err := fs.Parse([]string{"--scheduler-default-schedule=1s,-2m"}); err == nil {
-		t.Fatal("negative delay accepted")
-	}
-	if len(retry.DefaultSchedule) != 7 {
-		t.Fatal("parsing a flag changed retry.DefaultSchedule")
 	}
 
 	tests := []struct {
@@ -466,8 +370,7 @@ func TestConfig(t *testing.T) {
 		mutate func(*scheduler.Config)
 		flags  []string
 	}{
-		{"jitter", func(c *scheduler.Config) { c.Jitter = 1.5 }, []string{"--scheduler-jitter"}},
-		{"schedule", func(c *scheduler.Config) { c.DefaultSchedule = []time.Duration{-time.Second} }, []string{"--scheduler-default-schedule"}},
+		{"yield", func(c *scheduler.Config) { c.YieldBacklog, c.MaxYield = 1, 0 }, []string{"--scheduler-max-yield"}},
 		{"several", func(c *scheduler.Config) { c.PollInterval, c.ClaimLimit, c.Retention = 0, 0, -1 },
 			[]string{"--scheduler-poll-interval", "--scheduler-claim-limit", "--scheduler-retention"}},
 	}
@@ -529,10 +432,8 @@ func TestReleaseClaimsWhileCompleting(t *testing.T) {
 		f := e.seed()
 		ids = append(ids, f.Delivery.ID)
 		a := storetest.NewAttempt(f.Delivery, 1, time.Now())
-		if err := st.RecordAttempts(ctx, []store.AttemptResult{{Attempt: a, Status: store.DeliveryRetrying}}); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.ScheduleRetries(ctx, []store.ScheduledRetry{{DeliveryID: f.Delivery.ID, Attempt: 2, DueAt: time.Now()}}); err != nil {
+		r := store.AttemptResult{Attempt: a, Status: store.DeliveryRetrying, NextAttemptAt: time.Now()}
+		if err := st.RecordAttempts(ctx, []store.AttemptResult{r}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -541,7 +442,7 @@ func TestReleaseClaimsWhileCompleting(t *testing.T) {
 	cfg.PollInterval = time.Hour // one round: the poll at start
 	e.run(cfg)
 	e.waitFor(ids...)
-	eventually(t, "releases completed", func() bool { return st.completes.Load() == 3 })
+	poll.Until(t, "releases completed", func() bool { return st.completes.Load() == 3 })
 	if st.waitedOut.Load() {
 		t.Fatal("the first batch was completed with no second claim begun: claim, publish and complete ran in series")
 	}
@@ -586,7 +487,7 @@ func TestRetriesYieldToFirstAttempts(t *testing.T) {
 			unblock := make(chan struct{})
 			var taken atomic.Int64
 			servicetest.Run(t, func(ctx context.Context) error {
-				return tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: delivery.Group, Concurrency: 1, MaxAckPending: 1},
+				return tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: wire.GroupDelivery, Concurrency: 1, MaxAckPending: 1},
 					func(hctx context.Context, r transport.Received) {
 						taken.Add(1)
 						select {
@@ -603,38 +504,38 @@ func TestRetriesYieldToFirstAttempts(t *testing.T) {
 			if _, err := tr.Publish(context.Background(), transport.Deliveries, first...); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "the first message taken", func() bool { return taken.Load() == 1 })
+			poll.Until(t, "the first message taken", func() bool { return taken.Load() == 1 })
 			e.tr.published.Store(0)
 
 			cfg := testConfig()
 			cfg.YieldBacklog = 2 // 4 messages wait
 			cfg.MaxYield = tt.maxYield
-			svc, err := scheduler.New(cfg, scheduler.Deps{Store: e.st, Transport: tr, Logger: testLogger()})
+			svc, err := scheduler.New(cfg, deps.Deps[scheduler.Store]{Store: e.st, Transport: tr, Logger: testLogger()})
 			if err != nil {
 				t.Fatal(err)
 			}
 			servicetest.Run(t, svc.Run)
 
-			f := e.seed(func(s *store.Subscription) { s.RetrySchedule = []time.Duration{time.Millisecond} })
-			e.failed(f, 1, 0)
-			eventually(t, "the retry scheduled", func() bool {
+			f := e.seed()
+			e.failed(f, 1, time.Millisecond, false)
+			poll.Until(t, "the retry scheduled", func() bool {
 				d := e.getDelivery(f.Delivery.ID)
 				return !d.NextAttemptAt.IsZero() && d.NextAttemptAt.Before(time.Now())
 			})
 			if tt.releasedWhileBusy {
-				eventually(t, "the overdue retry released", func() bool { return e.tr.published.Load() == 1 })
+				poll.Until(t, "the overdue retry released", func() bool { return e.tr.published.Load() == 1 })
 			} else {
 				// The release loop looks at the queue again and again, due
 				// retry and all, without releasing it.
 				c0 := tr.calls.Load()
-				eventually(t, "three more looks at the delivery backlog", func() bool { return tr.calls.Load() >= c0+3 })
+				poll.Until(t, "three more looks at the delivery backlog", func() bool { return tr.calls.Load() >= c0+3 })
 				if n := e.tr.published.Load(); n != 0 {
 					t.Fatalf("%d retries released while the delivery queue was longer than YieldBacklog", n)
 				}
 			}
 			close(unblock)
-			eventually(t, "the retry released", func() bool { return e.tr.published.Load() == 1 })
-			eventually(t, "every message taken", func() bool { return taken.Load() == 6 })
+			poll.Until(t, "the retry released", func() bool { return e.tr.published.Load() == 1 })
+			poll.Until(t, "every message taken", func() bool { return taken.Load() == 6 })
 		})
 	}
 }

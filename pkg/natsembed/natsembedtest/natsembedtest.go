@@ -4,6 +4,9 @@ package natsembedtest
 import (
 	"testing"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/hookline/hookline/pkg/natsembed"
 )
 
@@ -33,4 +36,22 @@ func start(t testing.TB, opts natsembed.Options) *natsembed.Server {
 	}
 	t.Cleanup(s.Shutdown)
 	return s
+}
+
+// JetStream connects a plain NATS client to url with opts, closed when the
+// test ends, and returns it with its JetStream context: for tests that
+// look at the broker behind Hookline's back. It fails the test if either
+// cannot be had.
+func JetStream(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatalf("natsembedtest: connect to %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("natsembedtest: jetstream: %v", err)
+	}
+	return nc, js
 }

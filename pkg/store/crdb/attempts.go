@@ -8,32 +8,62 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
-// sqlRecordAttempts records a batch of attempt results in one statement
-// (one round trip, one implicit transaction), from parallel arrays:
+// The statements of RecordAttempts. A batch travels as parallel arrays
+// (one element per result, sorted by delivery id then number) through
+// unnest, and its effects are written by one statement whose
+// data-modifying sub-statements share its snapshot:
 //
 //   - inserted inserts the attempts; ON CONFLICT DO NOTHING ignores an
 //     attempt already recorded, and RETURNING yields only those inserted
-//     now (recorded joins them back to their input rows);
+//     now (recorded joins them back to their input rows), so an attempt
+//     recorded before is ignored with all its consequences;
 //   - advanced moves each delivery to its highest-numbered newly recorded
 //     attempt (latest), provided the delivery's recorded count is below
-//     that number; a final status clears next_attempt_at; updated_at
-//     becomes the attempt's end if that is later;
-//   - dropped removes the scheduled retry of a delivery for an attempt at
-//     or below a newly recorded attempt with a final status.
+//     that number: its status, number, status code and last error (the
+//     result's delivery_error, or the attempt's error); a final status
+//     clears next_attempt_at, a retrying one sets it to next_at (NULL for
+//     any other status, which keeps it); updated_at becomes the attempt's
+//     end if that is later.
 //
-// The data-modifying sub-statements share the statement's snapshot and
-// each touches a different table; advanced and dropped learn what was
-// inserted only from inserted's RETURNING rows, which is all they need.
+// Then either (no retrying result in the batch, the common case: most
+// attempts succeed)
+//
+//   - dropped removes a delivery's scheduled retry for an attempt at or
+//     below the number of a final result of the batch;
+//
+// or (sqlRecordAttemptsScheduling)
+//
+//   - scheduled upserts, for each delivery that advanced to a retrying
+//     result, the retry of its next attempt due next_at, replacing any
+//     earlier one and dropping its lease (as ScheduleRetries does).
+//
+// CockroachDB refuses a statement that modifies one table twice, so one
+// statement cannot both upsert and delete scheduled retries: a batch with
+// retrying and final results sends sqlDropSettledRetries after
+// sqlRecordAttemptsScheduling, in one pgx batch (one round trip, run by the
+// server as one implicit transaction). Only the upsert needs to know what
+// the statement recorded; removing retries of attempts already made is
+// idempotent on its own, which is why dropped and sqlDropSettledRetries
+// act on every final result of the batch, recorded now or before: a
+// delivery's scheduled retry is always of an attempt above its recorded
+// count when it is stored, so a retry at or below an attempt that is
+// recorded is stale (the scheduled retry a newly recorded retrying result
+// stores is above every final result of the batch for its delivery, or the
+// delivery would not have advanced).
+//
 // The final SELECT reads every sub-statement so each certainly runs.
-const sqlRecordAttempts = `WITH incoming AS (
+const (
+	sqlRecordAttemptsHead = `WITH incoming AS (
     SELECT * FROM unnest($1::TEXT[], $2::INT8[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::INT8[], $7::INT8[],
-        $8::INT8[], $9::BYTEA[], $10::TEXT[], $11::TEXT[], $12::BOOL[], $13::INT8[])
+        $8::INT8[], $9::BYTEA[], $10::TEXT[], $11::TEXT[], $12::BOOL[], $13::INT8[], $14::TEXT[], $15::INT8[])
         AS t (delivery_id, number, event_id, subscription_id, tenant, started_at, duration_ns,
-            status_code, response_body, error, status, final, ended_at)
+            status_code, response_body, error, status, final, ended_at, delivery_error, next_at)
 ),
 inserted AS (
     INSERT INTO attempts (delivery_id, number, event_id, subscription_id, tenant, started_at, duration_ns,
@@ -48,7 +78,8 @@ recorded AS (
     SELECT i.* FROM incoming AS i JOIN inserted ON inserted.delivery_id = i.delivery_id AND inserted.number = i.number
 ),
 latest AS (
-    SELECT DISTINCT ON (delivery_id) delivery_id, number, status, status_code, error, final, ended_at
+    SELECT DISTINCT ON (delivery_id) delivery_id, number, status, status_code,
+        CASE WHEN delivery_error = '' THEN error ELSE delivery_error END AS last_error, final, ended_at, next_at
     FROM recorded
     ORDER BY delivery_id, number DESC
 ),
@@ -57,46 +88,77 @@ advanced AS (
         status = latest.status,
         attempts = latest.number,
         last_status_code = latest.status_code,
-        last_error = latest.error,
-        next_attempt_at = CASE WHEN latest.final THEN NULL ELSE d.next_attempt_at END,
+        last_error = latest.last_error,
+        next_attempt_at = CASE WHEN latest.final THEN NULL ELSE COALESCE(latest.next_at, d.next_attempt_at) END,
         updated_at = GREATEST(d.updated_at, latest.ended_at)
     FROM latest
     WHERE d.id = latest.delivery_id AND d.attempts < latest.number
     RETURNING d.id
 ),
-dropped AS (
+`
+
+	// sqlRecordAttempts records a batch without retrying results.
+	sqlRecordAttempts = sqlRecordAttemptsHead + `dropped AS (
     DELETE FROM scheduled_retries
     WHERE (delivery_id, attempt) IN (
         SELECT r.delivery_id, r.attempt
         FROM scheduled_retries AS r
-        JOIN (SELECT delivery_id, max(number) AS number FROM recorded WHERE final GROUP BY delivery_id) AS f
+        JOIN (SELECT delivery_id, max(number) AS number FROM incoming WHERE final GROUP BY delivery_id) AS f
             ON f.delivery_id = r.delivery_id
         WHERE r.attempt <= f.number)
     RETURNING delivery_id
 )
 SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM advanced), (SELECT count(*) FROM dropped)`
 
-// finalStatus reports whether a status ends the retry cycle, so nothing is
-// scheduled for the delivery any more.
-func finalStatus(st store.DeliveryStatus) bool {
-	return st == store.DeliverySucceeded || st == store.DeliveryDead || st == store.DeliveryParked
-}
+	// sqlRecordAttemptsScheduling records a batch with retrying results;
+	// the batch's final results are settled by sqlDropSettledRetries.
+	sqlRecordAttemptsScheduling = sqlRecordAttemptsHead + `scheduled AS (
+    INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until)
+    SELECT latest.delivery_id, latest.number + 1, latest.next_at, NULL::INT8
+    FROM latest JOIN advanced ON advanced.id = latest.delivery_id
+    WHERE latest.next_at IS NOT NULL
+    ORDER BY latest.delivery_id
+    ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL
+    RETURNING delivery_id
+)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM advanced), (SELECT count(*) FROM scheduled)`
 
-// RecordAttempts stores the attempts and advances their deliveries in one
-// statement: one round trip and one (implicit, server-retried) transaction
-// per batch, whatever its size. An attempt whose (delivery, number) is
-// already recorded is ignored entirely, and so is every repeat of one
-// within the batch after its first. A delivery takes the Status, number
-// (as Attempts), status code and error of its highest-numbered attempt
-// recorded by this call, provided that number exceeds its recorded
-// Attempts; UpdatedAt becomes that attempt's end (StartedAt + Duration) if
-// that is later. A final status (succeeded, dead, parked) clears
-// NextAttemptAt, and removes the delivery's scheduled retry for that
-// attempt or an earlier one. The outcome does not depend on the order of
-// results within the batch (except which of two repeats comes first).
+	// sqlDropSettledRetries removes each delivery's ($1) scheduled retry
+	// for an attempt at or below its highest final result's number ($2).
+	sqlDropSettledRetries = `DELETE FROM scheduled_retries
+WHERE (delivery_id, attempt) IN (
+    SELECT r.delivery_id, r.attempt
+    FROM scheduled_retries AS r
+    JOIN unnest($1::TEXT[], $2::INT8[]) AS f (delivery_id, number) ON f.delivery_id = r.delivery_id
+    WHERE r.attempt <= f.number)`
+)
+
+// RecordAttempts stores the attempts and their consequences in one round
+// trip and one (implicit, server-retried) transaction per batch, whatever
+// its size: one statement, or two in one pgx batch when the batch holds
+// both retrying and final results (see the statements above). The batch
+// is validated first (rowcodec.CheckAttemptResults), so an invalid result
+// (a retrying one without NextAttemptAt) writes nothing of it. An attempt
+// whose (delivery, number) is already recorded is ignored with all its
+// consequences, and so is every repeat of one within the batch after its
+// first. A delivery takes the Status, number (as Attempts), status code
+// and LastError (DeliveryError, or the attempt's Error) of its
+// highest-numbered attempt recorded by this call, provided that number
+// exceeds its recorded Attempts; UpdatedAt becomes that attempt's end
+// (StartedAt + Duration) if that is later. A retrying result it advances
+// to sets NextAttemptAt and schedules attempt Number+1 then, replacing the
+// delivery's scheduled retry and dropping any lease on it. A final status
+// (succeeded, dead, parked) clears NextAttemptAt, and removes the
+// delivery's scheduled retry for that attempt or an earlier one. The
+// outcome does not depend on the order of results within the batch (except
+// which of two repeats comes first). Running a batch again changes
+// nothing, so it is safe to retry after an ambiguous commit.
 func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResult) error {
 	if len(results) == 0 {
 		return nil
+	}
+	if err := rowcodec.CheckAttemptResults(results); err != nil {
+		return fmt.Errorf("crdb: record attempts: %w", err)
 	}
 	type key struct {
 		id string
@@ -105,11 +167,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 	seen := make(map[key]bool, len(results))
 	batch := make([]store.AttemptResult, 0, len(results))
 	for _, r := range results {
-		a := r.Attempt
-		if a.DeliveryID == "" || a.Number < 1 {
-			return fmt.Errorf("crdb: record attempts: attempt %q #%d: invalid delivery id or number", a.DeliveryID, a.Number)
-		}
-		if k := (key{a.DeliveryID, a.Number}); !seen[k] {
+		if k := (key{r.Attempt.DeliveryID, r.Attempt.Number}); !seen[k] {
 			seen[k] = true
 			batch = append(batch, r)
 		}
@@ -122,26 +180,51 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 	n := len(batch)
 	var (
 		ids, events, subs, tenants = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		errs, statuses             = make([]string, n), make([]string, n)
+		errs, statuses, dlvErrs    = make([]string, n), make([]string, n), make([]string, n)
 		numbers, started, durs     = make([]int64, n), make([]int64, n), make([]int64, n)
 		codes, ended               = make([]int64, n), make([]int64, n)
 		bodies                     = make([][]byte, n)
 		finals                     = make([]bool, n)
+		next                       = make([]*int64, n)
+		retrying                   bool
+		// The highest final result of each delivery, for
+		// sqlDropSettledRetries; batch is sorted, so a delivery's
+		// results are adjacent and its last final one is the highest.
+		finalIDs     []string
+		finalNumbers []int64
 	)
-	for i, r := range batch {
-		a := r.Attempt
+	for i := range batch {
+		r := &batch[i]
+		a := &r.Attempt
 		ids[i], events[i], subs[i], tenants[i] = a.DeliveryID, a.EventID, a.SubscriptionID, a.Tenant
-		errs[i], statuses[i] = a.Error, string(r.Status)
+		errs[i], statuses[i], dlvErrs[i] = a.Error, string(r.Status), r.DeliveryError
 		numbers[i], started[i], durs[i] = int64(a.Number), rowcodec.Nanos(a.StartedAt), int64(a.Duration)
 		codes[i], ended[i] = int64(a.StatusCode), rowcodec.Nanos(a.StartedAt.Add(a.Duration))
 		bodies[i] = a.ResponseBody // nil is stored as NULL and read back as nil
-		finals[i] = finalStatus(r.Status)
+		finals[i] = rowcodec.FinalStatus(r.Status)
+		next[i] = rowcodec.NullNanos(rowcodec.NextAttemptAt(r))
+		retrying = retrying || next[i] != nil
+		if finals[i] {
+			if k := len(finalIDs) - 1; k >= 0 && finalIDs[k] == a.DeliveryID {
+				finalNumbers[k] = int64(a.Number)
+			} else {
+				finalIDs, finalNumbers = append(finalIDs, a.DeliveryID), append(finalNumbers, int64(a.Number))
+			}
+		}
 	}
+	args := []any{ids, numbers, events, subs, tenants, started, durs, codes, bodies, errs, statuses, finals, ended, dlvErrs, next}
 	return s.run(ctx, "record attempts", func(ctx context.Context) error {
-		var inserted, advanced, dropped int64
-		err := s.pool.QueryRow(ctx, sqlRecordAttempts, ids, numbers, events, subs, tenants, started, durs,
-			codes, bodies, errs, statuses, finals, ended).Scan(&inserted, &advanced, &dropped)
-		return err
+		var inserted, advanced, settled int64
+		switch {
+		case !retrying:
+			return s.pool.QueryRow(ctx, sqlRecordAttempts, args...).Scan(&inserted, &advanced, &settled)
+		case len(finalIDs) == 0:
+			return s.pool.QueryRow(ctx, sqlRecordAttemptsScheduling, args...).Scan(&inserted, &advanced, &settled)
+		}
+		var b pgx.Batch
+		b.Queue(sqlRecordAttemptsScheduling, args...)
+		b.Queue(sqlDropSettledRetries, finalIDs, finalNumbers)
+		return s.pool.SendBatch(ctx, &b).Close()
 	})
 }
 

@@ -29,6 +29,24 @@ SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
     $8::INT8[], $9::INT8[], $10::TEXT[], $11::INT8[], $12::INT8[])
 ON CONFLICT (id) DO NOTHING`
 
+// sqlInsertDeliveriesScheduling is sqlInsertDeliveries for a batch in
+// which some deliveries have a due time (next_attempt_at): each of those
+// the statement inserts (RETURNING yields only those, not the ones that
+// existed) also gets a scheduled retry of its next attempt, due then. It
+// is used only for such batches, so fanout's inserts stay as they are.
+const sqlInsertDeliveriesScheduling = `WITH inserted AS (
+    INSERT INTO deliveries (` + deliveryColumns + `)
+    SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::INT8[],
+        $8::INT8[], $9::INT8[], $10::TEXT[], $11::INT8[], $12::INT8[])
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, attempts, next_attempt_at
+)
+INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until)
+SELECT id, attempts + 1, next_attempt_at, NULL::INT8 FROM inserted
+WHERE next_attempt_at IS NOT NULL
+ORDER BY id
+ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL`
+
 // deliveryScan receives one deliveryColumns row.
 type deliveryScan struct {
 	d                    store.Delivery
@@ -55,11 +73,13 @@ func (r *deliveryScan) delivery() store.Delivery {
 }
 
 // deliveryArgs validates ds and returns sqlInsertDeliveries' arguments:
-// one array per column, duplicates dropped, in id order.
-func deliveryArgs(ds []store.Delivery) ([]any, error) {
+// one array per column, duplicates dropped, in id order, and whether a
+// delivery has a due time (so that sqlInsertDeliveriesScheduling is
+// needed).
+func deliveryArgs(ds []store.Delivery) (args []any, due bool, err error) {
 	uniq, err := uniqueByID(ds, func(d *store.Delivery) string { return d.ID }, "delivery")
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	n := len(uniq)
 	var (
@@ -75,9 +95,10 @@ func deliveryArgs(ds []store.Delivery) ([]any, error) {
 		types[i], statuses[i], lastErrs[i] = d.EventType, string(status), d.LastError
 		attempts[i], codes[i] = int64(d.Attempts), int64(d.LastStatusCode)
 		next[i] = rowcodec.NullNanos(d.NextAttemptAt)
+		due = due || next[i] != nil
 		created[i], updated[i] = rowcodec.Nanos(d.CreatedAt), rowcodec.Nanos(upd)
 	}
-	return []any{ids, events, subs, tenants, types, statuses, attempts, next, codes, lastErrs, created, updated}, nil
+	return []any{ids, events, subs, tenants, types, statuses, attempts, next, codes, lastErrs, created, updated}, due, nil
 }
 
 // GetDelivery returns the delivery id; store.ErrNotFound if it does not

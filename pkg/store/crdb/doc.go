@@ -33,14 +33,20 @@
 //
 // # Round trips, transactions and retries
 //
-// Every method sends one statement whatever the batch size, with three
-// exceptions: Purge (a transaction of up to four), CreateSubscription
-// (which reads the existing row after an insert that conflicted, to tell a
-// repeat from a conflict) and LookupIdempotencyKeys (one query per
-// thousand keys). A batch of N attempts is one INSERT ... SELECT FROM
-// unnest(...) chained to the delivery UPDATE and the retry DELETE: one
-// round trip. A single statement is an implicit transaction, which
-// CockroachDB retries by itself when it can.
+// Every method makes one round trip whatever the batch size, with three
+// exceptions: Purge (a transaction of up to four statements),
+// CreateSubscription (which reads the existing row after an insert that
+// conflicted, to tell a repeat from a conflict) and LookupIdempotencyKeys
+// (one query per thousand keys). Most send one statement. A batch of N
+// attempts is one INSERT ... SELECT FROM unnest(...) chained to the
+// delivery UPDATE and to the scheduled retries' DELETE (final results) or
+// upsert (retrying results). CockroachDB refuses a statement that
+// modifies one table twice, so where two statements are needed they go
+// in one pgx batch, which the server runs as one implicit transaction:
+// InsertFanout's events and deliveries, and RecordAttempts' removal of
+// settled retries when its batch also schedules retries. A single
+// statement or batch is an implicit transaction, which CockroachDB
+// retries by itself when it can.
 //
 // Purge runs several statements in one transaction through
 // crdbpgxv5.ExecuteTx (github.com/cockroachdb/cockroach-go/v2), which uses

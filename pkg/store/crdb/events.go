@@ -49,6 +49,12 @@ func eventArgs(events []store.Event) ([]any, error) {
 
 // InsertFanout stores events and deliveries with one round trip: both
 // inserts in one batch, which the server runs as one implicit transaction.
+// A delivery it inserts with a non-zero NextAttemptAt also gets a
+// scheduled retry of its next attempt (Attempts+1: attempt 1 for a new
+// delivery) due then, in the deliveries' statement, which learns from its
+// insert's RETURNING which deliveries are new; one that existed gets none,
+// so a repeated call does not bring back a retry that was released and
+// completed since.
 func (s *Store) InsertFanout(ctx context.Context, events []store.Event, ds []store.Delivery) error {
 	if len(events) == 0 && len(ds) == 0 {
 		return nil
@@ -62,11 +68,15 @@ func (s *Store) InsertFanout(ctx context.Context, events []store.Event, ds []sto
 		b.Queue(sqlInsertEvents, args...)
 	}
 	if len(ds) > 0 {
-		args, err := deliveryArgs(ds)
+		args, due, err := deliveryArgs(ds)
 		if err != nil {
 			return fmt.Errorf("crdb: insert fanout: %w", err)
 		}
-		b.Queue(sqlInsertDeliveries, args...)
+		if due {
+			b.Queue(sqlInsertDeliveriesScheduling, args...)
+		} else {
+			b.Queue(sqlInsertDeliveries, args...)
+		}
 	}
 	return s.run(ctx, "insert fanout", func(ctx context.Context) error {
 		return s.pool.SendBatch(ctx, &b).Close()

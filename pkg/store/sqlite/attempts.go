@@ -17,9 +17,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, number) DO NOTHI
 
 // sqlAdvanceDelivery moves a delivery to the outcome of attempt number ?
 // only if no attempt at or above that number was recorded before. The
-// first parameter says whether NextAttemptAt is cleared (a final status).
+// first parameter says whether NextAttemptAt is cleared (a final status);
+// otherwise the second, when not NULL (a retrying result's due time),
+// becomes NextAttemptAt.
 const sqlAdvanceDelivery = `UPDATE deliveries SET
-    next_attempt_at = CASE WHEN ? THEN NULL ELSE next_attempt_at END,
+    next_attempt_at = CASE WHEN ? THEN NULL ELSE COALESCE(?, next_attempt_at) END,
     status = ?, attempts = ?, last_status_code = ?, last_error = ?,
     updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END
 WHERE id = ? AND attempts < ?`
@@ -28,34 +30,34 @@ WHERE id = ? AND attempts < ?`
 // that is already made, once the delivery is final.
 const sqlDropRetriesUpTo = `DELETE FROM scheduled_retries WHERE delivery_id = ? AND attempt <= ?`
 
-// finalStatus reports whether a status ends the retry cycle, so nothing is
-// scheduled for the delivery any more.
-func finalStatus(st store.DeliveryStatus) bool {
-	return st == store.DeliverySucceeded || st == store.DeliveryDead || st == store.DeliveryParked
-}
-
-// RecordAttempts stores the attempts and advances their deliveries, in one
-// transaction with prepared statements. An attempt whose (delivery,
-// number) is already recorded is ignored entirely. A delivery takes the
-// attempt's Status, number (as Attempts), status code and error only when
-// the number exceeds its recorded Attempts; UpdatedAt becomes the attempt's
-// end (StartedAt + Duration) if that is later. A final status (succeeded,
-// dead, parked) clears NextAttemptAt and removes the delivery's scheduled
-// retry for that attempt or an earlier one. The outcome does not depend on
-// the order of results within the batch.
+// RecordAttempts stores the attempts and their consequences, in one
+// transaction with prepared statements. The batch is validated first
+// (rowcodec.CheckAttemptResults), so an invalid result (a retrying one
+// without NextAttemptAt) writes nothing of it. An attempt whose (delivery,
+// number) is already recorded is ignored with all its consequences. A
+// delivery takes the attempt's Status, number (as Attempts), status code
+// and LastError (DeliveryError, or the attempt's Error) only when the
+// number exceeds its recorded Attempts; UpdatedAt becomes the attempt's
+// end (StartedAt + Duration) if that is later. A retrying result it
+// advances to sets NextAttemptAt and schedules attempt Number+1 then,
+// replacing the delivery's scheduled retry and dropping any lease on it. A
+// final status (succeeded, dead, parked) clears NextAttemptAt and removes
+// the delivery's scheduled retry for that attempt or an earlier one. The
+// outcome does not depend on the order of results within the batch.
 func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResult) error {
 	if len(results) == 0 {
 		return nil
 	}
+	if err := rowcodec.CheckAttemptResults(results); err != nil {
+		return fmt.Errorf("sqlite: record attempts: %w", err)
+	}
 	return s.inWriteTx(ctx, "record attempts", func(ctx context.Context, tx *sql.Tx) error {
 		insert := tx.StmtContext(ctx, s.stmts.insertAttempt)
 		advance := tx.StmtContext(ctx, s.stmts.advanceDelivery)
-		drop := tx.StmtContext(ctx, s.stmts.dropRetries)
-		for _, r := range results {
-			a := r.Attempt
-			if a.DeliveryID == "" || a.Number < 1 {
-				return fmt.Errorf("attempt %q #%d: invalid delivery id or number", a.DeliveryID, a.Number)
-			}
+		var drop, schedule *sql.Stmt // bound when first needed
+		for i := range results {
+			r := &results[i]
+			a := &r.Attempt
 			res, err := insert.ExecContext(ctx, a.DeliveryID, a.Number, a.EventID, a.SubscriptionID, a.Tenant,
 				rowcodec.Nanos(a.StartedAt), int64(a.Duration), a.StatusCode, a.ResponseBody, a.Error)
 			if err != nil {
@@ -64,17 +66,35 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 			if n, err := res.RowsAffected(); err != nil {
 				return fmt.Errorf("attempt %s #%d: %w", a.DeliveryID, a.Number, err)
 			} else if n == 0 {
-				continue // already recorded
+				continue // already recorded, with its consequences
 			}
-			final := finalStatus(r.Status)
+			final := rowcodec.FinalStatus(r.Status)
+			next := nullNanos(rowcodec.NextAttemptAt(r))
 			end := rowcodec.Nanos(a.StartedAt.Add(a.Duration))
-			if _, err := advance.ExecContext(ctx, final, string(r.Status), a.Number, a.StatusCode, a.Error,
-				end, end, a.DeliveryID, a.Number); err != nil {
+			res, err = advance.ExecContext(ctx, final, next, string(r.Status), a.Number, a.StatusCode,
+				rowcodec.DeliveryLastError(r), end, end, a.DeliveryID, a.Number)
+			if err != nil {
 				return fmt.Errorf("advance delivery %s: %w", a.DeliveryID, err)
 			}
-			if final {
+			switch {
+			case final:
+				if drop == nil {
+					drop = tx.StmtContext(ctx, s.stmts.dropRetries)
+				}
 				if _, err := drop.ExecContext(ctx, a.DeliveryID, a.Number); err != nil {
 					return fmt.Errorf("drop retry of %s: %w", a.DeliveryID, err)
+				}
+			case next.Valid:
+				if n, err := res.RowsAffected(); err != nil {
+					return fmt.Errorf("advance delivery %s: %w", a.DeliveryID, err)
+				} else if n == 0 {
+					continue // a later attempt is recorded: its schedule stands
+				}
+				if schedule == nil {
+					schedule = tx.StmtContext(ctx, s.stmts.scheduleInsert)
+				}
+				if _, err := schedule.ExecContext(ctx, a.DeliveryID, a.Number+1, next.Int64); err != nil {
+					return fmt.Errorf("schedule attempt %d of %s: %w", a.Number+1, a.DeliveryID, err)
 				}
 			}
 		}

@@ -59,15 +59,35 @@ func checkDeliveryIDs(ds []store.Delivery) error {
 	return nil
 }
 
-// insertDeliveries inserts ds in tx.
+// insertDeliveries inserts ds in tx. A delivery it inserts (not one that
+// exists) with a non-zero NextAttemptAt also gets a scheduled retry of its
+// next attempt (Attempts+1: attempt 1 for a new delivery) due then.
 func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, ds []store.Delivery) error {
 	st := tx.StmtContext(ctx, s.stmts.insertDelivery)
-	for _, d := range ds {
-		status, updated := rowcodec.DeliveryDefaults(&d)
-		if _, err := st.ExecContext(ctx, d.ID, d.EventID, d.SubscriptionID, d.Tenant, d.EventType,
-			string(status), d.Attempts, nullNanos(d.NextAttemptAt), d.LastStatusCode, d.LastError,
-			rowcodec.Nanos(d.CreatedAt), rowcodec.Nanos(updated)); err != nil {
+	var schedule *sql.Stmt // bound when first needed
+	for i := range ds {
+		d := &ds[i]
+		status, updated := rowcodec.DeliveryDefaults(d)
+		next := nullNanos(d.NextAttemptAt)
+		res, err := st.ExecContext(ctx, d.ID, d.EventID, d.SubscriptionID, d.Tenant, d.EventType,
+			string(status), d.Attempts, next, d.LastStatusCode, d.LastError,
+			rowcodec.Nanos(d.CreatedAt), rowcodec.Nanos(updated))
+		if err != nil {
 			return fmt.Errorf("delivery %s: %w", d.ID, err)
+		}
+		if !next.Valid {
+			continue
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("delivery %s: %w", d.ID, err)
+		} else if n == 0 {
+			continue // it existed: its schedule is its own
+		}
+		if schedule == nil {
+			schedule = tx.StmtContext(ctx, s.stmts.scheduleInsert)
+		}
+		if _, err := schedule.ExecContext(ctx, d.ID, d.Attempts+1, next.Int64); err != nil {
+			return fmt.Errorf("schedule attempt %d of %s: %w", d.Attempts+1, d.ID, err)
 		}
 	}
 	return nil

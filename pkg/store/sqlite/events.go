@@ -50,7 +50,10 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, events []store.Eve
 }
 
 // InsertFanout stores events and deliveries in one transaction (one write
-// operation); rows whose IDs exist are left unchanged.
+// operation); rows whose IDs exist are left unchanged. A delivery it
+// inserts with a non-zero NextAttemptAt also gets a scheduled retry of its
+// next attempt (attempt 1 for a new delivery) due then; one that existed
+// gets none.
 func (s *Store) InsertFanout(ctx context.Context, events []store.Event, ds []store.Delivery) error {
 	if len(events) == 0 && len(ds) == 0 {
 		return nil

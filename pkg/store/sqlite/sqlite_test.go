@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -210,19 +209,23 @@ func TestConcurrentStoresSharedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	const workers, perWorker = 6, 20
+	// ds have a retry due; others get their attempts recorded, each
+	// scheduling a next attempt that is not due yet.
 	var evs []store.Event
-	var ds []store.Delivery
+	var ds, others []store.Delivery
 	var rs []store.ScheduledRetry
 	for i := range workers * perWorker {
 		ev := storetest.NewEvent("acme", "order.created", storetest.Base)
 		d := storetest.NewDelivery(ev, sub, storetest.Base)
 		evs, ds = append(evs, ev), append(ds, d)
 		rs = append(rs, store.ScheduledRetry{DeliveryID: d.ID, Attempt: 2, DueAt: storetest.Base.Add(-time.Duration(i))})
+		ev = storetest.NewEvent("acme", "order.created", storetest.Base)
+		evs, others = append(evs, ev), append(others, storetest.NewDelivery(ev, sub, storetest.Base))
 	}
 	if err := stores[1].InsertFanout(ctx, evs, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := stores[0].InsertFanout(ctx, nil, ds); err != nil {
+	if err := stores[0].InsertFanout(ctx, nil, append(slices.Clone(ds), others...)); err != nil {
 		t.Fatal(err)
 	}
 	if err := stores[1].ScheduleRetries(ctx, rs); err != nil {
@@ -237,11 +240,12 @@ func TestConcurrentStoresSharedFile(t *testing.T) {
 		s := stores[w%2]
 		wg.Go(func() {
 			// Each worker records attempt 1 of its own deliveries in batches...
-			mine := ds[w*perWorker : (w+1)*perWorker]
+			mine := others[w*perWorker : (w+1)*perWorker]
 			for i := 0; i < len(mine); i += 5 {
 				var batch []store.AttemptResult
 				for _, d := range mine[i : i+5] {
-					batch = append(batch, store.AttemptResult{Attempt: storetest.NewAttempt(d, 1, storetest.Base), Status: store.DeliveryRetrying})
+					batch = append(batch, store.AttemptResult{Attempt: storetest.NewAttempt(d, 1, storetest.Base),
+						Status: store.DeliveryRetrying, NextAttemptAt: storetest.Base.Add(time.Hour)})
 				}
 				if err := s.RecordAttempts(ctx, batch); err != nil {
 					errs <- err
@@ -290,13 +294,14 @@ func TestConcurrentStoresSharedFile(t *testing.T) {
 			t.Fatalf("retry %s claimed %d times", id, n)
 		}
 	}
-	for _, d := range ds {
+	for _, d := range others {
 		got, err := stores[0].GetDelivery(ctx, "", d.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Attempts != 1 {
-			t.Fatalf("delivery %s has %d attempts recorded, want 1", d.ID, got.Attempts)
+		if got.Attempts != 1 || got.Status != store.DeliveryRetrying || !got.NextAttemptAt.Equal(storetest.Base.Add(time.Hour)) {
+			t.Fatalf("delivery %s is %s after %d attempts, next at %v; want retrying after 1, next at Base+1h",
+				d.ID, got.Status, got.Attempts, got.NextAttemptAt)
 		}
 	}
 }
@@ -318,37 +323,12 @@ func benchStore(b *testing.B) (*Store, *store.Subscription) {
 }
 
 // BenchmarkRecordAttempts measures the hot path: batches of attempt
-// results, each advancing its delivery, in one transaction per batch.
+// results, each advancing its delivery, in one transaction per batch. Most
+// attempts succeed (outcome=succeeded); outcome=retrying also schedules
+// each delivery's next attempt, and outcome=mixed has one result in ten
+// retrying.
 func BenchmarkRecordAttempts(b *testing.B) {
-	for _, batch := range []int{1, 100} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			s, sub := benchStore(b)
-			const pool = 1000
-			ds := make([]store.Delivery, pool)
-			evs := make([]store.Event, pool)
-			for i := range ds {
-				evs[i] = storetest.NewEvent("acme", "order.created", storetest.Base)
-				ds[i] = storetest.NewDelivery(evs[i], sub, storetest.Base)
-			}
-			if err := s.InsertFanout(b.Context(), evs, ds); err != nil {
-				b.Fatal(err)
-			}
-			results := make([]store.AttemptResult, batch)
-			rows := 0
-			for b.Loop() {
-				for j := range results {
-					d := ds[rows%pool]
-					a := storetest.NewAttempt(d, rows/pool+1, storetest.Base.Add(time.Duration(rows)))
-					results[j] = store.AttemptResult{Attempt: a, Status: store.DeliveryRetrying}
-					rows++
-				}
-				if err := s.RecordAttempts(b.Context(), results); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
-		})
-	}
+	storetest.BenchRecordAttempts(b, func(b *testing.B) (store.Store, *store.Subscription) { return benchStore(b) })
 }
 
 // BenchmarkSubscriptionsRevision reads the subscription revision, as

@@ -10,8 +10,20 @@ import (
 	"github.com/hookline/hookline/pkg/store"
 )
 
+// result is attempt a with outcome st. A retrying outcome needs a due
+// time: its next attempt is due an hour after a started (retryingAt sets
+// another).
 func result(a store.Attempt, st store.DeliveryStatus) store.AttemptResult {
-	return store.AttemptResult{Attempt: a, Status: st}
+	r := store.AttemptResult{Attempt: a, Status: st}
+	if st == store.DeliveryRetrying {
+		r.NextAttemptAt = a.StartedAt.Add(time.Hour)
+	}
+	return r
+}
+
+// retryingAt is attempt a failed, its next attempt due at due.
+func retryingAt(a store.Attempt, due time.Time) store.AttemptResult {
+	return store.AttemptResult{Attempt: a, Status: store.DeliveryRetrying, NextAttemptAt: due}
 }
 
 func listAllAttempts(t *testing.T, s store.Store, f store.AttemptFilter) []store.Attempt {
@@ -130,13 +142,16 @@ func testAttemptsFinalClearsNext(t *testing.T, s store.Store) {
 			t.Fatalf("after a %s attempt, claimed %+v", st, due)
 		}
 	}
-	// A retrying outcome keeps the scheduled time.
+	// A retrying outcome replaces the scheduled time with its own.
 	f := Seed(t, s, "acme", Base)
 	must(t, s.ScheduleRetries(ctx(t), []store.ScheduledRetry{{DeliveryID: f.Delivery.ID, Attempt: 2, DueAt: Base.Add(time.Hour)}}), "ScheduleRetries")
-	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(NewAttempt(f.Delivery, 1, Base), store.DeliveryRetrying)}), "RecordAttempts")
-	if got := getDelivery(t, s, f.Delivery.ID); !got.NextAttemptAt.Equal(Base.Add(time.Hour)) {
-		t.Fatalf("retrying attempt changed NextAttemptAt to %v", got.NextAttemptAt)
+	due := Base.Add(2 * time.Hour)
+	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{retryingAt(NewAttempt(f.Delivery, 1, Base), due)}), "RecordAttempts")
+	if got := getDelivery(t, s, f.Delivery.ID); !got.NextAttemptAt.Equal(due) {
+		t.Fatalf("after a retrying attempt NextAttemptAt is %v, want %v", got.NextAttemptAt, due)
 	}
+	want := map[string]store.ScheduledRetry{f.Delivery.ID: {DeliveryID: f.Delivery.ID, Attempt: 2, DueAt: due}}
+	wantEqual(t, want, retriesDue(t, s, due, f.Delivery.ID), "retry after a retrying attempt")
 }
 
 // newestAttemptFirst: StartedAt descending, then DeliveryID descending,

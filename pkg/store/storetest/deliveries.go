@@ -39,7 +39,7 @@ func testDeliveryCreateGet(t *testing.T, s store.Store) {
 func testDeliveryCreateIdempotent(t *testing.T, s store.Store) {
 	f := Seed(t, s, "acme", Base)
 	a := NewAttempt(f.Delivery, 1, Base.Add(time.Second))
-	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{{Attempt: a, Status: store.DeliveryRetrying}}), "RecordAttempts")
+	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(a, store.DeliveryRetrying)}), "RecordAttempts")
 	before := getDelivery(t, s, f.Delivery.ID)
 
 	ev2 := NewEvent("acme", "order.created", Base)

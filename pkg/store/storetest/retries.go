@@ -56,7 +56,7 @@ func testRetriesScheduleStale(t *testing.T, s store.Store) {
 	f := Seed(t, s, "acme", Base)
 	for n, status := range []store.DeliveryStatus{store.DeliveryRetrying, store.DeliverySucceeded} {
 		a := NewAttempt(f.Delivery, n+1, Base.Add(time.Duration(n)*time.Minute))
-		must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{{Attempt: a, Status: status}}), "RecordAttempts")
+		must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(a, status)}), "RecordAttempts")
 	}
 	before := getDelivery(t, s, f.Delivery.ID)
 	for _, attempt := range []int{1, 2} {
@@ -447,18 +447,27 @@ func testConcurrentRecordAndClaim(t *testing.T, s store.Store) {
 		default:
 		}
 	} // room for bugs: never blocks
-	// Writers: attempt 1 fails, a retry is scheduled, attempt 2 succeeds.
+	// Writers: attempt 1 fails and its result schedules attempt 2, due at
+	// once for half the deliveries; the other half's is due later and put
+	// off to now by ScheduleRetries (a retry no claimer can have claimed
+	// yet). Claimers make attempt 2, which succeeds.
 	for w := range writers {
 		wg.Go(func() {
 			for i, d := range fs[w] {
 				a := NewAttempt(d, 1, Base.Add(time.Duration(i)*time.Second))
-				if err := s.RecordAttempts(ctx(t), []store.AttemptResult{result(a, store.DeliveryRetrying)}); err != nil {
+				due := Base
+				if i%2 == 1 {
+					due = Base.Add(time.Hour)
+				}
+				if err := s.RecordAttempts(ctx(t), []store.AttemptResult{retryingAt(a, due)}); err != nil {
 					fail(fmt.Errorf("record attempt 1: %w", err))
 					return
 				}
-				if err := s.ScheduleRetries(ctx(t), []store.ScheduledRetry{{DeliveryID: d.ID, Attempt: 2, DueAt: Base}}); err != nil {
-					fail(fmt.Errorf("schedule: %w", err))
-					return
+				if !due.Equal(Base) {
+					if err := s.ScheduleRetries(ctx(t), []store.ScheduledRetry{{DeliveryID: d.ID, Attempt: 2, DueAt: Base}}); err != nil {
+						fail(fmt.Errorf("schedule: %w", err))
+						return
+					}
 				}
 				select { // wake a claimer without blocking
 				case kick <- struct{}{}:

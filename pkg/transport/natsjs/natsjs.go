@@ -4,7 +4,6 @@
 //
 //	transport.Events     HOOKLINE_EVENTS      hookline.events.>      limits retention, MaxAge
 //	transport.Deliveries HOOKLINE_DELIVERIES  hookline.deliveries.>  work-queue retention
-//	transport.Retries    HOOKLINE_RETRIES     hookline.retries.>     work-queue retention
 //
 // A message is published on "hookline.<stream>.<Message.Subject>" (an empty
 // Subject becomes the reserved token "_"), with Message.ID in the
@@ -12,9 +11,20 @@
 // KeyHeader header. Consumer groups are durable pull consumers with explicit
 // acks, shared by every replica of the group.
 //
-// Because work-queue streams allow only one unfiltered consumer, each of
-// Deliveries and Retries supports a single consumer group; Events supports
-// any number.
+// Because a work-queue stream allows only one unfiltered consumer,
+// Deliveries supports a single consumer group; Events supports any number.
+//
+// Earlier builds had a third stream, HOOKLINE_RETRIES (hookline.retries.>,
+// work-queue retention). This package neither creates, reads, writes nor
+// deletes it: an installation upgraded from an earlier build keeps its old
+// HOOKLINE_RETRIES stream untouched, and an operator may delete it once it
+// is empty.
+//
+// Signals (transport.Notifier) use core NATS, not JetStream: a signal on
+// topic T is a plain message on the subject "hookline.signal.T", which no
+// stream captures, so nothing stores it. Each listener is one subscription
+// on its connection; see Transport.Listen for how a slow listener is
+// bounded.
 package natsjs
 
 import (
@@ -54,6 +64,7 @@ const (
 	DefaultReconnectBufSize  = 32 << 20
 	DefaultAckWait           = 30 * time.Second
 	DefaultMaxAckPending     = 20000
+	DefaultSignalBuffer      = 256
 )
 
 // maxPullBatch caps the messages requested in one pull.
@@ -99,6 +110,10 @@ type Config struct {
 	// ReconnectBufSize bounds the bytes buffered while reconnecting. Zero
 	// means DefaultReconnectBufSize.
 	ReconnectBufSize int
+	// SignalBuffer bounds the signals that wait for one listener while its
+	// function runs (see Transport.Listen); beyond it, signals for that
+	// listener are dropped. Zero means DefaultSignalBuffer.
+	SignalBuffer int
 	// Options are extra connection options, such as credentials or TLS.
 	Options []nats.Option
 }
@@ -128,10 +143,14 @@ func (c *Config) setDefaults() {
 	if c.ReconnectBufSize == 0 {
 		c.ReconnectBufSize = DefaultReconnectBufSize
 	}
+	if c.SignalBuffer == 0 {
+		c.SignalBuffer = DefaultSignalBuffer
+	}
 }
 
 // streamInfo is the JetStream side of one transport.Stream.
 type streamInfo struct {
+	stream transport.Stream
 	name   string // JetStream stream name
 	prefix string // subject prefix, ending in '.'
 }
@@ -139,11 +158,9 @@ type streamInfo struct {
 func lookupStream(s transport.Stream) (streamInfo, error) {
 	switch s {
 	case transport.Events:
-		return streamInfo{"HOOKLINE_EVENTS", "hookline.events."}, nil
+		return streamInfo{s, "HOOKLINE_EVENTS", "hookline.events."}, nil
 	case transport.Deliveries:
-		return streamInfo{"HOOKLINE_DELIVERIES", "hookline.deliveries."}, nil
-	case transport.Retries:
-		return streamInfo{"HOOKLINE_RETRIES", "hookline.retries."}, nil
+		return streamInfo{s, "HOOKLINE_DELIVERIES", "hookline.deliveries."}, nil
 	}
 	return streamInfo{}, fmt.Errorf("natsjs: unknown stream %q", s)
 }
@@ -156,19 +173,28 @@ type Transport struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	closed atomic.Bool
+
+	mu        sync.Mutex
+	listeners map[*listener]struct{} // running listeners, for Close
 }
 
 var _ transport.Transport = (*Transport)(nil)
 
-// New connects to NATS and creates or updates the three streams. It is
-// idempotent and safe when several replicas start at once. The connection
-// reconnects forever; if the server is not reachable yet, New keeps
-// trying until ctx ends. A nil logger discards logs.
+// New connects to NATS and creates or updates the streams of
+// transport.Streams (HOOKLINE_EVENTS and HOOKLINE_DELIVERIES). It is
+// idempotent and safe when several replicas start at once. It touches no
+// other stream: an existing HOOKLINE_RETRIES from an earlier build is
+// neither created nor deleted. The connection reconnects forever; if the
+// server is not reachable yet, New keeps trying until ctx ends. A nil
+// logger discards logs.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("natsjs: Config.URL is required")
 	}
 	cfg.setDefaults()
+	if cfg.SignalBuffer < 0 {
+		return nil, fmt.Errorf("natsjs: SignalBuffer %d is negative", cfg.SignalBuffer)
+	}
 	if cfg.DuplicateWindow > cfg.EventsMaxAge {
 		return nil, fmt.Errorf("natsjs: DuplicateWindow %s exceeds EventsMaxAge %s", cfg.DuplicateWindow, cfg.EventsMaxAge)
 	}
@@ -213,7 +239,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, erro
 		nc.Close()
 		return nil, fmt.Errorf("natsjs: jetstream context: %w", err)
 	}
-	t := &Transport{cfg: cfg, log: logger, nc: nc, js: js}
+	t := &Transport{cfg: cfg, log: logger, nc: nc, js: js, listeners: make(map[*listener]struct{})}
 	for _, s := range transport.Streams {
 		if err := t.ensureStream(ctx, s); err != nil {
 			nc.Close()
@@ -342,13 +368,26 @@ func (t *Transport) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection; pending publishes fail. It is idempotent.
-// In-flight Consume calls must be cancelled through their contexts first.
+// Close closes the connection; pending publishes fail. It then stops every
+// listener as its stop function would, so once Close returns no listener
+// function runs or is called again; stop functions may still be called and
+// return at once. It is idempotent. In-flight Consume calls must be
+// cancelled through their contexts first, and a listener function must
+// not call Close.
 func (t *Transport) Close() error {
 	if t.closed.Swap(true) {
 		return nil
 	}
 	t.nc.Close()
+	t.mu.Lock()
+	ls := make([]*listener, 0, len(t.listeners))
+	for l := range t.listeners {
+		ls = append(ls, l)
+	}
+	t.mu.Unlock()
+	for _, l := range ls {
+		l.stop()
+	}
 	return nil
 }
 
@@ -730,20 +769,19 @@ func (t *Transport) fetch(ctx context.Context, cons jetstream.Consumer, batch in
 }
 
 // recreateConsumer recreates the consumer and, if the broker lost it, the
-// stream.
+// consumer's stream.
 func (t *Transport) recreateConsumer(ctx context.Context, info streamInfo, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	cons, err := t.js.CreateOrUpdateConsumer(ctx, info.name, cc)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		for _, s := range transport.Streams {
-			if si, _ := lookupStream(s); si.name == info.name {
-				if err := t.ensureStream(ctx, s); err != nil {
-					return nil, err
-				}
-			}
+		if err := t.ensureStream(ctx, info.stream); err != nil {
+			return nil, err
 		}
 		cons, err = t.js.CreateOrUpdateConsumer(ctx, info.name, cc)
 	}
-	return cons, err
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: recreate consumer %s on %s: %w", cc.Durable, info.name, err)
+	}
+	return cons, nil
 }
 
 // received adapts a jetstream.Msg to transport.Received.

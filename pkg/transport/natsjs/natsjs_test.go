@@ -4,16 +4,19 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
 	"github.com/hookline/hookline/pkg/natsembed"
 	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
+	"github.com/hookline/hookline/pkg/poll"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
 	"github.com/hookline/hookline/pkg/transport/transporttest"
@@ -41,20 +44,51 @@ func (s *server) restart(t *testing.T) {
 	s.srv = natsembedtest.Restart(t, s.srv)
 }
 
+// attemptTimeout bounds each broker request a test makes after a restart;
+// the request is retried within poll.DefaultTimeout.
+const attemptTimeout = 2 * time.Second
+
 func open(t testing.TB, url string) *natsjs.Transport {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
 	var logger *slog.Logger
 	if os.Getenv("NATSJS_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 	}
-	tr, err := natsjs.New(ctx, natsjs.Config{URL: url, Name: t.Name()}, logger)
+	return openWith(t, natsjs.Config{URL: url}, logger)
+}
+
+// openWith opens a Transport with cfg (Name defaults to the test's name)
+// and closes it when t ends. New retries each of its requests with its
+// own bound (5 s); the overall deadline is generous, since New may run
+// right after a broker restart.
+func openWith(t testing.TB, cfg natsjs.Config, logger *slog.Logger) *natsjs.Transport {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), poll.DefaultTimeout)
+	defer cancel()
+	if cfg.Name == "" {
+		cfg.Name = t.Name()
+	}
+	tr, err := natsjs.New(ctx, cfg, logger)
 	if err != nil {
 		t.Fatalf("natsjs.New: %v", err)
 	}
 	t.Cleanup(func() { _ = tr.Close() })
 	return tr
+}
+
+// retry calls req with a context of attemptTimeout until it returns nil,
+// for up to poll.DefaultTimeout: one request lost while the client
+// reconnects costs one attempt, not the test's deadline.
+func retry(t *testing.T, what string, req func(ctx context.Context) error) {
+	t.Helper()
+	poll.UntilReason(t, what, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(t.Context(), attemptTimeout)
+		defer cancel()
+		if err := req(ctx); err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
 }
 
 func TestConformance(t *testing.T) {
@@ -94,6 +128,73 @@ func TestConcurrentNew(t *testing.T) {
 	}
 }
 
+// TestNewStreams: New creates exactly the streams of transport.Streams.
+// A HOOKLINE_RETRIES stream left by an earlier build is kept as it was
+// (configuration and messages), by New and by every later New, and is no
+// stream of the contract any more.
+func TestNewStreams(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		retriesBefore bool
+		want          []string
+	}{
+		{"fresh server", false, []string{"HOOKLINE_DELIVERIES", "HOOKLINE_EVENTS"}},
+		{"upgraded from a build with RETRIES", true, []string{"HOOKLINE_DELIVERIES", "HOOKLINE_EVENTS", "HOOKLINE_RETRIES"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := natsembedtest.Start(t)
+			_, js := natsembedtest.JetStream(t, srv.ClientURL())
+			ctx := ctxT(t)
+			// The stream as an earlier build created it, but with a
+			// duplicate window New would never set: an update would show.
+			old := jetstream.StreamConfig{
+				Name:       "HOOKLINE_RETRIES",
+				Subjects:   []string{"hookline.retries.>"},
+				Retention:  jetstream.WorkQueuePolicy,
+				Storage:    jetstream.FileStorage,
+				Duplicates: 3 * time.Minute,
+			}
+			if tc.retriesBefore {
+				if _, err := js.CreateStream(ctx, old); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := js.Publish(ctx, "hookline.retries.sub_1", []byte("left over")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for round := range 2 { // a first start, then a restart of the service
+				tr := open(t, srv.ClientURL())
+				var names []string
+				for name := range js.StreamNames(ctx).Name() {
+					names = append(names, name)
+				}
+				slices.Sort(names)
+				if !slices.Equal(names, tc.want) {
+					t.Fatalf("round %d: streams %q, want %q", round, names, tc.want)
+				}
+				if tc.retriesBefore {
+					st, err := js.Stream(ctx, "HOOKLINE_RETRIES")
+					if err != nil {
+						t.Fatal(err)
+					}
+					info := st.CachedInfo()
+					if info.State.Msgs != 1 || info.Config.Duplicates != old.Duplicates || info.Config.Retention != old.Retention ||
+						!slices.Equal(info.Config.Subjects, old.Subjects) {
+						t.Fatalf("round %d: HOOKLINE_RETRIES changed: %d messages, config %+v", round, info.State.Msgs, info.Config)
+					}
+				}
+				if _, err := tr.Publish(ctx, transport.Stream("retries"), transport.Message{ID: "r"}); err == nil {
+					t.Fatalf("round %d: Publish on the retries stream succeeded", round)
+				}
+				_ = tr.Close()
+			}
+		})
+	}
+}
+
 // TestReadyAcrossRestart checks that Ready fails while the server is down
 // and recovers once it is back, on the same client.
 func TestReadyAcrossRestart(t *testing.T) {
@@ -118,19 +219,7 @@ func TestReadyAcrossRestart(t *testing.T) {
 		t.Fatalf("restart: %v", err)
 	}
 	t.Cleanup(srv2.Shutdown)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := tr.Ready(ctx)
-		if err == nil {
-			break
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatalf("Ready after restart: %v", err)
-		}
-	}
+	retry(t, "Ready after the restart", tr.Ready)
 }
 
 // TestInvalidMessages checks that messages that cannot round-trip through
@@ -166,7 +255,7 @@ func benchMessages(n int, prefix string) []transport.Message {
 		ms[i] = transport.Message{
 			ID:      prefix + strconv.Itoa(i),
 			Subject: "acme.order.created",
-			Headers: map[string]string{transport.HeaderTraceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+			Headers: map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 			Data:    data,
 		}
 	}

@@ -2,6 +2,11 @@
 // implementations: the executable form of the guarantees documented in
 // package transport. An implementation's tests call Run with a function
 // that starts a fresh, isolated broker.
+//
+// Every wait on the broker after a restart is bounded per attempt
+// (attemptTimeout) and retried within a generous overall deadline
+// (restartTimeout), so one request lost while a client reconnects costs
+// one attempt, not the whole test.
 package transporttest
 
 import (
@@ -16,13 +21,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/poll"
 	"github.com/hookline/hookline/pkg/transport"
 )
 
 // Harness gives the suite access to one isolated broker.
 type Harness struct {
-	// Open returns a new client connected to the harness's broker. The
-	// client is closed when t ends (closing it earlier must be allowed).
+	// Open returns a new client, with its own connection, to the
+	// harness's broker: every client opened by one harness shares the
+	// broker's streams and signals, as separate processes do. The client
+	// is closed when t ends (closing it earlier must be allowed).
 	// Required.
 	Open func(t *testing.T) transport.Transport
 	// Restart stops the broker and starts it again with the same storage
@@ -35,6 +43,15 @@ type Harness struct {
 // timeout bounds every wait in the suite; only a broken implementation
 // gets near it.
 const timeout = 20 * time.Second
+
+// After a broker restart, each request the suite makes is bounded by
+// attemptTimeout and retried until restartTimeout: a request sent while
+// the client reconnects may be lost with the old connection, and must not
+// wait for the whole deadline.
+const (
+	attemptTimeout = 2 * time.Second
+	restartTimeout = poll.DefaultTimeout
+)
 
 // Run runs the conformance suite. newHarness is called once per subtest
 // and must return a harness on a fresh broker that no other subtest uses,
@@ -66,6 +83,16 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"ConsumeConcurrencyBounded", testConcurrencyBounded},
 		{"BacklogCountsWhatNoMemberTook", testBacklog},
 		{"InvalidInput", testInvalidInput},
+		{"SignalReachesEveryListener", testSignalReachesEveryListener},
+		{"SignalAfterListenReturnsArrives", testSignalAfterListen},
+		{"NotifyWithoutListener", testNotifyWithoutListener},
+		{"StopEndsCalls", testStopEndsCalls},
+		{"StopWaitsForRunningCall", testStopWaitsForRunningCall},
+		{"SignalDataRoundTrips", testSignalDataRoundTrip},
+		{"InvalidTopicRefused", testInvalidTopic},
+		{"ListenCallsNeverOverlap", testListenCallsNeverOverlap},
+		{"SignalsAfterClose", testSignalsAfterClose},
+		{"ListenSurvivesRestart", testListenSurvivesRestart},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,47 +112,53 @@ type record struct {
 	client       int
 }
 
-// sink collects deliveries and lets the test wait for a condition on them.
-type sink struct {
-	mu     sync.Mutex
-	recs   []record
-	signal chan struct{}
+// collector collects items arriving from other goroutines and lets the
+// test wait for a condition on them.
+type collector[T any] struct {
+	mu      sync.Mutex
+	items   []T
+	arrived chan struct{} // a token after every add
 }
 
-func newSink() *sink { return &sink{signal: make(chan struct{}, 1)} }
+func newCollector[T any]() *collector[T] { return &collector[T]{arrived: make(chan struct{}, 1)} }
 
-func (s *sink) add(r record) {
-	s.mu.Lock()
-	s.recs = append(s.recs, r)
-	s.mu.Unlock()
+func (c *collector[T]) add(item T) {
+	c.mu.Lock()
+	c.items = append(c.items, item)
+	c.mu.Unlock()
 	select {
-	case s.signal <- struct{}{}:
+	case c.arrived <- struct{}{}:
 	default:
 	}
 }
 
-func (s *sink) snapshot() []record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.recs)
+func (c *collector[T]) snapshot() []T {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.items)
 }
 
-// waitUntil waits until cond holds on the records or d passes, and
-// reports whether cond held.
-func (s *sink) waitUntil(d time.Duration, cond func([]record) bool) bool {
+// waitUntil waits until cond holds on the items or d passes, and reports
+// whether cond held.
+func (c *collector[T]) waitUntil(d time.Duration, cond func([]T) bool) bool {
 	tm := time.NewTimer(d)
 	defer tm.Stop()
 	for {
-		if cond(s.snapshot()) {
+		if cond(c.snapshot()) {
 			return true
 		}
 		select {
-		case <-s.signal:
+		case <-c.arrived:
 		case <-tm.C:
-			return cond(s.snapshot())
+			return cond(c.snapshot())
 		}
 	}
 }
+
+// sink collects deliveries.
+type sink = collector[record]
+
+func newSink() *sink { return newCollector[record]() }
 
 // count returns how many records have the given message ID.
 func count(recs []record, id string) int {
@@ -223,6 +256,21 @@ func publish(t *testing.T, tr transport.Transport, stream transport.Stream, msgs
 	return res
 }
 
+// retry calls req with a context of attemptTimeout until it returns nil,
+// for up to restartTimeout, and fails t (with the last error) if it never
+// does. It is how the suite talks to a broker that has just restarted.
+func retry(t *testing.T, what string, req func(ctx context.Context) error) {
+	t.Helper()
+	poll.WithinReason(t, restartTimeout, what, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(t.Context(), attemptTimeout)
+		defer cancel()
+		if err := req(ctx); err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+}
+
 // msgs makes n messages with IDs prefix-0 ... and distinct keys.
 func msgs(prefix string, n int) ([]transport.Message, []string) {
 	ms := make([]transport.Message, n)
@@ -266,7 +314,7 @@ func testPublishSurvivesRestart(t *testing.T, h Harness) {
 	sub := h.Open(t)
 	s := newSink()
 	startConsume(t, sub, transport.Events, transport.ConsumerConfig{Group: "g", Concurrency: 4}, collect(t, s, 0))
-	if !s.waitUntil(timeout, hasAll(want)) {
+	if !s.waitUntil(restartTimeout, hasAll(want)) {
 		t.Fatalf("after a broker restart, consumed %d distinct of %d published messages", len(ids(s.snapshot())), len(want))
 	}
 }
@@ -284,27 +332,19 @@ func testConsumeSurvivesRestart(t *testing.T, h Harness) {
 		t.Fatalf("before restart: consumed %d of %d", len(ids(s.snapshot())), len(wantBefore))
 	}
 	h.Restart(t)
-	// The same client publishes and consumes after the restart.
+	// The same client publishes and consumes after the restart. A publish
+	// attempt that fails (or is lost) while the client reconnects is
+	// repeated with the same IDs, which deduplicates.
 	after, wantAfter := msgs("after", 10)
-	publish(t, tr, transport.Deliveries, after...)
-	if !s.waitUntil(timeout, hasAll(wantAfter)) {
+	retry(t, "a publish after the restart", func(ctx context.Context) error {
+		_, err := tr.Publish(ctx, transport.Deliveries, after...)
+		return err
+	})
+	if !s.waitUntil(restartTimeout, hasAll(wantAfter)) {
 		t.Fatalf("after restart: consumer saw %d distinct messages, want all %d of the second batch too",
 			len(ids(s.snapshot())), len(wantBefore)+len(wantAfter))
 	}
-	ctx := ctxT(t)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := tr.Ready(ctx)
-		if err == nil {
-			break
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatalf("Ready after restart: %v", err)
-		}
-	}
+	retry(t, "Ready after the restart", tr.Ready)
 }
 
 func testDeduplication(t *testing.T, h Harness) {
@@ -349,21 +389,25 @@ func testRoundTrip(t *testing.T, h Harness) {
 	for i := range binary {
 		binary[i] = byte(i)
 	}
+	// The suite is neutral about the services' message format: these are
+	// headers of the kind the services send (hookline-* metadata and the
+	// W3C trace context), which must round-trip unchanged whatever they
+	// mean.
 	headers := map[string]string{
-		transport.HeaderEventID:        "evt_01J9Z3",
-		transport.HeaderTenant:         "acme",
-		transport.HeaderEventType:      "order.created.v1",
-		transport.HeaderOccurredAt:     "2025-01-02T03:04:05.123456789Z",
-		transport.HeaderDeliveryID:     "dlv_01J9Z3",
-		transport.HeaderSubscriptionID: "sub_42",
-		transport.HeaderAttempt:        "3",
-		transport.HeaderRetryAfter:     "120",
-		transport.HeaderTraceparent:    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-		transport.HeaderTracestate:     "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
-		"X-Mixed-Case":                 "Value With Spaces And Ünïcode ✓",
-		"x-mixed-case":                 "lower",
-		"hookline-empty":               "",
-		"hookline-json":                `{"a":[1,2,3],"b":"c: d"}`,
+		"hookline-event-id":        "evt_01J9Z3",
+		"hookline-tenant":          "acme",
+		"hookline-event-type":      "order.created.v1",
+		"hookline-occurred-at":     "2025-01-02T03:04:05.123456789Z",
+		"hookline-delivery-id":     "dlv_01J9Z3",
+		"hookline-subscription-id": "sub_42",
+		"hookline-attempt":         "3",
+		"hookline-retry-after":     "120",
+		"traceparent":              "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"tracestate":               "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
+		"X-Mixed-Case":             "Value With Spaces And Ünïcode ✓",
+		"x-mixed-case":             "lower",
+		"hookline-empty":           "",
+		"hookline-json":            `{"a":[1,2,3],"b":"c: d"}`,
 	}
 	sent := []struct {
 		stream transport.Stream
@@ -372,7 +416,7 @@ func testRoundTrip(t *testing.T, h Harness) {
 		{transport.Events, transport.Message{ID: "rt-1", Subject: "acme.order.created.v1", Key: "acme", Headers: headers, Data: binary}},
 		{transport.Events, transport.Message{ID: "rt-2", Subject: "acme.order.deleted", Key: "k/with:odd=chars", Data: []byte{}}},
 		{transport.Deliveries, transport.Message{ID: "rt-3", Data: []byte(`{"hello":"world"}`)}},
-		{transport.Retries, transport.Message{ID: "rt-4", Key: "sub_42", Headers: map[string]string{"traceparent": headers["traceparent"]}, Data: []byte{0, 0xff, 0}}},
+		{transport.Deliveries, transport.Message{ID: "rt-4", Key: "sub_42", Headers: map[string]string{"traceparent": headers["traceparent"]}, Data: []byte{0, 0xff, 0}}},
 	}
 	for _, s := range sent {
 		publish(t, tr, s.stream, s.msg)
@@ -785,19 +829,15 @@ func testBacklog(t *testing.T, h Harness) {
 	// One message is with the blocked handler, nine wait.
 	waitBacklog := func(want int64) {
 		t.Helper()
-		deadline := time.Now().Add(timeout)
-		var got int64
-		for time.Now().Before(deadline) {
-			n, err := tr.Backlog(ctxT(t), transport.Deliveries, "g")
+		poll.WithinReason(t, timeout, fmt.Sprintf("Backlog = %d", want), func() (bool, string) {
+			ctx, cancel := context.WithTimeout(t.Context(), attemptTimeout)
+			defer cancel()
+			n, err := tr.Backlog(ctx, transport.Deliveries, "g")
 			if err != nil {
-				t.Fatalf("Backlog: %v", err)
+				return false, fmt.Sprintf("Backlog: %v", err)
 			}
-			if got = n; got == want {
-				return
-			}
-			time.Sleep(10 * time.Millisecond) // polling an external count
-		}
-		t.Fatalf("Backlog = %d, want %d", got, want)
+			return n == want, fmt.Sprintf("Backlog = %d", n)
+		})
 	}
 	waitBacklog(int64(len(ms) - 1))
 	close(release)

@@ -199,22 +199,3 @@ func createSubscriptions(t *testing.T, a apiClients, rcv *receiver) []string {
 // from it.
 func idempotencyKey(seq int) string { return fmt.Sprintf("chaos-event-%d", seq) }
 func eventID(seq int) string        { return ids.EventFromIdempotencyKey(tenant, idempotencyKey(seq)) }
-
-// poll calls cond every pollEvery until it returns true, failing the test
-// with cond's description when timeout passes first.
-func poll(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for {
-		ok, what := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}

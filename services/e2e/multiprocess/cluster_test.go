@@ -31,10 +31,8 @@ var (
 		"--delivery-shutdown-grace", "2s",
 	}
 	schedulerFlags = []string{
-		"--scheduler-ack-wait", "5s",
 		"--scheduler-poll-interval", "100ms",
 		"--scheduler-claim-lease", "5s",
-		"--scheduler-error-backoff", "250ms",
 	}
 )
 

@@ -9,11 +9,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/hookline/hookline/services/internal/childproc"
+	"github.com/hookline/hookline/services/internal/servicetable"
 )
 
 // Packages of the executables the test runs.
@@ -22,8 +26,15 @@ const (
 	cmdPkg        = "github.com/hookline/hookline/services/cmd/"
 )
 
-// serviceBinaries are the service executables, named after their package.
-var serviceBinaries = []string{"hookline-ingest", "hookline-fanout", "hookline-delivery", "hookline-scheduler"}
+// serviceBinaries are the service executables, named after their package:
+// one per entry of the service table.
+var serviceBinaries = func() []string {
+	var bins []string
+	for _, svc := range servicetable.All() {
+		bins = append(bins, svc.Binary())
+	}
+	return bins
+}()
 
 // Timings of process control.
 const (
@@ -33,13 +44,46 @@ const (
 	pollEvery    = 50 * time.Millisecond
 )
 
+// built holds the executables, built once for every test of the package
+// and removed by TestMain.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
 // buildBinaries builds nats-server (the version the module graph pins) and
-// the four service binaries into a fresh directory, without the race
-// detector even when the test itself runs with it, and returns the
-// directory.
+// the service binaries into a directory shared by the package's tests (once,
+// by the first test that needs them), without the race detector even when
+// the test itself runs with it, and returns the directory.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
+	built.once.Do(func() { built.dir, built.err = build() })
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.dir
+}
+
+func build() (string, error) {
+	dir, err := os.MkdirTemp("", "hookline-multiprocess-")
+	if err != nil {
+		return "", err
+	}
 	args := []string{"build", "-o", dir + string(os.PathSeparator), natsServerPkg}
 	for _, b := range serviceBinaries {
 		args = append(args, cmdPkg+b)
@@ -49,14 +93,14 @@ func buildBinaries(t *testing.T) string {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := runWithin(cmd, buildTimeout); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		return dir, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out.String())
 	}
 	for _, b := range append([]string{"nats-server"}, serviceBinaries...) {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
-			t.Fatalf("go build produced no %s: %v", b, err)
+			return dir, fmt.Errorf("go build produced no %s: %w", b, err)
 		}
 	}
-	return dir
+	return dir, nil
 }
 
 // runWithin runs cmd to completion, killing it after timeout.

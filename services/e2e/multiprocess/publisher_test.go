@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hookline/hookline/pkg/poll"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
 )
 
@@ -70,9 +71,9 @@ func (p *publisher) waitForDeliveries() {
 	if want <= 0 {
 		return
 	}
-	poll(p.t, paceTimeout, func() (bool, string) {
+	poll.WithinReason(p.t, paceTimeout, "deliveries to catch up with publishing", func() (bool, string) {
 		got := p.rcv.acceptedPairs()
-		return got >= want, fmt.Sprintf("deliveries to catch up with publishing: %d of the %d pairs published %d events ago delivered", got, want, aheadEvents)
+		return got >= want, fmt.Sprintf("%d of the %d pairs published %d events ago delivered", got, want, aheadEvents)
 	})
 }
 

@@ -1,7 +1,8 @@
 // Package bootstrap is the shared start-up of the service binaries: flags
 // and HOOKLINE_* environment variables, logging, the store and broker
 // connections, the /healthz and /readyz endpoint, and signal handling.
-// Each binary's main only names its service.
+// Each binary's main only names its service in the service table
+// (package servicetable).
 package bootstrap
 
 import (
@@ -20,8 +21,8 @@ import (
 
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
-	"github.com/hookline/hookline/services/internal/deps"
 	"github.com/hookline/hookline/services/internal/profiling"
+	"github.com/hookline/hookline/services/internal/servicetable"
 )
 
 // Config is what every service binary needs besides its own settings.
@@ -61,7 +62,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 }
 
 // Validate reports every problem with c, each naming its flag.
-func (c Config) Validate() error {
+func (c *Config) Validate() error {
 	var errs []error
 	if c.NATSURL == "" {
 		errs = append(errs, errors.New("--nats-url: must not be empty"))
@@ -86,24 +87,15 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Deps are the connections handed to a service constructor.
-type Deps = deps.Deps
-
-// Service is what a service constructor returns.
-type Service interface {
-	Run(ctx context.Context) error
-	Ready(ctx context.Context) error
-}
-
 // FlagSet returns the flags of the service binary name, as its main parses
 // them and docs/configuration.md documents them: the shared flags bound to
-// boot, then the service's own, registered by register (its Config's
-// RegisterFlags), each usage followed by its HOOKLINE_* variable. A bad
-// flag exits with status 2; --help prints the usage and exits 0.
-func FlagSet(name string, boot *Config, register func(*pflag.FlagSet)) *pflag.FlagSet {
+// boot, then the service's own, registered by svc (its configuration),
+// each usage followed by its HOOKLINE_* variable. A bad flag exits with
+// status 2; --help prints the usage and exits 0.
+func FlagSet(name string, boot *Config, svc servicetable.Config) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ExitOnError)
 	boot.RegisterFlags(fs)
-	register(fs)
+	svc.RegisterFlags(fs)
 	config.AnnotateUsage(fs)
 	fs.Usage = func() { PrintUsage(fs.Output(), fs) }
 	return fs
@@ -123,15 +115,16 @@ Flags:
 %s`, fs.Name(), fs.FlagUsages())
 }
 
-// Main parses args into fs (which holds the shared flags of boot and the
-// service's own), applies HOOKLINE_* variables, validates everything with
-// validate (a closure such as func() error { return cfg.Validate() } that
-// reads the parsed config: the method value cfg.Validate would check a copy
-// of the defaults), connects, builds the service with build and runs it until
+// Main runs the service binary of svc: it parses the command line into the
+// shared flags and the service's own, applies HOOKLINE_* variables,
+// validates everything, connects, builds the service and runs it until
 // SIGINT or SIGTERM. It exits the process with status 1 on failure.
-func Main(name string, fs *pflag.FlagSet, boot *Config, validate func() error, build func(Deps) (Service, error)) {
-	config.AnnotateUsage(fs)
-	if err := run(name, fs, boot, validate, build); err != nil {
+func Main(svc servicetable.Service) {
+	name := svc.Binary()
+	var boot Config
+	inst := svc.New()
+	fs := FlagSet(name, &boot, inst.Config)
+	if err := run(name, fs, &boot, inst); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
@@ -139,34 +132,25 @@ func Main(name string, fs *pflag.FlagSet, boot *Config, validate func() error, b
 
 // Configure parses args into fs, sets the flags not given in args from
 // their HOOKLINE_* variables (read with lookup, os.LookupEnv when nil), and
-// validates boot and the service's settings with validate. Every variable
-// that does not parse and every invalid setting is reported, joined.
-func Configure(fs *pflag.FlagSet, args []string, lookup func(string) (string, bool), boot *Config, validate func() error) error {
+// validates boot and the service's configuration svc. Every variable that
+// does not parse and every invalid setting is reported, joined.
+func Configure(fs *pflag.FlagSet, args []string, lookup func(string) (string, bool), boot *Config, svc servicetable.Config) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	// A variable that does not parse leaves its flag at the default; it is
 	// reported together with every invalid setting.
-	if err := errors.Join(config.ApplyEnv(fs, lookup), boot.Validate(), validate()); err != nil {
+	if err := errors.Join(config.ApplyEnv(fs, lookup), boot.Validate(), svc.Validate()); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return nil
 }
 
-func run(name string, fs *pflag.FlagSet, boot *Config, validate func() error, build func(Deps) (Service, error)) error {
-	if err := Configure(fs, os.Args[1:], nil, boot, validate); err != nil {
+func run(name string, fs *pflag.FlagSet, boot *Config, inst *servicetable.Instance) error {
+	if err := Configure(fs, os.Args[1:], nil, boot, inst.Config); err != nil {
 		return err
 	}
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(boot.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewJSONHandler(os.Stderr, opts)
-	if boot.LogFormat == "text" {
-		h = slog.NewTextHandler(os.Stderr, opts)
-	}
-	logger := slog.New(h).With("binary", name) // deps.Check adds "service"
-	slog.SetDefault(logger)
-
+	logger := newLogger(boot, name)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	loc, err := ParseStore(boot.Store)
@@ -184,7 +168,7 @@ func run(name string, fs *pflag.FlagSet, boot *Config, validate func() error, bu
 		return fmt.Errorf("connect to NATS: %w", err)
 	}
 	defer tr.Close()
-	svc, err := build(Deps{Store: st, Transport: tr, Logger: logger})
+	svc, err := inst.Build(servicetable.Deps{Store: st, Transport: tr, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -199,6 +183,22 @@ func run(name string, fs *pflag.FlagSet, boot *Config, validate func() error, bu
 	}
 	logger.Info("starting")
 	return svc.Run(ctx)
+}
+
+// newLogger returns the process's logger as boot configures it, tagged with
+// the binary's name (deps.Check adds the service's), and makes it the
+// default.
+func newLogger(boot *Config, name string) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(boot.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(os.Stderr, opts)
+	if boot.LogFormat == "text" {
+		h = slog.NewTextHandler(os.Stderr, opts)
+	}
+	logger := slog.New(h).With("binary", name)
+	slog.SetDefault(logger)
+	return logger
 }
 
 // OpsHandler serves /healthz (the process is up) and /readyz (ready

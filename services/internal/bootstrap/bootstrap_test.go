@@ -120,21 +120,30 @@ func TestOpenStoreRefusesSQLite(t *testing.T) {
 	}
 }
 
-// configure builds a service flag set with an extra --svc-n flag that must
-// be positive, and runs Configure on args and env.
+// svcConfig is a service configuration with one --svc-n flag that must be
+// positive.
+type svcConfig struct{ n int }
+
+func (c *svcConfig) RegisterFlags(fs *pflag.FlagSet) {
+	fs.IntVar(&c.n, "svc-n", 1, "a service setting")
+}
+
+func (c *svcConfig) Validate() error {
+	if c.n < 1 {
+		return errors.New("--svc-n: must be positive")
+	}
+	return nil
+}
+
+// configure builds a service flag set with the flags of svcConfig, and
+// runs Configure on args and env.
 func configure(args []string, env map[string]string) (Config, error) {
 	var boot Config
-	var n int
-	fs := FlagSet("hookline-test", &boot, func(fs *pflag.FlagSet) { fs.IntVar(&n, "svc-n", 1, "a service setting") })
+	var svc svcConfig
+	fs := FlagSet("hookline-test", &boot, &svc)
 	fs.Init("hookline-test", pflag.ContinueOnError)
 	fs.SetOutput(new(bytes.Buffer))
-	validate := func() error {
-		if n < 1 {
-			return errors.New("--svc-n: must be positive")
-		}
-		return nil
-	}
-	err := Configure(fs, args, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &boot, validate)
+	err := Configure(fs, args, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &boot, &svc)
 	return boot, err
 }
 
@@ -212,7 +221,7 @@ func TestConfigure(t *testing.T) {
 func TestFlagSetDocumentsEnvironment(t *testing.T) {
 	t.Parallel()
 	var boot Config
-	fs := FlagSet("hookline-test", &boot, func(fs *pflag.FlagSet) { fs.Int("svc-n", 1, "a service setting") })
+	fs := FlagSet("hookline-test", &boot, new(svcConfig))
 	var b bytes.Buffer
 	PrintUsage(&b, fs)
 	tests := []struct{ flag, env string }{

@@ -18,11 +18,8 @@ import (
 
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/services/cli"
-	"github.com/hookline/hookline/services/delivery"
-	"github.com/hookline/hookline/services/fanout"
-	"github.com/hookline/hookline/services/ingest"
 	"github.com/hookline/hookline/services/internal/bootstrap"
-	"github.com/hookline/hookline/services/scheduler"
+	"github.com/hookline/hookline/services/internal/servicetable"
 )
 
 // Command is one documented command.
@@ -31,8 +28,8 @@ type Command struct {
 	Name string
 	// Summary says what the command runs, in a sentence or two of Markdown.
 	Summary string
-	// Service marks the four service binaries, which share bootstrap's
-	// flags (SharedFlags).
+	// Service marks the service binaries, which share bootstrap's flags
+	// (SharedFlags).
 	Service bool
 	// Flags returns a fresh flag set holding every flag of the command,
 	// bound to fresh configuration, and a function that validates that
@@ -41,42 +38,20 @@ type Command struct {
 	Flags func() (*pflag.FlagSet, func() error)
 }
 
-// Commands returns every documented command, in document order.
+// Commands returns every documented command, in document order: the
+// service binaries of the service table, then `hookline dev` and
+// `hookline migrate`.
 func Commands() []Command {
-	return []Command{
-		service("hookline-ingest",
-			"The gRPC ingest and admin API, and the same API as JSON over HTTP: validates events and accepts them into EVENTS, manages subscriptions, answers queries and redeliveries.",
-			func(fs *pflag.FlagSet) func() error {
-				var cfg ingest.Config
-				cfg.RegisterFlags(fs)
-				return func() error { return cfg.Validate() }
-			}),
-		service("hookline-fanout",
-			"Matches every event of EVENTS against the subscriptions, stores the event and its deliveries, and publishes one DELIVERIES message per delivery.",
-			func(fs *pflag.FlagSet) func() error {
-				var cfg fanout.Config
-				cfg.RegisterFlags(fs)
-				return func() error { return cfg.Validate() }
-			}),
-		service("hookline-delivery",
-			"Sends the signed HTTP POSTs of DELIVERIES, records every attempt, and hands failed attempts to RETRIES.",
-			func(fs *pflag.FlagSet) func() error {
-				var cfg delivery.Config
-				cfg.RegisterFlags(fs)
-				return func() error { return cfg.Validate() }
-			}),
-		service("hookline-scheduler",
-			"Stores the due time of every retry from RETRIES and releases it to DELIVERIES when due; dead-letters exhausted deliveries, redrives parked ones when their subscription is enabled, and purges expired rows.",
-			func(fs *pflag.FlagSet) func() error {
-				var cfg scheduler.Config
-				cfg.RegisterFlags(fs)
-				return func() error { return cfg.Validate() }
-			}),
+	var cmds []Command
+	for _, svc := range servicetable.All() {
+		cmds = append(cmds, service(svc))
+	}
+	return append(cmds,
 		subcommand("dev",
-			"All four services in one process, on an embedded NATS JetStream server and a SQLite database kept in `--data-dir`; for development (`make run`). It takes every service's own flags, with development defaults (loopback addresses, loopback receivers allowed), but none of the shared connection flags."),
+			"All the services in one process, on an embedded NATS JetStream server and a SQLite database kept in `--data-dir`; for development (`make run`). It takes every service's own flags, with development defaults (loopback addresses, loopback receivers allowed), but none of the shared connection flags."),
 		subcommand("migrate",
 			"Applies the store's pending schema migrations and prints the versions applied. Run it before starting or upgrading the service binaries, which do not migrate a postgres store unless `--store-migrate` is set."),
-	}
+	)
 }
 
 // Lookup returns the command named name.
@@ -89,16 +64,14 @@ func Lookup(name string) (Command, bool) {
 	return Command{}, false
 }
 
-// service describes a service binary whose own flags register adds, bound
-// to a config it validates with the function it returns. That function must
-// read the config when called, after parsing: a method value such as
-// cfg.Validate would validate a copy taken before.
-func service(name, summary string, register func(*pflag.FlagSet) func() error) Command {
-	return Command{Name: name, Summary: summary, Service: true, Flags: func() (*pflag.FlagSet, func() error) {
+// service describes the binary of a service of the table, with a flag set
+// built as its main builds it.
+func service(svc servicetable.Service) Command {
+	return Command{Name: svc.Binary(), Summary: svc.Summary, Service: true, Flags: func() (*pflag.FlagSet, func() error) {
 		var boot bootstrap.Config
-		var validate func() error
-		fs := bootstrap.FlagSet(name, &boot, func(fs *pflag.FlagSet) { validate = register(fs) })
-		return fs, func() error { return errors.Join(boot.Validate(), validate()) }
+		inst := svc.New()
+		fs := bootstrap.FlagSet(svc.Binary(), &boot, inst.Config)
+		return fs, func() error { return errors.Join(boot.Validate(), inst.Config.Validate()) }
 	}}
 }
 

@@ -191,7 +191,7 @@ func TestBinaries(t *testing.T) {
 		{"hookline-ingest", "HOOKLINE_INGEST_MAX_BATCH_EVENTS=0", "--ingest-max-batch-events 0"},
 		{"hookline-fanout", "HOOKLINE_FANOUT_CONCURRENCY=0", "--fanout-concurrency 0"},
 		{"hookline-delivery", "HOOKLINE_DELIVERY_CONCURRENCY=0", "--delivery-concurrency: must be positive"},
-		{"hookline-scheduler", "HOOKLINE_SCHEDULER_CONCURRENCY=0", "--scheduler-concurrency: must be positive"},
+		{"hookline-scheduler", "HOOKLINE_SCHEDULER_CLAIM_LIMIT=0", "--scheduler-claim-limit: must be positive"},
 	}
 	for _, tc := range errorTests {
 		t.Run("errors/"+tc.bin, func(t *testing.T) {

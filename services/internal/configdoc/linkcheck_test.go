@@ -7,13 +7,26 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hookline/hookline/services/internal/servicetable"
 )
 
 // servicesModule is the module path of the services module.
 const servicesModule = "github.com/hookline/hookline/services"
 
-// serviceBinaries are the production service binaries, under services/cmd.
-var serviceBinaries = []string{"hookline-ingest", "hookline-fanout", "hookline-delivery", "hookline-scheduler"}
+// serviceBinaries are the production service binaries, under services/cmd:
+// one per entry of the service table.
+var serviceBinaries = func() []string {
+	var bins []string
+	for _, svc := range servicetable.All() {
+		bins = append(bins, svc.Binary())
+	}
+	return bins
+}()
+
+// benchmarkCode is the benchmark harness: make bench builds it, and no
+// binary of the production image may link it.
+const benchmarkCode = servicesModule + "/bench"
 
 // devOnly are the packages the service binaries must not link, each with
 // its subpackages: SQLite and the embedded NATS server are the backends of
@@ -90,11 +103,13 @@ func (g importGraph) chains(root string, prefixes []string) map[string]string {
 	return found
 }
 
-// TestServiceBinariesLinkNoDevBackends proves that the four service
-// binaries link neither SQLite nor the embedded NATS server, for the
-// machine running the test and for the build of deploy/Dockerfile. The
-// hookline CLI, which runs hookline dev, must link both: that it does
-// shows the package paths checked are the right ones.
+// TestServiceBinariesLinkNoDevBackends proves that the service binaries
+// link neither SQLite nor the embedded NATS server, for the machine running
+// the test and for the build of deploy/Dockerfile, and that no binary of
+// the image (the service binaries and the hookline CLI) links the
+// benchmark harness. The hookline CLI, which runs hookline dev, must link
+// both dev backends: that it does shows the package paths checked are the
+// right ones.
 func TestServiceBinariesLinkNoDevBackends(t *testing.T) {
 	t.Parallel()
 	builds := []struct {
@@ -130,6 +145,39 @@ func TestServiceBinariesLinkNoDevBackends(t *testing.T) {
 					t.Errorf("the hookline CLI does not link %s, which hookline dev runs on: if it moved, update devOnly", p)
 				}
 			}
+			for _, bin := range append([]string{"hookline"}, serviceBinaries...) {
+				if chain, ok := g.chains(servicesModule+"/cmd/"+bin, []string{benchmarkCode})[benchmarkCode]; ok {
+					t.Errorf("%s links the benchmark harness, which stays out of the image:\n    %s", bin, chain)
+				}
+			}
 		})
+	}
+}
+
+// TestServicesImportNoOtherService proves that no service package links
+// another: what services share lives in services/internal (the message
+// format in wire, the settling of messages in settle, ...), and only the
+// composition roots (the service table, hookline dev) know every service.
+func TestServicesImportNoOtherService(t *testing.T) {
+	t.Parallel()
+	var pkgs, roots []string
+	for _, svc := range servicetable.All() {
+		pkgs = append(pkgs, "./"+svc.Name)
+		roots = append(roots, servicesModule+"/"+svc.Name)
+	}
+	g := listDeps(t, nil, pkgs...)
+	for _, root := range roots {
+		if _, ok := g[root]; !ok {
+			t.Fatalf("go list did not list %s: a service moved, update the test", root)
+		}
+		var others []string
+		for _, o := range roots {
+			if o != root {
+				others = append(others, o)
+			}
+		}
+		for other, chain := range g.chains(root, others) {
+			t.Errorf("%s links the service %s:\n    %s", root, other, chain)
+		}
 	}
 }

@@ -69,7 +69,13 @@ func Markdown() []byte {
 
 	shared := SharedFlags()
 	b.WriteString("\n## Flags shared by every service binary\n\n")
-	b.WriteString("hookline-ingest, hookline-fanout, hookline-delivery and hookline-scheduler all take these.\n\n")
+	var bins []string
+	for _, c := range cmds {
+		if c.Service {
+			bins = append(bins, c.Name)
+		}
+	}
+	fmt.Fprintf(&b, "%s all take these.\n\n", strings.Join(bins, ", "))
 	table(&b, shared, nil)
 
 	for _, c := range cmds {

@@ -1,6 +1,7 @@
-// Package deps is what every pipeline service is built from: the store,
-// the broker, a logger, and optionally a subscription cache shared by the
-// services of one process.
+// Package deps is what every pipeline service is built from: its store (as
+// an interface of only the methods the service calls, declared in the
+// service's package), the broker, a logger, a clock, a DNS resolver, and
+// optionally a subscription cache shared by the services of one process.
 package deps
 
 import (
@@ -8,16 +9,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
-	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/services/internal/subcache"
 )
 
-// Deps are a service's collaborators; Store and Transport are required.
-type Deps struct {
-	Store     store.Store
+// Readier is the least a service's store does: tell /readyz whether it
+// answers. Every store.Store is one.
+type Readier interface {
+	Ready(ctx context.Context) error
+}
+
+// Deps are a service's collaborators. S is the service's own store
+// interface; Store and Transport are required.
+type Deps[S Readier] struct {
+	Store     S
 	Transport transport.Transport
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -25,33 +33,57 @@ type Deps struct {
 	// same process, run by its owner; nil gives the service a private one
 	// that it runs itself.
 	Subscriptions *subcache.Cache
+	// Now is the service's clock; nil means time.Now. Tests inject one to
+	// move time without waiting for it.
+	Now func() time.Time
+	// Resolver resolves host names (subscription URLs); nil means
+	// net.DefaultResolver. Tests inject one so that nothing is looked up
+	// off the machine.
+	Resolver *net.Resolver
 }
 
-// Check reports a missing Store or Transport, naming service, and fills
-// in the default logger tagged with the service name.
-func (d *Deps) Check(service string) error {
-	if d.Store == nil || d.Transport == nil {
+// WithStore returns d's collaborators with st as the store: how the
+// service table hands each service the shared store as the service's own
+// interface.
+func WithStore[S, T Readier](d Deps[T], st S) Deps[S] {
+	return Deps[S]{
+		Store: st, Transport: d.Transport, Logger: d.Logger, Subscriptions: d.Subscriptions,
+		Now: d.Now, Resolver: d.Resolver,
+	}
+}
+
+// Check reports a missing Store or Transport, naming service, and fills in
+// the defaults: the logger (tagged with the service name), the clock and
+// the resolver.
+func (d *Deps[S]) Check(service string) error {
+	if any(d.Store) == nil || d.Transport == nil {
 		return fmt.Errorf("%s: Store and Transport are required", service)
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
 	d.Logger = d.Logger.With("service", service)
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Resolver == nil {
+		d.Resolver = net.DefaultResolver
+	}
 	return nil
 }
 
-// Cache returns the shared subscription cache, or a new private one
-// refreshed every refresh; own reports which, so the caller knows whether
-// to run it.
-func (d *Deps) Cache(refresh time.Duration) (cache *subcache.Cache, own bool) {
+// Cache returns the shared subscription cache, or a new private one over
+// src (the service's store) refreshed every refresh; own reports which, so
+// the caller knows whether to run it.
+func (d *Deps[S]) Cache(src subcache.Source, refresh time.Duration) (cache *subcache.Cache, own bool) {
 	if d.Subscriptions != nil {
 		return d.Subscriptions, false
 	}
-	return subcache.New(d.Store, refresh, d.Logger), true
+	return subcache.New(src, refresh, d.Logger), true
 }
 
 // Ready reports whether the store and the broker answer, for /readyz.
-func (d *Deps) Ready(ctx context.Context) error {
+func (d *Deps[S]) Ready(ctx context.Context) error {
 	return errors.Join(d.Store.Ready(ctx), d.Transport.Ready(ctx))
 }
 
@@ -67,7 +99,7 @@ type dedupWindower interface {
 // released again after its claim lease) is then no longer collapsed by
 // the broker, and a receiver may get a delivery twice (with the same
 // webhook-id). Call it after Check. It reports whether it warned.
-func (d *Deps) WarnIfOutlastsDedup(flag string, v time.Duration) bool {
+func (d *Deps[S]) WarnIfOutlastsDedup(flag string, v time.Duration) bool {
 	w, ok := d.Transport.(dedupWindower)
 	if !ok || v < w.DuplicateWindow() {
 		return false

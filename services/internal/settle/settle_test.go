@@ -6,18 +6,22 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/hookline/hookline/pkg/groupcommit"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/services/internal/servicetest"
 	"github.com/hookline/hookline/services/internal/settle"
 )
 
-// TestCommitAcksOnlyDurableWork runs Commit on real broker messages: a
-// write that succeeds acks the message, one that fails hands it back.
-func TestCommitAcksOnlyDurableWork(t *testing.T) {
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestActSettlesAsDecided runs every kind of decision on real broker
+// messages: an ack and a durable commit are never seen again, a nak and a
+// failed commit bring the message back.
+func TestActSettlesAsDecided(t *testing.T) {
 	t.Parallel()
 	tr := servicetest.Transport(t)
-	log := servicetest.Logger()
 	b := groupcommit.New(groupcommit.Config{}, func(_ context.Context, items []string, errs []error) {
 		for i, it := range items {
 			if it == "fail" {
@@ -26,36 +30,43 @@ func TestCommitAcksOnlyDurableWork(t *testing.T) {
 		}
 	})
 	defer b.Close()
-	if _, err := tr.Publish(context.Background(), transport.Deliveries,
-		transport.Message{ID: "ok", Data: []byte("ok")}, transport.Message{ID: "fail", Data: []byte("fail")}); err != nil {
-		t.Fatal(err)
+	s := &settle.Settler[string]{Log: servicetest.Logger(), Batch: b, Backoff: 10 * time.Millisecond}
+	decide := map[string]settle.Decision[string]{
+		"ack":         settle.Ack[string](),
+		"nak":         settle.Nak[string](10 * time.Millisecond),
+		"commit":      settle.Commit("ok"),
+		"commit-fail": settle.Commit("fail"),
 	}
-	seen := make(chan string, 16)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() {
-		done <- tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: "g", AckWait: time.Minute}, func(_ context.Context, m transport.Received) {
-			item := string(m.Message().Data)
-			ok := settle.Commit(log, b, m, item, 10*time.Millisecond)
-			if ok != (item == "ok") {
-				t.Errorf("Commit(%s) = %v", item, ok)
-			}
-			seen <- item
-		})
-	}()
-	defer func() { cancel(); <-done }()
-	// "ok" is acked and never seen again; "fail" keeps coming back.
-	counts := map[string]int{}
-	deadline := time.After(20 * time.Second)
-	for counts["fail"] < 3 {
-		select {
-		case it := <-seen:
-			counts[it]++
-		case <-deadline:
-			t.Fatalf("the failed write's message came back %d times, want 3", counts["fail"])
+	wantAcked := map[string]bool{"ack": true, "nak": false, "commit": true, "commit-fail": false}
+	for name := range decide {
+		if _, err := tr.Publish(context.Background(), transport.Deliveries, transport.Message{ID: name, Data: []byte(name)}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if counts["ok"] != 1 {
-		t.Fatalf("the durable message was seen %d times, want once", counts["ok"])
+	seen := make(chan string, 64)
+	stop := servicetest.Run(t, func(ctx context.Context) error {
+		return tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: "g", AckWait: time.Minute}, func(_ context.Context, m transport.Received) {
+			name := string(m.Message().Data)
+			if got := s.Act(m, decide[name]); got != wantAcked[name] {
+				t.Errorf("Act(%s) = %v, want %v", name, got, wantAcked[name])
+			}
+			seen <- name
+		})
+	})
+	counts := map[string]int{}
+	deadline := time.After(30 * time.Second)
+	for counts["nak"] < 3 || counts["commit-fail"] < 3 {
+		select {
+		case name := <-seen:
+			counts[name]++
+		case <-deadline:
+			t.Fatalf("handed-back messages came back too rarely: %v", counts)
+		}
+	}
+	stop()
+	for name, acked := range wantAcked {
+		if acked && counts[name] != 1 {
+			t.Errorf("%s was seen %d times, want once: an acknowledged message came back", name, counts[name])
+		}
 	}
 }
