@@ -10,9 +10,9 @@ import (
 )
 
 // TestOnDueTracksWhatThePollWouldFindLate: an announced due time is
-// tracked only when it falls before the next poll (the poll finds the
-// rest on time), a malformed signal is ignored, and the earliest tracked
-// time wakes the release loop.
+// tracked unless it lies beyond the horizon (the poll finds it there, late
+// by a small part of its wait), a malformed signal is ignored, and the
+// earliest tracked time wakes the release loop.
 func TestOnDueTracksWhatThePollWouldFindLate(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1_800_000_000, 0)
@@ -23,8 +23,10 @@ func TestOnDueTracksWhatThePollWouldFindLate(t *testing.T) {
 		wantFirst   time.Time
 		wantWake    bool
 	}{
-		{"before the next poll", [][]byte{wire.WakeSignal(t0.Add(100 * time.Millisecond))}, 1, t0.Add(100 * time.Millisecond), true},
-		{"after the next poll", [][]byte{wire.WakeSignal(t0.Add(2 * time.Second))}, 0, time.Time{}, false},
+		{"soon", [][]byte{wire.WakeSignal(t0.Add(100 * time.Millisecond))}, 1, t0.Add(100 * time.Millisecond), true},
+		{"after the next poll", [][]byte{wire.WakeSignal(t0.Add(2 * time.Second))}, 1, t0.Add(2 * time.Second), true},
+		{"at the horizon", [][]byte{wire.WakeSignal(t0.Add(time.Minute))}, 1, t0.Add(time.Minute), true},
+		{"beyond the horizon", [][]byte{wire.WakeSignal(t0.Add(time.Minute + time.Nanosecond))}, 0, time.Time{}, false},
 		{"malformed", [][]byte{{1, 2, 3}}, 0, time.Time{}, false},
 		{"earliest first", [][]byte{wire.WakeSignal(t0.Add(300 * time.Millisecond)), wire.WakeSignal(t0.Add(50 * time.Millisecond)),
 			wire.WakeSignal(t0.Add(900 * time.Millisecond))}, 3, t0.Add(50 * time.Millisecond), true},
@@ -32,9 +34,9 @@ func TestOnDueTracksWhatThePollWouldFindLate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := &Service{deps: deps.Deps[Store]{Logger: slog.New(slog.DiscardHandler)}}
+			s := &Service{cfg: Config{PollInterval: time.Second},
+				deps: deps.Deps[Store]{Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return t0 }}}
 			s.dues.init()
-			s.nextPoll.Store(t0.Add(time.Second).UnixNano())
 			for _, sig := range tt.signals {
 				s.onDue(sig)
 			}

@@ -14,9 +14,9 @@
 // claiming only delays its retries by the lease.
 //
 // It looks for due rows every PollInterval, and also at each due time that
-// a writer announced with a wire.TopicDue signal (when it falls before the
-// next poll), so a 100 ms retry is not stretched to the poll interval. A
-// lost signal only delays a release to the next poll.
+// a writer announced with a wire.TopicDue signal (up to 60 poll intervals
+// ahead), so a 100 ms retry is not stretched to the poll interval. A lost
+// signal only delays a release to the next poll.
 //
 // On every poll it redrives parked deliveries of enabled subscriptions
 // (store.RedriveParked). Every RetentionInterval it purges rows older than
@@ -56,11 +56,8 @@ type Service struct {
 	started atomic.Bool
 	bg      context.Context
 
-	// dues are the announced due times not yet released; nextPoll is when
-	// the release loop polls next (Unix nanoseconds), so that due times the
-	// poll will find anyway are not tracked.
-	dues     dueTimes
-	nextPoll atomic.Int64
+	// dues are the announced due times not yet released.
+	dues dueTimes
 
 	// The current yield episode (see deliveryBusy), owned by the release
 	// loop: when it started (zero: none) and the largest backlog seen.
@@ -130,14 +127,22 @@ func (s *Service) listenLoop(ctx context.Context) {
 	}
 }
 
-// onDue tracks an announced due time, unless the next poll comes first.
+// dueHorizonPolls is how many poll intervals ahead an announced due time
+// may lie and still be tracked. One further ahead is released by the first
+// poll after it, at most one poll interval late: a sixtieth of its wait or
+// less.
+const dueHorizonPolls = 60
+
+// onDue tracks an announced due time, unless it lies beyond the horizon
+// (dueHorizonPolls poll intervals ahead), where the poll's lateness is
+// small next to the wait.
 func (s *Service) onDue(data []byte) {
 	due, err := wire.ParseWake(data)
 	if err != nil {
 		s.deps.Logger.Debug("ignoring a malformed due signal", "err", err)
 		return
 	}
-	if due.UnixNano() >= s.nextPoll.Load() {
+	if due.Sub(s.deps.Now()) > dueHorizonPolls*s.cfg.PollInterval {
 		return
 	}
 	s.dues.add(due)
@@ -163,7 +168,6 @@ func (s *Service) releaseLoop(ctx context.Context) {
 		if poll {
 			s.redrive(ctx)
 			nextPoll = now.Add(s.cfg.PollInterval)
-			s.nextPoll.Store(nextPoll.UnixNano())
 		}
 		yielded := false
 		if poll || due || !s.yieldStart.IsZero() {

@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -536,6 +537,53 @@ func TestRetriesYieldToFirstAttempts(t *testing.T) {
 			close(unblock)
 			poll.Until(t, "the retry released", func() bool { return e.tr.published.Load() == 1 })
 			poll.Until(t, "every message taken", func() bool { return taken.Load() == 6 })
+		})
+	}
+}
+
+// BenchmarkReleaseLateness measures how late a retry due in 50 ms is
+// released, with the due time announced by a signal and without one (the
+// poll, every second, finds it): the reason the delivery service sends
+// due signals. It reports the mean lateness in milliseconds.
+func BenchmarkReleaseLateness(b *testing.B) {
+	for _, announce := range []bool{true, false} {
+		b.Run(fmt.Sprintf("announced=%v", announce), func(b *testing.B) {
+			st, tr := servicetest.Store(b), servicetest.Transport(b)
+			cfg := testConfig()
+			cfg.PollInterval = time.Second
+			svc, err := scheduler.New(cfg, deps.Deps[scheduler.Store]{Store: st, Transport: tr, Logger: testLogger()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			servicetest.Run(b, svc.Run)
+			released := make(chan time.Time, 1)
+			servicetest.Run(b, func(ctx context.Context) error {
+				return tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: wire.GroupDelivery}, func(_ context.Context, r transport.Received) {
+					released <- time.Now()
+					_ = r.Ack(context.Background())
+				})
+			})
+			var late time.Duration
+			for b.Loop() {
+				f := storetest.SeedFor(b, st, storetest.NewSubscription("acme"), time.Now())
+				due := time.Now().Add(50 * time.Millisecond)
+				a := storetest.NewAttempt(f.Delivery, 1, time.Now())
+				if err := st.RecordAttempts(context.Background(), []store.AttemptResult{{Attempt: a, Status: store.DeliveryRetrying, NextAttemptAt: due}}); err != nil {
+					b.Fatal(err)
+				}
+				if announce {
+					if err := tr.Notify(context.Background(), wire.TopicDue, wire.WakeSignal(due)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				select {
+				case at := <-released:
+					late += at.Sub(due)
+				case <-time.After(10 * time.Second):
+					b.Fatal("not released")
+				}
+			}
+			b.ReportMetric(float64(late.Milliseconds())/float64(b.N), "ms-late/op")
 		})
 	}
 }
