@@ -93,21 +93,21 @@ func entry[C any, PC interface {
 	}}
 }
 
+// What each service does, for docs/configuration.md.
+const (
+	summaryIngest    = "The gRPC ingest and admin API, and the same API as JSON over HTTP: validates events and accepts them into EVENTS, manages subscriptions, answers queries and redeliveries."
+	summaryFanout    = "Matches every event of EVENTS against the subscriptions, stores the event and its deliveries, and publishes one DELIVERIES message per delivery."
+	summaryDelivery  = "Sends the signed HTTP POSTs of DELIVERIES and records every attempt in one transaction with what it leads to: the next attempt's due time, or the dead-lettering once the retry schedule is exhausted."
+	summaryScheduler = "Releases due retries and put-off attempts from the store to DELIVERIES (at their due time when announced, else at its poll), redrives parked deliveries when their subscription is enabled, and purges expired rows."
+)
+
 // All returns every service, in pipeline order.
 func All() []Service {
 	return []Service{
-		entry("ingest",
-			"The gRPC ingest and admin API, and the same API as JSON over HTTP: validates events and accepts them into EVENTS, manages subscriptions, answers queries and redeliveries.",
-			ingest.DefaultConfig, ingest.New),
-		entry("fanout",
-			"Matches every event of EVENTS against the subscriptions, stores the event and its deliveries, and publishes one DELIVERIES message per delivery.",
-			fanout.DefaultConfig, fanout.New),
-		entry("delivery",
-			"Sends the signed HTTP POSTs of DELIVERIES and records every attempt in one transaction with what it leads to: the next attempt's due time, or the dead-lettering once the retry schedule is exhausted.",
-			delivery.DefaultConfig, delivery.New),
-		entry("scheduler",
-			"Releases due retries and put-off attempts from the store to DELIVERIES (at their due time when announced, else at its poll), redrives parked deliveries when their subscription is enabled, and purges expired rows.",
-			scheduler.DefaultConfig, scheduler.New),
+		entry("ingest", summaryIngest, ingest.DefaultConfig, ingest.New),
+		entry("fanout", summaryFanout, fanout.DefaultConfig, fanout.New),
+		entry("delivery", summaryDelivery, delivery.DefaultConfig, delivery.New),
+		entry("scheduler", summaryScheduler, scheduler.DefaultConfig, scheduler.New),
 	}
 }
 
