@@ -310,10 +310,12 @@ type Store interface {
 	// ScheduleRetries stores due times (replacing a delivery's earlier one)
 	// and sets each delivery to retrying with NextAttemptAt = DueAt, or to
 	// pending when the retry is of attempt 1 (a first attempt put off, as
-	// the delivery service does with an endpoint's backlog). A
-	// retry whose Attempt is not above the delivery's recorded Attempts is
-	// stale (that attempt was made already, e.g. a retry request handled a
-	// second time) and is skipped, as is one for an unknown delivery.
+	// the delivery service does with an endpoint's backlog; an operator's
+	// redeliver schedules the next attempt the same way). A retry whose
+	// Attempt is not above the delivery's recorded Attempts is stale (that
+	// attempt was made already, e.g. a put-off attempt written after the
+	// attempt was made elsewhere) and is skipped, as is one for an unknown
+	// delivery.
 	ScheduleRetries(ctx context.Context, rs []ScheduledRetry) error
 	// ClaimDueRetries leases up to limit retries due at or before now that
 	// no one else holds a live lease on, for lease. A claimer that dies

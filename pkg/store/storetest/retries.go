@@ -51,7 +51,7 @@ func testRetriesSchedule(t *testing.T, s store.Store) {
 }
 
 // testRetriesScheduleStale: a retry for an attempt the delivery has
-// recorded already (a retry request handled twice) changes nothing.
+// recorded already (a stale put-off or redeliver) changes nothing.
 func testRetriesScheduleStale(t *testing.T, s store.Store) {
 	f := Seed(t, s, "acme", Base)
 	for n, status := range []store.DeliveryStatus{store.DeliveryRetrying, store.DeliverySucceeded} {

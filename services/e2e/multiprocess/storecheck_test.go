@@ -16,14 +16,14 @@ const (
 )
 
 // Deliveries stuck in retrying, although the receiver accepted them, were
-// the symptom of two bugs this test found, both ending with a repeated
+// the symptom of two bugs this test found when a failed attempt's retry
+// still travelled through a RETRIES stream, both ending with a repeated
 // attempt whose success the store ignored because that attempt number was
-// recorded already: a delivery replica dying between recording a failed
-// attempt and publishing its retry request (the delivery service now
-// resumes such a message instead of making the attempt again), and the
-// scheduler handling a retry request again after the retry had succeeded
-// (ScheduleRetries now skips an attempt already made). They are reported
-// with their attempts and what the receiver answered them.
+// recorded already. Failed attempts are now recorded with their next due
+// time in one transaction, and a redelivered message whose attempt is
+// recorded is acknowledged without making it again; stuck deliveries are
+// still looked for, and reported with their attempts and what the
+// receiver answered them.
 
 // stuckAfter is how long a retrying delivery must have stood still, its
 // next attempt (if any) that long overdue, to count as stuck.
