@@ -47,6 +47,8 @@ func TestHeartbeat(t *testing.T) {
 				if (stop == nil) != (tt.wantBeats == 0) {
 					t.Fatalf("heartbeat started = %v, want %v", stop != nil, tt.wantBeats > 0)
 				}
+				// Virtual time: in the bubble the clock jumps to the end of
+				// the sleep as soon as every goroutine is blocked.
 				time.Sleep(tt.run)
 				synctest.Wait()
 				if stop != nil {

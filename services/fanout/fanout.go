@@ -5,9 +5,9 @@
 // stores the event and one delivery per subscription whose patterns select
 // the event type (disabled subscriptions included: their deliveries are
 // parked, not dropped), then publishes one DELIVERIES message per
-// delivery, and only then acknowledges the event. Delivery ids are derived from (event id,
-// subscription id), so an event fanned out twice — after a crash between
-// publish and ack — collapses into the same deliveries.
+// delivery, and only then acknowledges the event. Delivery ids are derived
+// from (event id, subscription id), so an event fanned out twice — after a
+// crash between publish and ack — collapses into the same deliveries.
 package fanout
 
 import (
@@ -181,6 +181,8 @@ func (s *Service) decide(msg transport.Received) settle.Decision[store.Event] {
 // batch that fails part-way is simply done again.
 func (s *Service) flush(ctx context.Context, events []store.Event, errs []error) {
 	fail := func(err error) {
+		// Once per batch: a store that is down fails every batch.
+		s.logger.Warn("fan-out failed; the events will be redelivered", "count", len(events), "first_event_id", events[0].ID, "err", err)
 		for i := range errs {
 			errs[i] = err
 		}

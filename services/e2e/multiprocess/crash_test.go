@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/hookline/hookline/pkg/ids"
+	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
 	"github.com/hookline/hookline/pkg/poll"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
 	"github.com/hookline/hookline/services/internal/wire"
@@ -67,7 +68,7 @@ func TestDeliveryKilledBetweenRecordAndAck(t *testing.T) {
 			return
 		}
 		w.WriteHeader(http.StatusOK)
-	}))
+	})) + "/hook"
 	api := dialAPI(t, grpcAddr)
 	sub, err := withTimeout(30*time.Second, func(ctx context.Context) (*hooklinev1.Subscription, error) {
 		return api.admin.CreateSubscription(ctx, &hooklinev1.CreateSubscriptionRequest{Subscription: &hooklinev1.Subscription{
@@ -98,9 +99,10 @@ func TestDeliveryKilledBetweenRecordAndAck(t *testing.T) {
 	second := c.startService("delivery", "hookline-delivery", append(deliveryFlags, "--log-level", "debug")...)
 	c.waitReady(second)
 
+	broker := connectBroker(t, c.natsURL())
 	poll.UntilReason(t, "the delivery succeeded and the broker has nothing left for it", func() (bool, string) {
 		status, attempts := db.delivery(t, deliveryID)
-		left := pendingDeliveries(t, c.natsURL())
+		left := broker.pendingDeliveries()
 		return status == "succeeded" && left == 0, fmt.Sprintf("delivery %s after %d attempts, %d DELIVERIES messages unacknowledged", status, attempts, left)
 	})
 	if log, err := os.ReadFile(second.logPath); err != nil || !strings.Contains(string(log), "attempt already recorded; not made again") {
@@ -210,14 +212,14 @@ func (c *cluster) startServiceOn(natsURL, name, binary string, flags ...string) 
 }
 
 // serveOnLoopback serves h on a free loopback port until the test ends and
-// returns its URL.
+// returns its base URL (http://127.0.0.1:port).
 func serveOnLoopback(t *testing.T, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -229,26 +231,26 @@ func serveOnLoopback(t *testing.T, h http.Handler) string {
 		_ = srv.Close()
 		<-done
 	})
-	return "http://" + ln.Addr().String() + "/hook"
+	return "http://" + ln.Addr().String()
+}
+
+// brokerReader asks nats-server about the delivery group, on one
+// connection opened for the test.
+type brokerReader struct{ js jetstream.JetStream }
+
+func connectBroker(t *testing.T, url string) brokerReader {
+	t.Helper()
+	_, js := natsembedtest.JetStream(t, url, nats.Timeout(5*time.Second))
+	return brokerReader{js}
 }
 
 // pendingDeliveries is how many DELIVERIES messages the delivery group has
-// not acknowledged yet (waiting or taken), by one bounded request to
-// nats-server; -1 when it cannot tell.
-func pendingDeliveries(t *testing.T, url string) int {
-	t.Helper()
-	nc, err := nats.Connect(url, nats.Timeout(2*time.Second))
-	if err != nil {
-		return -1
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return -1
-	}
+// not acknowledged yet (waiting or taken), by one request bounded to 2 s;
+// -1 when it cannot tell.
+func (b brokerReader) pendingDeliveries() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	cons, err := js.Consumer(ctx, "HOOKLINE_DELIVERIES", wire.GroupDelivery)
+	cons, err := b.js.Consumer(ctx, "HOOKLINE_DELIVERIES", wire.GroupDelivery)
 	if err != nil {
 		return -1
 	}

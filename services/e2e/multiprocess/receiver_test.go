@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -73,15 +72,8 @@ const maxProblems = 20
 // ends.
 func startReceiver(t *testing.T, failFirst func(pair) bool) *receiver {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("receiver: listen: %v", err)
-	}
-	r := &receiver{url: "http://" + ln.Addr().String(), failFirst: failFirst, pairs: map[pair]*pairLog{}}
-	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close(); <-done })
+	r := &receiver{failFirst: failFirst, pairs: map[pair]*pairLog{}}
+	r.url = serveOnLoopback(t, r)
 	return r
 }
 

@@ -49,7 +49,7 @@ func listDeps(t *testing.T, extraEnv []string, pkgs ...string) importGraph {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go command:", err)
+		t.Fatalf("the go command is needed to list what the binaries link: %v", err)
 	}
 	args := append([]string{"list", "-deps", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}"}, pkgs...)
 	cmd := exec.Command(gobin, args...)
