@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/crdb"
 	"github.com/hookline/hookline/pkg/store/crdb/crdbtest"
@@ -90,16 +91,26 @@ func TestStoreStatementsParse(t *testing.T) {
 	rec := &recorder{seen: map[string]struct{}{}}
 	var dialect atomic.Int64 // of the server crdbtest uses: PostgreSQL unless told otherwise
 	t.Run("conformance", func(t *testing.T) {
-		storetest.Run(t, func(t *testing.T) store.Store {
-			s, err := crdb.Open(t.Context(), crdbtest.NewDatabase(t), crdb.Options{Tracer: rec, Migrate: true}, testLogger(t))
-			if err != nil {
-				t.Fatalf("crdb.Open: %v", err)
+		storetest.Run(t, func(t *testing.T) storetest.Opener {
+			url := crdbtest.NewDatabase(t)
+			opened := false
+			return func(t *testing.T, kr *keyring.Keyring) (store.Store, error) {
+				// The first store migrates; the others reopen the database
+				// and check that it is migrated.
+				s, err := crdb.Open(t.Context(), url, crdb.Options{Tracer: rec, Migrate: !opened, Keyring: kr}, testLogger(t))
+				if err != nil {
+					return nil, err
+				}
+				opened = true
+				t.Cleanup(func() { s.Close() })
+				dialect.Store(int64(s.Dialect()))
+				return s, nil
 			}
-			t.Cleanup(func() { s.Close() })
-			dialect.Store(int64(s.Dialect()))
-			return s
 		})
 	})
+	// Migrating a database of the previous schema seals its plaintext
+	// secrets: statements no fresh database sends.
+	t.Run("legacy secrets", func(t *testing.T) { migrateLegacySecrets(t, rec) })
 
 	stmts := rec.statements()
 	const minStatements = 20
@@ -125,6 +136,20 @@ func TestStoreStatementsParse(t *testing.T) {
 	}
 	t.Logf("checked %d distinct statements (of %d sent); %d do not parse, %d modify a table twice", len(stmts), rec.total(), failed, twice)
 
+	// The signing secrets' statements that only some runs send: the
+	// sealing of plaintext left by the previous schema, and re-sealing
+	// after a key rotation.
+	for _, want := range []string{
+		"UPDATE subscriptions AS s SET secrets_sealed = t.sealed, secrets_key_id = $1, secrets = NULL",
+		"UPDATE subscriptions AS s SET secrets_sealed = t.sealed, secrets_key_id = $1\n",
+		"FOR UPDATE",
+		"UPDATE api_keys AS k SET last_used_at",
+	} {
+		if !rec.sawPart(want) {
+			t.Errorf("no statement recorded containing %q: is its test still run?", want)
+		}
+	}
+
 	// Options.Tracer must see the migrations too, or the check above
 	// would silently skip the DDL.
 	d := crdb.Dialect(dialect.Load())
@@ -138,6 +163,66 @@ func TestStoreStatementsParse(t *testing.T) {
 				t.Errorf("the tracer never saw %v migration %d %s statement:\n%s", d, m.Version, m.Name, sql)
 			}
 		}
+	}
+}
+
+// migrateLegacySecrets builds a database at schema version 3, as the
+// previous release left it, with subscriptions whose secrets are in the
+// clear, and migrates it by opening a store with Migrate, traced by rec.
+func migrateLegacySecrets(t *testing.T, rec *recorder) {
+	ctx := t.Context()
+	url := crdbtest.NewDatabase(t)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var version string
+	if err := conn.QueryRow(ctx, `SELECT version()`).Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	d := crdb.DialectPostgres
+	if strings.Contains(version, "CockroachDB") {
+		d = crdb.DialectCockroach
+	}
+	ms, err := crdb.Migrations(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The migrator's own table, as it creates it.
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INT8 NOT NULL PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at INT8 NOT NULL
+)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms[:3] {
+		for _, st := range m.Statements {
+			if _, err := conn.Exec(ctx, st); err != nil {
+				t.Fatalf("migration %d: %v", m.Version, err)
+			}
+		}
+		if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, 1)`, m.Version, m.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		sub := storetest.NewSubscription("acme")
+		if _, err := conn.Exec(ctx, `INSERT INTO subscriptions (id, tenant, url, event_types, secrets, headers, state, created_at, updated_at)
+VALUES ($1, $2, $3, '[]', $4, '{}', 'enabled', 1, 1)`, sub.ID, sub.Tenant, sub.URL,
+			`[{"value":"`+sub.Secrets[0].Value+`","created_at":1}]`); err != nil {
+			t.Fatalf("insert a legacy row: %v", err)
+		}
+	}
+	s, err := crdb.Open(ctx, url, crdb.Options{Tracer: rec, Migrate: true, Keyring: storetest.Keyring("k1")}, testLogger(t))
+	if err != nil {
+		t.Fatalf("crdb.Open(Migrate) of a version 3 database: %v", err)
+	}
+	defer s.Close()
+	var plain int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM subscriptions WHERE secrets IS NOT NULL`).Scan(&plain); err != nil || plain != 0 {
+		t.Fatalf("%d subscriptions still hold plaintext secrets after migrating (err %v)", plain, err)
 	}
 }
 
@@ -179,6 +264,18 @@ func (r *recorder) total() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.calls
+}
+
+// sawPart reports whether a statement containing part was sent.
+func (r *recorder) sawPart(part string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for s := range r.seen {
+		if strings.Contains(s, part) {
+			return true
+		}
+	}
+	return false
 }
 
 // saw reports whether sql was sent, alone or within a multi-statement

@@ -20,7 +20,8 @@ import (
 
 // Errors returned by every implementation. Callers test them with errors.Is.
 var (
-	// ErrNotFound means the addressed row does not exist (for that tenant).
+	// ErrNotFound means the addressed row does not exist, or lies outside
+	// the query's Scope (which is indistinguishable).
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict means a create collided with an existing row whose
 	// content differs.
@@ -28,7 +29,59 @@ var (
 	// ErrInvalidPageToken means a list call got a page token that no
 	// earlier page of the same list returned.
 	ErrInvalidPageToken = errors.New("store: invalid page token")
+	// ErrNoScope means a tenant-facing query was given the zero Scope: a
+	// query that does not say which tenants it may see is refused rather
+	// than run across every tenant.
+	ErrNoScope = errors.New("store: query without a tenant scope")
+	// ErrLimitExceeded means a create would take the tenant past a limit
+	// it was given (the most subscriptions of one tenant).
+	ErrLimitExceeded = errors.New("store: tenant limit exceeded")
+	// ErrMissingSecretKey means a stored signing secret is sealed with a
+	// key the store's keyring does not hold (see package keyring).
+	ErrMissingSecretKey = errors.New("store: signing secret sealed with a key not in the keyring")
 )
+
+// Scope is the set of tenants a tenant-facing query may read or write:
+// one tenant, or every tenant (the operator's scope). The zero Scope
+// matches nothing, and every query given it fails with ErrNoScope, so a
+// query cannot be built without saying whose data it may touch.
+type Scope struct {
+	tenant string
+	all    bool
+}
+
+// TenantScope is the scope of one tenant. An empty tenant gives the zero
+// Scope, which every query refuses.
+func TenantScope(tenant string) Scope { return Scope{tenant: tenant} }
+
+// AllTenants is the operator's scope: every tenant's rows.
+func AllTenants() Scope { return Scope{all: true} }
+
+// IsZero reports whether s is the zero Scope, which matches nothing.
+func (s Scope) IsZero() bool { return !s.all && s.tenant == "" }
+
+// All reports whether s spans every tenant.
+func (s Scope) All() bool { return s.all }
+
+// Tenant is the one tenant s is restricted to; "" when s spans every
+// tenant or is zero.
+func (s Scope) Tenant() string { return s.tenant }
+
+// Includes reports whether a row of tenant lies within s.
+func (s Scope) Includes(tenant string) bool {
+	return s.all || (s.tenant != "" && s.tenant == tenant)
+}
+
+// String is the tenant, "*" for every tenant, or "(none)".
+func (s Scope) String() string {
+	switch {
+	case s.all:
+		return "*"
+	case s.tenant == "":
+		return "(none)"
+	}
+	return s.tenant
+}
 
 // SubscriptionState says whether a subscription receives deliveries.
 type SubscriptionState string
@@ -206,7 +259,7 @@ type DueRetry struct {
 
 // SubscriptionFilter selects subscriptions to list.
 type SubscriptionFilter struct {
-	Tenant    string // empty: every tenant
+	Scope     Scope // required: the zero Scope is ErrNoScope
 	State     SubscriptionState
 	Limit     int    // 0 means 100
 	PageToken string // from a previous page
@@ -214,7 +267,7 @@ type SubscriptionFilter struct {
 
 // DeliveryFilter selects deliveries to list, newest first.
 type DeliveryFilter struct {
-	Tenant         string
+	Scope          Scope // required: the zero Scope is ErrNoScope
 	SubscriptionID string
 	EventID        string
 	Status         DeliveryStatus
@@ -226,7 +279,7 @@ type DeliveryFilter struct {
 
 // AttemptFilter selects attempts to list, newest first.
 type AttemptFilter struct {
-	Tenant         string
+	Scope          Scope // required: the zero Scope is ErrNoScope
 	DeliveryID     string
 	SubscriptionID string
 	EventID        string
@@ -234,25 +287,76 @@ type AttemptFilter struct {
 	PageToken      string
 }
 
+// APIKey is a credential of the API, bound to a tenant and scopes. The
+// key itself is shown once, when created; the store keeps only its hash.
+type APIKey struct {
+	// ID is the key's public prefix ("hk_" + 12 characters), unique, by
+	// which the key is found when presented and listed.
+	ID string
+	// Tenant is the tenant the key acts for; empty for an operator key.
+	Tenant string
+	// Name says what the key is for.
+	Name string
+	// Scopes are what the key may do: publish, read, manage, operator.
+	Scopes []string
+	// Hash is the SHA-256 of the whole key.
+	Hash []byte
+	// CreatedAt is when the key was issued.
+	CreatedAt time.Time
+	// ExpiresAt is when the key stops working; zero means never.
+	ExpiresAt time.Time
+	// RevokedAt is when the key was revoked; zero while it is not.
+	RevokedAt time.Time
+	// LastUsedAt is when the key last authenticated a request, recorded
+	// coarsely (see TouchAPIKeys); zero if never.
+	LastUsedAt time.Time
+}
+
+// APIKeyFilter selects API keys to list, ordered by ID.
+type APIKeyFilter struct {
+	Scope          Scope // required: the zero Scope is ErrNoScope
+	IncludeRevoked bool
+	Limit          int // 0 means 100
+	PageToken      string
+}
+
 // Store is the durable state shared by every service replica.
+//
+// Tenant-facing queries (the admin API's) take a Scope and see only rows
+// of the tenants it includes: a row of another tenant is ErrNotFound, as
+// if it did not exist, and a list never holds one, whatever else the
+// filter names. The condition is part of the query itself; the zero Scope
+// fails with ErrNoScope before anything is read or written. The
+// pipeline's own queries (claiming due retries, recording attempts...)
+// address rows by id across tenants.
+//
+// Signing secrets are sealed with the store's keyring before they are
+// written and opened when read: the store holds no plaintext secret.
+// Opening a store fails, wrapping ErrMissingSecretKey and naming the key
+// ids, when some secret is sealed with a key the keyring lacks.
 type Store interface {
 	// CreateSubscription inserts s (ID, CreatedAt and UpdatedAt set by the
-	// caller). Repeating an identical create succeeds.
-	CreateSubscription(ctx context.Context, s *Subscription) error
-	// GetSubscription returns the subscription with id, or ErrNotFound.
-	// A non-empty tenant must match.
-	GetSubscription(ctx context.Context, tenant, id string) (*Subscription, error)
+	// caller). Repeating an identical create succeeds, even at the limit; a
+	// create whose ID exists with other content is ErrConflict. When
+	// maxPerTenant is above zero and s.Tenant has that many subscriptions
+	// already, nothing is written and the error is ErrLimitExceeded; the
+	// count and the insert are one transaction, so concurrent creates never
+	// take a tenant past the limit. Zero or less means no limit.
+	CreateSubscription(ctx context.Context, s *Subscription, maxPerTenant int) error
+	// GetSubscription returns the subscription with id within scope, or
+	// ErrNotFound.
+	GetSubscription(ctx context.Context, scope Scope, id string) (*Subscription, error)
 	// ListSubscriptions returns one page and the token of the next ("" at
 	// the end), ordered by ID.
 	ListSubscriptions(ctx context.Context, f SubscriptionFilter) ([]Subscription, string, error)
 	// UpdateSubscription replaces every field of the subscription s.ID
 	// (tenant must match) and sets UpdatedAt; ErrNotFound if absent.
 	UpdateSubscription(ctx context.Context, s *Subscription) error
-	// DeleteSubscription removes it; ErrNotFound if absent.
-	DeleteSubscription(ctx context.Context, tenant, id string) error
-	// SetSubscriptionState enables or disables a subscription and records
-	// the reason. Enabling clears FailingSince.
-	SetSubscriptionState(ctx context.Context, id string, state SubscriptionState, reason string, now time.Time) error
+	// DeleteSubscription removes it; ErrNotFound if absent from scope.
+	DeleteSubscription(ctx context.Context, scope Scope, id string) error
+	// SetSubscriptionState enables or disables a subscription within scope
+	// and records the reason. Enabling clears FailingSince.
+	SetSubscriptionState(ctx context.Context, scope Scope, id string, state SubscriptionState, reason string, now time.Time) error
 	// SetSubscriptionFailing sets FailingSince (zero clears it).
 	SetSubscriptionFailing(ctx context.Context, id string, since time.Time) error
 	// SubscriptionsRevision returns the subscription revision, which every
@@ -261,8 +365,36 @@ type Store interface {
 	// revision r is current as long as the revision is still r.
 	SubscriptionsRevision(ctx context.Context) (int64, error)
 
-	// GetEvent returns the event with id, or ErrNotFound.
-	GetEvent(ctx context.Context, tenant, id string) (*Event, error)
+	// ReencryptSecrets seals again, with the keyring's current key, the
+	// secrets of up to limit (at least 1) subscriptions sealed with another
+	// key, and returns how many it moved (0 when none is left). It is safe
+	// beside concurrent writes: a row changed meanwhile is left as that
+	// write left it. It changes no subscription's content, so the revision
+	// stays.
+	ReencryptSecrets(ctx context.Context, limit int) (int, error)
+
+	// CreateAPIKey inserts k; ErrConflict if its ID exists with other
+	// content. Repeating an identical create (equal in every field but
+	// RevokedAt and LastUsedAt) succeeds.
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	// GetAPIKey returns the key with id whatever its tenant (it is how a
+	// presented key is found before its tenant is known), revoked or
+	// expired ones included, or ErrNotFound.
+	GetAPIKey(ctx context.Context, id string) (*APIKey, error)
+	// ListAPIKeys returns one page of keys within the filter's scope and
+	// the token of the next ("" at the end).
+	ListAPIKeys(ctx context.Context, f APIKeyFilter) ([]APIKey, string, error)
+	// RevokeAPIKey sets the key's RevokedAt to now unless it is revoked
+	// already (revoking twice keeps the first time); ErrNotFound if absent
+	// from scope.
+	RevokeAPIKey(ctx context.Context, scope Scope, id string, now time.Time) error
+	// TouchAPIKeys records when each key was last used, in one
+	// transaction; a time earlier than the recorded one is ignored, as are
+	// a zero time and an unknown key.
+	TouchAPIKeys(ctx context.Context, lastUsed map[string]time.Time) error
+
+	// GetEvent returns the event with id within scope, or ErrNotFound.
+	GetEvent(ctx context.Context, scope Scope, id string) (*Event, error)
 
 	// LookupIdempotencyKeys returns the event ID recorded for each of keys
 	// that has a record; keys without one are absent from the map.
@@ -286,8 +418,9 @@ type Store interface {
 	// released since. It is fanout's one write per batch: one transaction
 	// and, where the store is across a network, one round trip.
 	InsertFanout(ctx context.Context, events []Event, ds []Delivery) error
-	// GetDelivery returns the delivery with id, or ErrNotFound.
-	GetDelivery(ctx context.Context, tenant, id string) (*Delivery, error)
+	// GetDelivery returns the delivery with id within scope, or
+	// ErrNotFound.
+	GetDelivery(ctx context.Context, scope Scope, id string) (*Delivery, error)
 	// ListDeliveries returns one page, newest first, and the next token.
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, string, error)
 

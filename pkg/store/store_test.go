@@ -24,3 +24,32 @@ func TestSecretActiveAt(t *testing.T) {
 		}
 	}
 }
+
+func TestScope(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		scope    Scope
+		zero     bool
+		all      bool
+		tenant   string
+		includes map[string]bool
+		str      string
+	}{
+		{"zero", Scope{}, true, false, "", map[string]bool{"": false, "acme": false}, "(none)"},
+		{"empty tenant", TenantScope(""), true, false, "", map[string]bool{"": false, "acme": false}, "(none)"},
+		{"tenant", TenantScope("acme"), false, false, "acme", map[string]bool{"": false, "acme": true, "globex": false}, "acme"},
+		{"all", AllTenants(), false, true, "", map[string]bool{"": true, "acme": true, "globex": true}, "*"},
+	}
+	for _, tt := range tests {
+		s := tt.scope
+		if s.IsZero() != tt.zero || s.All() != tt.all || s.Tenant() != tt.tenant || s.String() != tt.str {
+			t.Errorf("%s: IsZero %v All %v Tenant %q String %q", tt.name, s.IsZero(), s.All(), s.Tenant(), s.String())
+		}
+		for tenant, want := range tt.includes {
+			if got := s.Includes(tenant); got != want {
+				t.Errorf("%s: Includes(%q) = %v, want %v", tt.name, tenant, got, want)
+			}
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hookline/hookline/pkg/ids"
+	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/pkg/natsembed"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/sqlite"
@@ -233,7 +234,15 @@ func consumeFloor(ctx context.Context, tr *natsjs.Transport, stream transport.St
 // deliveries per event, from floorStoreWriters goroutines on a fresh
 // SQLite store at path.
 func measureStore(ctx context.Context, path string, deliveries, fanout int, logger *slog.Logger) (StoreFloor, error) {
-	st, err := sqlite.Open(ctx, path, logger)
+	entry, err := keyring.Generate("bench")
+	if err != nil {
+		return StoreFloor{}, err
+	}
+	ring, err := keyring.Parse(entry)
+	if err != nil {
+		return StoreFloor{}, err
+	}
+	st, err := sqlite.Open(ctx, path, sqlite.Options{Keyring: ring}, logger)
 	if err != nil {
 		return StoreFloor{}, err
 	}

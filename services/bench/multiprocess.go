@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/services/internal/childproc"
 	"github.com/hookline/hookline/services/internal/servicetable"
 )
@@ -248,15 +249,21 @@ func (m *multiStack) startServices(ctx context.Context, cfg Config, dir, binDir,
 		return err
 	}
 	own := map[string][]string{
-		"hookline-ingest":   {"--ingest-grpc-addr", m.grpc, "--ingest-http-addr=", "--ingest-allow-cidrs", loopbackCIDRs},
+		// The harness's clients carry no key: anonymous calls act as an
+		// operator, as in hookline dev.
+		"hookline-ingest":   {"--ingest-grpc-addr", m.grpc, "--ingest-http-addr=", "--ingest-allow-cidrs", loopbackCIDRs, "--ingest-insecure-no-auth"},
 		"hookline-delivery": {"--delivery-allow-cidrs", loopbackCIDRs},
+	}
+	keys, err := keyring.Generate("bench-1")
+	if err != nil {
+		return err
 	}
 	for _, b := range serviceBinaries {
 		ops, err := freeAddr()
 		if err != nil {
 			return err
 		}
-		args := append([]string{"--nats-url", "nats://" + natsAddr, "--store", store, "--ops-addr", ops, "--pprof",
+		args := append([]string{"--nats-url", "nats://" + natsAddr, "--store", store, "--secret-keys", keys, "--ops-addr", ops, "--pprof",
 			"--log-format", "text", "--log-level", cfg.DevLogLevel}, own[b]...)
 		c, err := startChild(b, dir, filepath.Join(binDir, b), args...)
 		if err != nil {

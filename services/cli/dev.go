@@ -96,6 +96,10 @@ and in a third, subscribe it and publish:
   %[5]s publish --tenant acme --type order.created --data '{"order_id": 42}'
   %[5]s attempts list --tenant acme
 
+Calls without an API key act as an operator here (loopback only). Give a team its own key:
+
+  %[5]s keys create --tenant acme --scope publish,read
+
 Stop with Ctrl-C.
 
 `, srv.GRPCAddr(), srv.HTTPAddr(), srv.NATSURL(), cfg.DataDir, self, profilesLine(srv))

@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/pkg/store/crdb"
 	"github.com/hookline/hookline/pkg/store/sqlite"
 	"github.com/hookline/hookline/services/internal/bootstrap"
@@ -29,6 +31,7 @@ func newMigrateCommand(lookupEnv func(string) (string, bool)) *cobra.Command {
 		lookupEnv = os.LookupEnv
 	}
 	var store, logLevel, logFormat string
+	var keys bootstrap.SecretKeys
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Apply the store's pending schema migrations",
@@ -45,6 +48,12 @@ For sqlite:PATH (the store of hookline dev; the service binaries do not take
 it) it opens the SQLite file, which applies its migrations whenever it is
 opened; nothing else is needed.
 
+Sealing signing secrets still stored in plaintext (a store from before secrets
+were encrypted) needs the keys: --secret-keys-file or --secret-keys, as the
+services get them; without them migrate fails if such secrets exist. For
+sqlite:PATH they default to the secret-keys file beside it, which hookline dev
+makes.
+
 migrate runs until it is done or interrupted; it exits with status 1 on failure.`,
 		Example: `  hookline migrate --store 'postgresql://root@localhost:26257/hookline?sslmode=disable'
   HOOKLINE_STORE=sqlite:.hookline/hookline.db hookline migrate`,
@@ -54,22 +63,28 @@ migrate runs until it is done or interrupted; it exits with status 1 on failure.
 				return err
 			}
 			loc, storeErr := bootstrap.ParseStoreLocation(store)
+			var ring *keyring.Keyring
+			var keysErr error
+			if keys.Keys != "" || keys.File != "" || loc.Kind == bootstrap.StoreSQLite {
+				ring, keysErr = cliKeyring(&keys, loc) // a postgres schema migrates without: keys are needed only to seal plaintext secrets
+			}
 			// newLogger stops at the first bad flag; check each on its own
 			// so that every error is reported.
 			_, levelErr := newLogger(io.Discard, logLevel, "text")
 			_, formatErr := newLogger(io.Discard, "info", logFormat)
-			if err := errors.Join(storeErr, levelErr, formatErr); err != nil {
+			if err := errors.Join(storeErr, keysErr, levelErr, formatErr); err != nil {
 				return err
 			}
 			logger, err := newLogger(cmd.ErrOrStderr(), logLevel, logFormat)
 			if err != nil {
 				return err
 			}
-			return runMigrate(cmd.Context(), cmd.OutOrStdout(), loc, logger)
+			return runMigrate(cmd.Context(), cmd.OutOrStdout(), loc, ring, logger)
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&store, "store", "", migrateStoreUsage)
+	keys.RegisterFlags(fs)
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	config.AnnotateUsage(fs)
@@ -77,7 +92,7 @@ migrate runs until it is done or interrupted; it exits with status 1 on failure.
 }
 
 // runMigrate migrates the store at loc and reports what it did on w.
-func runMigrate(ctx context.Context, w io.Writer, loc bootstrap.StoreLocation, logger *slog.Logger) error {
+func runMigrate(ctx context.Context, w io.Writer, loc bootstrap.StoreLocation, ring *keyring.Keyring, logger *slog.Logger) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -86,7 +101,7 @@ func runMigrate(ctx context.Context, w io.Writer, loc bootstrap.StoreLocation, l
 		// Opening a SQLite store migrates it. The cli package links SQLite
 		// anyway (hookline dev); the service binaries, built on bootstrap,
 		// do not.
-		st, err := sqlite.Open(ctx, loc.Path, logger)
+		st, err := sqlite.Open(ctx, loc.Path, sqlite.Options{Keyring: ring}, logger)
 		if err != nil {
 			return fmt.Errorf("migrate %s: %w", loc, err)
 		}
@@ -96,7 +111,7 @@ func runMigrate(ctx context.Context, w io.Writer, loc bootstrap.StoreLocation, l
 		fmt.Fprintf(w, "%s: schema up to date (the SQLite store applies its migrations whenever it is opened)\n", loc)
 		return nil
 	case bootstrap.StorePostgres:
-		applied, err := crdb.Migrate(ctx, loc.URL, logger)
+		applied, err := crdb.MigrateWith(ctx, loc.URL, crdb.Options{Keyring: ring}, logger)
 		if err != nil {
 			return fmt.Errorf("migrate %s: %w", loc, err)
 		}
@@ -134,4 +149,18 @@ func printMigrated(w io.Writer, applied []int) {
 		}
 	}
 	fmt.Fprintf(w, "schema up to date at version %d\n", applied[len(applied)-1])
+}
+
+// cliKeyring loads the keyring given by keys; for a SQLite store without
+// one it falls back to the secret-keys file beside the database, as
+// hookline dev makes it.
+func cliKeyring(keys *bootstrap.SecretKeys, loc bootstrap.StoreLocation) (*keyring.Keyring, error) {
+	if keys.Keys == "" && keys.File == "" && loc.Kind == bootstrap.StoreSQLite {
+		k, err := keyring.Load(filepath.Join(filepath.Dir(loc.Path), "secret-keys"))
+		if err != nil {
+			return nil, fmt.Errorf("--secret-keys-file not given, and the default beside the SQLite file: %w", err)
+		}
+		return k, nil
+	}
+	return keys.Load()
 }

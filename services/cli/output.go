@@ -208,6 +208,9 @@ func subscriptionLines(s *hooklinev1.Subscription) []kv {
 			label = "previous secret"
 		}
 		v := sec.GetValue()
+		if v == "" {
+			v = "(hidden: hookline subscriptions secret " + s.GetId() + ")"
+		}
 		if sec.GetExpireTime() != nil {
 			v += " (expires " + fmtTime(sec.GetExpireTime()) + ")"
 		}

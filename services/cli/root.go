@@ -6,9 +6,9 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -20,12 +20,15 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/hookline/hookline/pkg/tlsfiles"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
 )
 
 // Environment variables that supply defaults for flags.
 const (
 	EnvServer = "HOOKLINE_SERVER"
+	EnvAPIKey = "HOOKLINE_API_KEY"
+	// EnvToken is the variable of releases before API keys; EnvAPIKey wins.
 	EnvToken  = "HOOKLINE_TOKEN"
 	EnvTenant = "HOOKLINE_TENANT"
 )
@@ -67,7 +70,7 @@ func NewRoot() *cobra.Command {
 		Long: `hookline is the command-line tool of Hookline, a webhook delivery platform: it
 publishes events and manages subscriptions, deliveries and attempts through the
 gRPC ingest and admin APIs (--server, default 127.0.0.1:7070 or $HOOKLINE_SERVER,
-authenticated with --token or $HOOKLINE_TOKEN), runs a local webhook receiver that
+authenticated with --api-key or $HOOKLINE_API_KEY), runs a local webhook receiver that
 verifies Standard Webhooks signatures (listen), runs the whole platform in one
 process for development (dev), and applies the store's schema migrations
 (migrate).`,
@@ -76,7 +79,9 @@ process for development (dev), and applies the store's schema migrations
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.server, "server", DefaultServer, "gRPC address of the Hookline ingest/admin API (env "+EnvServer+")")
-	pf.StringVar(&g.token, "token", "", "bearer token sent as authorization metadata (env "+EnvToken+")")
+	pf.StringVar(&g.token, "api-key", "", "API key sent as the bearer credentials of every call (env "+EnvAPIKey+", or "+EnvToken+")")
+	pf.StringVar(&g.token, "token", "", "deprecated alias of --api-key")
+	_ = pf.MarkHidden("token")
 	pf.StringVarP(&g.output, "output", "o", outputText, "output format: text or json (protojson, one object per line)")
 	pf.DurationVar(&g.timeout, "timeout", defaultRPCTimeout, "deadline of the whole command's API calls; 0 for none")
 	pf.BoolVar(&g.tls, "tls", false, "connect with TLS (implied by --ca-file, --cert-file)")
@@ -94,6 +99,8 @@ process for development (dev), and applies the store's schema migrations
 		newAttemptsCommand(g),
 		newRedeliverCommand(g),
 		newEventsCommand(g),
+		newKeysCommand(g),
+		newSecretsCommand(nil),
 	)
 	return root
 }
@@ -142,13 +149,16 @@ func (g *globals) dial(cmd *cobra.Command) (*client, context.Context, context.Ca
 		return nil, nil, nil, err
 	}
 	server := flagOrEnv(cmd, "server", g.server, EnvServer)
-	token := flagOrEnv(cmd, "token", g.token, EnvToken)
+	token := g.token
+	if !cmd.Flags().Changed("api-key") && !cmd.Flags().Changed("token") {
+		token = cmp.Or(os.Getenv(EnvAPIKey), os.Getenv(EnvToken))
+	}
 	if server == "" {
 		return nil, nil, nil, errors.New("--server must not be empty")
 	}
 
 	var creds credentials.TransportCredentials
-	secure := g.tls || g.caFile != "" || g.certFile != ""
+	secure := g.tls || g.caFile != "" || g.certFile != "" || g.keyFile != ""
 	if secure {
 		cfg, err := g.tlsConfig()
 		if err != nil {
@@ -186,30 +196,13 @@ func (g *globals) dial(cmd *cobra.Command) (*client, context.Context, context.Ca
 	return c, ctx, cancel, nil
 }
 
+// tlsConfig is the client TLS configuration of the global flags.
 func (g *globals) tlsConfig() (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if g.caFile != "" {
-		pem, err := os.ReadFile(g.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading --ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s: no PEM certificates found", g.caFile)
-		}
-		cfg.RootCAs = pool
+	c := tlsfiles.ClientConfig{CAFile: g.caFile, CertFile: g.certFile, KeyFile: g.keyFile}
+	if err := c.Validate("--"); err != nil {
+		return nil, err
 	}
-	if (g.certFile == "") != (g.keyFile == "") {
-		return nil, errors.New("--cert-file and --key-file must be given together")
-	}
-	if g.certFile != "" {
-		cert, err := tls.LoadX509KeyPair(g.certFile, g.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("loading client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
+	return c.TLSConfig()
 }
 
 // run dials, calls fn and closes the connection. fn's gRPC errors are

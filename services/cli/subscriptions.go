@@ -162,6 +162,7 @@ func newSubscriptionsCommand(g *globals) *cobra.Command {
 		newSubscriptionDisableCommand(g, tenant),
 		newSubscriptionRotateCommand(g, tenant),
 		newSubscriptionTestCommand(g, tenant),
+		newSubscriptionSecretCommand(g, tenant),
 	)
 	return cmd
 }
@@ -204,9 +205,9 @@ func newSubscriptionCreateCommand(g *globals, tenant func(*cobra.Command) string
 	create := &cobra.Command{
 		Use:   "create --tenant T --url URL --event-type PATTERN...",
 		Short: "Create a subscription and print its signing secret",
-		Long: `Create a subscription. Hookline generates its signing secret, printed once
-here (and by get); give it to the receiver, for example to
-'hookline listen --secret'.
+		Long: `Create a subscription. Hookline generates its signing secret, printed here
+(and later only by 'hookline subscriptions secret ID', which needs the manage
+scope); give it to the receiver, for example to 'hookline listen --secret'.
 
 Note: within this command --timeout is the per-attempt HTTP timeout of the
 subscription, not the deadline of the API call.`,
@@ -382,4 +383,37 @@ func newSubscriptionTestCommand(g *globals, tenant func(*cobra.Command) string) 
 	test.Flags().StringVar(&testType, "type", "", "event type of the test event (default hookline.test)")
 	test.Flags().StringVar(&testData, "data", "", "JSON payload, @FILE or @- (default: generated)")
 	return test
+}
+
+// newSubscriptionSecretCommand returns `subscriptions secret ID`, which
+// prints the values of the subscription's active signing secrets.
+func newSubscriptionSecretCommand(g *globals, tenant func(*cobra.Command) string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "secret ID",
+		Short: "Print the subscription's active signing secrets (needs the manage scope)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.run(cmd, func(ctx context.Context, c *client) error {
+				resp, err := c.admin.GetSubscriptionSecret(ctx, &hooklinev1.GetSubscriptionSecretRequest{Id: args[0], Tenant: tenant(cmd)})
+				if err != nil {
+					return rpcError(err)
+				}
+				if c.out.json {
+					return c.out.jsonLine(resp)
+				}
+				var lines []kv
+				for i, sec := range resp.GetSecrets() {
+					label, v := "signing secret", sec.GetValue()
+					if i > 0 {
+						label = "previous secret"
+					}
+					if sec.GetExpireTime() != nil {
+						v += " (expires " + fmtTime(sec.GetExpireTime()) + ")"
+					}
+					lines = append(lines, kv{label, v})
+				}
+				return c.out.fields(lines)
+			})
+		},
+	}
 }

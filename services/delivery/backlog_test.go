@@ -43,7 +43,7 @@ func TestEndpointBacklogLeavesTheBroker(t *testing.T) {
 	}
 	poll.Until(t, "slow endpoint saturated", func() bool { return slow.InFlight() == 2 })
 	poll.Until(t, "slow endpoint's backlog put off through the store", func() bool {
-		ds, _, err := e.st.ListDeliveries(context.Background(), store.DeliveryFilter{SubscriptionID: slowSub.ID, Status: store.DeliveryPending, Limit: backlog})
+		ds, _, err := e.st.ListDeliveries(context.Background(), store.DeliveryFilter{Scope: store.AllTenants(), SubscriptionID: slowSub.ID, Status: store.DeliveryPending, Limit: backlog})
 		if err != nil {
 			t.Fatalf("ListDeliveries: %v", err)
 		}
@@ -74,7 +74,7 @@ func TestEndpointBacklogLeavesTheBroker(t *testing.T) {
 	poll.UntilReason(t, "every slow delivery succeeded once or put off", func() (bool, string) {
 		succeeded, putOff := 0, 0
 		for _, d := range slowDs {
-			got, err := e.st.GetDelivery(context.Background(), "", d.ID)
+			got, err := e.st.GetDelivery(context.Background(), store.AllTenants(), d.ID)
 			if err != nil {
 				t.Fatalf("GetDelivery: %v", err)
 			}

@@ -27,7 +27,7 @@ func benchSubscription(b *testing.B, st store.Store, url string, i int) *store.S
 	s := storetest.NewSubscription(fmt.Sprintf("tenant%d", i%4))
 	s.URL, s.RateLimit, s.Timeout = url, 0, 0
 	s.Secrets[0].ExpiresAt = time.Time{}
-	if err := st.CreateSubscription(context.Background(), s); err != nil {
+	if err := st.CreateSubscription(context.Background(), s, 0); err != nil {
 		b.Fatal(err)
 	}
 	return s

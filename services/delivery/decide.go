@@ -101,7 +101,7 @@ func deadLetter(deliveryID, reason string) decision {
 // be made again, and nothing else is owed, so the message is acknowledged.
 // Only redelivered messages pay for the store read.
 func (s *Service) madeAlready(env *wire.Delivery) (decision, bool) {
-	d, err := s.store.GetDelivery(s.bg, env.Tenant, env.DeliveryID)
+	d, err := s.store.GetDelivery(s.bg, store.TenantScope(env.Tenant), env.DeliveryID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return decision{}, false
@@ -273,7 +273,7 @@ func (s *Service) heartbeat(msg transport.Received, timeout time.Duration) func(
 // says so in the log.
 func (s *Service) disable(sub *store.Subscription, reason string) error {
 	now := s.now()
-	if err := s.store.SetSubscriptionState(s.bg, sub.ID, store.SubscriptionDisabled, reason, now); err != nil {
+	if err := s.store.SetSubscriptionState(s.bg, store.TenantScope(sub.Tenant), sub.ID, store.SubscriptionDisabled, reason, now); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			s.cache.Remove(sub.ID)
 			return nil

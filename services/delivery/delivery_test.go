@@ -502,7 +502,7 @@ func TestShutdownAbandonsUnfinishedAttempt(t *testing.T) {
 	d := e.send(sub)
 	<-entered
 	e.stopService() // must return; the attempt is abandoned, not recorded
-	if got, err := e.st.GetDelivery(context.Background(), "", d.ID); err != nil || got.Status != store.DeliveryPending || got.Attempts != 0 {
+	if got, err := e.st.GetDelivery(context.Background(), store.AllTenants(), d.ID); err != nil || got.Status != store.DeliveryPending || got.Attempts != 0 {
 		t.Fatalf("after abandon: %+v, %v; want pending without attempts", got, err)
 	}
 	answer.Store(200)

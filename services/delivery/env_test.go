@@ -121,7 +121,7 @@ func (e *env) subscription(url string, mutate ...func(*store.Subscription)) *sto
 	for _, m := range mutate {
 		m(sub)
 	}
-	if err := e.st.CreateSubscription(context.Background(), sub); err != nil {
+	if err := e.st.CreateSubscription(context.Background(), sub, 0); err != nil {
 		e.t.Fatalf("CreateSubscription: %v", err)
 	}
 	return sub
@@ -160,7 +160,7 @@ func (e *env) waitDelivery(id string, what string, ok func(*store.Delivery) bool
 	e.t.Helper()
 	var last *store.Delivery
 	poll.Until(e.t, what, func() bool {
-		d, err := e.st.GetDelivery(context.Background(), "", id)
+		d, err := e.st.GetDelivery(context.Background(), store.AllTenants(), id)
 		if err != nil {
 			e.t.Fatalf("GetDelivery: %v", err)
 		}
@@ -177,7 +177,7 @@ func (e *env) waitStatus(id string, status store.DeliveryStatus) *store.Delivery
 
 func (e *env) attempts(deliveryID string) []store.Attempt {
 	e.t.Helper()
-	as, _, err := e.st.ListAttempts(context.Background(), store.AttemptFilter{DeliveryID: deliveryID})
+	as, _, err := e.st.ListAttempts(context.Background(), store.AttemptFilter{Scope: store.AllTenants(), DeliveryID: deliveryID})
 	if err != nil {
 		e.t.Fatalf("ListAttempts: %v", err)
 	}
@@ -186,7 +186,7 @@ func (e *env) attempts(deliveryID string) []store.Attempt {
 
 func (e *env) subscriptionNow(id string) *store.Subscription {
 	e.t.Helper()
-	s, err := e.st.GetSubscription(context.Background(), "", id)
+	s, err := e.st.GetSubscription(context.Background(), store.AllTenants(), id)
 	if err != nil {
 		e.t.Fatalf("GetSubscription: %v", err)
 	}

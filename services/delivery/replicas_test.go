@@ -54,7 +54,7 @@ func testReplicasShareDeliveries(t *testing.T, e *env) {
 		ids[i] = e.send(sub).ID
 	}
 	poll.Until(t, "every delivery succeeded", func() bool {
-		ds, _, err := e.st.ListDeliveries(context.Background(), store.DeliveryFilter{Status: store.DeliverySucceeded, Limit: n + 1})
+		ds, _, err := e.st.ListDeliveries(context.Background(), store.DeliveryFilter{Scope: store.AllTenants(), Status: store.DeliverySucceeded, Limit: n + 1})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/pflag"
 
+	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/pkg/natsembed"
 	"github.com/hookline/hookline/pkg/store/sqlite"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
@@ -41,15 +43,22 @@ var devDefaults = map[string]string{
 	"ingest-http-addr":     "127.0.0.1:7080",
 	"ingest-allow-cidrs":   strings.Join(LoopbackCIDRs, ","),
 	"delivery-allow-cidrs": strings.Join(LoopbackCIDRs, ","),
+	// On loopback, calls without a key act as an operator, so the
+	// quickstart needs no key; a call that presents one is held to it.
+	"ingest-insecure-no-auth": "true",
 }
 
 // Config is the development server's configuration: where to keep data,
 // the embedded NATS port, and every service of the service table with its
 // own configuration.
 type Config struct {
-	DataDir  string
-	NATSHost string
-	NATSPort int
+	DataDir string
+	// SecretKeysFile is the keyring sealing signing secrets in the SQLite
+	// store (package keyring's text form); empty means
+	// DataDir/secret-keys, created with a new key on first start.
+	SecretKeysFile string
+	NATSHost       string
+	NATSPort       int
 	// PprofAddr, if set, is where Go's runtime profiles are served
 	// (/debug/pprof/), for profiling the pipeline under load.
 	PprofAddr string
@@ -72,6 +81,7 @@ func DefaultConfig() Config {
 // service's flags on fs, with development defaults, binding them to c.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", ".hookline", "directory holding the embedded NATS store and the SQLite database")
+	fs.StringVar(&c.SecretKeysFile, "secret-keys-file", "", "keys sealing signing secrets in the store, one id:base64 entry per line, the first sealing new writes (empty: DATA_DIR/secret-keys, made on first start)")
 	fs.StringVar(&c.NATSHost, "nats-host", "127.0.0.1", "address the embedded NATS server listens on")
 	fs.IntVar(&c.NATSPort, "nats-port", -1, "port of the embedded NATS server (-1: any free port)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "address to serve Go's runtime profiles (/debug/pprof/) on, e.g. 127.0.0.1:6060 (empty: off)")
@@ -187,7 +197,11 @@ func (s *Server) startDependencies(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start embedded NATS: %w", err)
 	}
-	s.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "hookline.db"), logger.With("component", "sqlite"))
+	ring, err := devKeyring(cfg)
+	if err != nil {
+		return err
+	}
+	s.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "hookline.db"), sqlite.Options{Keyring: ring}, logger.With("component", "sqlite"))
 	if err != nil {
 		return fmt.Errorf("open SQLite store: %w", err)
 	}
@@ -300,3 +314,33 @@ func (s *Server) close() {
 // Close stops the embedded dependencies of a server that was built but
 // never run. Run closes them itself.
 func (s *Server) Close() { s.close() }
+
+// devKeyring loads the keyring of cfg.SecretKeysFile or, when that is not
+// set, of DataDir/secret-keys, which it creates (mode 0600) with a new key
+// on first start.
+func devKeyring(cfg Config) (*keyring.Keyring, error) {
+	if cfg.SecretKeysFile != "" {
+		k, err := keyring.Load(cfg.SecretKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("--secret-keys-file: %w", err)
+		}
+		return k, nil
+	}
+	path := filepath.Join(cfg.DataDir, "secret-keys")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		entry, err := keyring.Generate("dev-1")
+		if err != nil {
+			return nil, err
+		}
+		text := "# Keys sealing the signing secrets in hookline.db; the first seals new writes.\n" + entry + "\n"
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", path, err)
+		}
+		_, werr := f.WriteString(text)
+		if err := errors.Join(werr, f.Close()); err != nil {
+			return nil, fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	return keyring.Load(path)
+}

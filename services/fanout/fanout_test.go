@@ -56,7 +56,7 @@ func TestEventWaitsForFirstSubscriptionLoad(t *testing.T) {
 	tr := servicetest.Transport(t)
 	st := &failingListStore{Store: servicetest.Store(t)}
 	sub := storetest.NewSubscription("acme")
-	if err := st.CreateSubscription(ctx, sub); err != nil {
+	if err := st.CreateSubscription(ctx, sub, 0); err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
@@ -77,13 +77,13 @@ func TestEventWaitsForFirstSubscriptionLoad(t *testing.T) {
 	}
 	// The event is redelivered while the cache cannot load; it must not be
 	// acknowledged with no deliveries.
-	got, _, err := st.ListDeliveries(ctx, store.DeliveryFilter{EventID: "evt_1"})
+	got, _, err := st.ListDeliveries(ctx, store.DeliveryFilter{Scope: store.AllTenants(), EventID: "evt_1"})
 	if err != nil || len(got) != 0 {
 		t.Fatalf("deliveries before the first load: %v, %v", got, err)
 	}
 	st.healed.Store(true)
 	poll.Until(t, "the event fanned out once the store came back", func() bool {
-		got, _, err := st.ListDeliveries(ctx, store.DeliveryFilter{EventID: "evt_1"})
+		got, _, err := st.ListDeliveries(ctx, store.DeliveryFilter{Scope: store.AllTenants(), EventID: "evt_1"})
 		if err != nil {
 			t.Fatal(err)
 		}

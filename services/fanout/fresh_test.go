@@ -23,7 +23,7 @@ func TestEventReachesSubscriptionCreatedBeforeIt(t *testing.T) {
 	tr := servicetest.Transport(t)
 	st := servicetest.Store(t)
 	first := storetest.NewSubscription("acme")
-	if err := st.CreateSubscription(ctx, first); err != nil {
+	if err := st.CreateSubscription(ctx, first, 0); err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
@@ -46,7 +46,7 @@ func TestEventReachesSubscriptionCreatedBeforeIt(t *testing.T) {
 		t.Fatalf("first event: %d deliveries; want 1", len(got))
 	}
 	second := storetest.NewSubscription("acme")
-	if err := st.CreateSubscription(ctx, second); err != nil {
+	if err := st.CreateSubscription(ctx, second, 0); err != nil {
 		t.Fatal(err)
 	}
 	got := waitDeliveries(t, st, publish())
@@ -67,7 +67,7 @@ func waitDeliveries(t *testing.T, st store.Store, eventID string) []store.Delive
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		got, _, err := st.ListDeliveries(context.Background(), store.DeliveryFilter{EventID: eventID})
+		got, _, err := st.ListDeliveries(context.Background(), store.DeliveryFilter{Scope: store.AllTenants(), EventID: eventID})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,7 +32,7 @@ func testReplicasShareEvents(t *testing.T, st store.Store) {
 	tr := servicetest.Transport(t)
 	subs := []*store.Subscription{storetest.NewSubscription("acme"), storetest.NewSubscription("acme")}
 	for _, s := range subs {
-		if err := st.CreateSubscription(ctx, s); err != nil {
+		if err := st.CreateSubscription(ctx, s, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -91,7 +91,7 @@ func countDeliveries(t *testing.T, st store.Store) int {
 	t.Helper()
 	total, token := 0, ""
 	for {
-		page, next, err := st.ListDeliveries(context.Background(), store.DeliveryFilter{Limit: 1000, PageToken: token})
+		page, next, err := st.ListDeliveries(context.Background(), store.DeliveryFilter{Scope: store.AllTenants(), Limit: 1000, PageToken: token})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,7 +24,19 @@ func fromTS(t *timestamppb.Timestamp) time.Time {
 	return t.AsTime()
 }
 
-func subscriptionToProto(s *store.Subscription, now time.Time) *hooklinev1.Subscription {
+// secretValues says whether a subscription's secret values go into a
+// response: only those of CreateSubscription, RotateSubscriptionSecret and
+// GetSubscriptionSecret.
+type secretValues bool
+
+const (
+	withoutSecretValues secretValues = false
+	withSecretValues    secretValues = true
+)
+
+// subscriptionToProto converts s, with its active secrets' times and,
+// when values says so, their values.
+func subscriptionToProto(s *store.Subscription, now time.Time, values secretValues) *hooklinev1.Subscription {
 	out := &hooklinev1.Subscription{
 		Id:             s.ID,
 		Tenant:         s.Tenant,
@@ -45,13 +57,32 @@ func subscriptionToProto(s *store.Subscription, now time.Time) *hooklinev1.Subsc
 	for _, d := range s.RetrySchedule {
 		out.RetrySchedule = append(out.RetrySchedule, durationpb.New(d))
 	}
-	for _, sec := range s.Secrets {
+	out.Secrets = secretsToProto(s.Secrets, now, values)
+	return out
+}
+
+// secretsToProto converts the secrets active at now.
+func secretsToProto(secrets []store.Secret, now time.Time, values secretValues) []*hooklinev1.Secret {
+	var out []*hooklinev1.Secret
+	for _, sec := range secrets {
 		if !sec.ActiveAt(now) {
 			continue
 		}
-		out.Secrets = append(out.Secrets, &hooklinev1.Secret{Value: sec.Value, CreateTime: ts(sec.CreatedAt), ExpireTime: ts(sec.ExpiresAt)})
+		p := &hooklinev1.Secret{CreateTime: ts(sec.CreatedAt), ExpireTime: ts(sec.ExpiresAt)}
+		if values {
+			p.Value = sec.Value
+		}
+		out = append(out, p)
 	}
 	return out
+}
+
+// apiKeyToProto describes k; the key itself is never in it.
+func apiKeyToProto(k *store.APIKey) *hooklinev1.APIKey {
+	return &hooklinev1.APIKey{
+		Id: k.ID, Tenant: k.Tenant, Name: k.Name, Scopes: k.Scopes,
+		CreateTime: ts(k.CreatedAt), ExpireTime: ts(k.ExpiresAt), RevokeTime: ts(k.RevokedAt), LastUsedTime: ts(k.LastUsedAt),
+	}
 }
 
 func stateToProto(s store.SubscriptionState) hooklinev1.SubscriptionState {

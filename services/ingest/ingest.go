@@ -10,50 +10,54 @@ package ingest
 
 import (
 	"context"
-	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/tlsfiles"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
 	"github.com/hookline/hookline/proto/openapi"
 	"github.com/hookline/hookline/services/internal/deps"
 	"github.com/hookline/hookline/services/internal/subcache"
+	"github.com/hookline/hookline/services/internal/tenantlimit"
 	"github.com/hookline/hookline/services/internal/wire"
 )
 
 // Store is what the ingest and admin APIs need of the store: every
 // subscription, delivery, attempt and event query and write they serve,
-// and the idempotency keys. Every store.Store is one.
+// the idempotency keys and the API keys. Every store.Store is one.
 type Store interface {
-	CreateSubscription(ctx context.Context, s *store.Subscription) error
-	GetSubscription(ctx context.Context, tenant, id string) (*store.Subscription, error)
+	CreateSubscription(ctx context.Context, s *store.Subscription, maxPerTenant int) error
+	GetSubscription(ctx context.Context, scope store.Scope, id string) (*store.Subscription, error)
 	ListSubscriptions(ctx context.Context, f store.SubscriptionFilter) ([]store.Subscription, string, error)
 	UpdateSubscription(ctx context.Context, s *store.Subscription) error
-	DeleteSubscription(ctx context.Context, tenant, id string) error
-	SetSubscriptionState(ctx context.Context, id string, state store.SubscriptionState, reason string, now time.Time) error
-	GetEvent(ctx context.Context, tenant, id string) (*store.Event, error)
+	DeleteSubscription(ctx context.Context, scope store.Scope, id string) error
+	SetSubscriptionState(ctx context.Context, scope store.Scope, id string, state store.SubscriptionState, reason string, now time.Time) error
+	GetEvent(ctx context.Context, scope store.Scope, id string) (*store.Event, error)
+	CreateAPIKey(ctx context.Context, k *store.APIKey) error
+	GetAPIKey(ctx context.Context, id string) (*store.APIKey, error)
+	ListAPIKeys(ctx context.Context, f store.APIKeyFilter) ([]store.APIKey, string, error)
+	RevokeAPIKey(ctx context.Context, scope store.Scope, id string, now time.Time) error
+	TouchAPIKeys(ctx context.Context, lastUsed map[string]time.Time) error
 	LookupIdempotencyKeys(ctx context.Context, keys []store.IdempotencyKey) (map[store.IdempotencyKey]string, error)
 	PutIdempotencyKeys(ctx context.Context, recs []store.IdempotencyRecord, now time.Time) ([]string, error)
 	InsertFanout(ctx context.Context, events []store.Event, ds []store.Delivery) error
-	GetDelivery(ctx context.Context, tenant, id string) (*store.Delivery, error)
+	GetDelivery(ctx context.Context, scope store.Scope, id string) (*store.Delivery, error)
 	ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error)
 	ListAttempts(ctx context.Context, f store.AttemptFilter) ([]store.Attempt, string, error)
 	ScheduleRetries(ctx context.Context, rs []store.ScheduledRetry) error
@@ -74,11 +78,17 @@ type Service struct {
 	// writes; nil in a process of its own. Ingest never reads from it.
 	subs *subcache.Cache
 	now  func() time.Time
+	auth *authenticator
+	// limits are the per-tenant publish rate and subscription limits.
+	limits *tenantlimit.Limiter
+
+	// inproc carries the HTTP gateway's calls to the gRPC server in
+	// memory, through the same interceptors as network calls.
+	inproc *bufconn.Listener
 
 	grpcLis, httpLis net.Listener
 	grpc             *grpc.Server
 	health           *health.Server
-	closeOnce        sync.Once
 }
 
 // New validates cfg, binds the listeners (so Addr is known before Run) and
@@ -96,10 +106,31 @@ func New(cfg Config, d deps.Deps[Store]) (*Service, error) {
 		guard: ssrf.NewGuard(allow...), resolver: d.Resolver, subs: d.Subscriptions,
 		now: d.Now,
 	}
-	if len(cfg.AuthTokens) == 0 {
-		s.logger.Warn("API authentication is off: set --ingest-auth-tokens in production")
+	operators, err := cfg.operatorHashes()
+	if err != nil {
+		return nil, fmt.Errorf("ingest config: %w", err)
 	}
-	var err error
+	if s.limits, err = tenantlimit.New(cfg.Limits, d.Now); err != nil {
+		return nil, fmt.Errorf("ingest config: %w", err)
+	}
+	s.auth = newAuthenticator(operators, cfg.InsecureNoAuth, d.Store, d.Now, cfg.KeyCacheTTL)
+	switch {
+	case cfg.InsecureNoAuth:
+		s.logger.Warn("requests without an API key act as an operator (--ingest-insecure-no-auth): for local development only")
+	case len(operators) == 0:
+		s.logger.Warn("no operator key configured (--ingest-operator-keys): only API keys already in the store are accepted")
+	}
+	if len(cfg.AuthTokens) > 0 {
+		s.logger.Warn("--ingest-auth-tokens is deprecated: each token is accepted as an operator key; move them to --ingest-operator-keys")
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLS.Enabled() {
+		r, err := tlsfiles.NewReloader(cfg.TLS, s.logger)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: TLS: %w", err)
+		}
+		tlsCfg = r.TLSConfig()
+	}
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("ingest: listen on %s: %w", cfg.GRPCAddr, err)
 	}
@@ -108,20 +139,32 @@ func New(cfg Config, d deps.Deps[Store]) (*Service, error) {
 			s.grpcLis.Close()
 			return nil, fmt.Errorf("ingest: listen on %s: %w", cfg.HTTPAddr, err)
 		}
+		if tlsCfg != nil {
+			s.httpLis = tls.NewListener(s.httpLis, tlsCfg)
+		}
 	}
 	maxMsg := 4 << 20
 	if need := cfg.MaxPayloadBytes*cfg.MaxBatchEvents/4 + 1<<20; need > maxMsg {
 		maxMsg = min(need, 64<<20)
 	}
-	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(maxMsg),
-		grpc.ChainUnaryInterceptor(s.authUnary),
-	)
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMsg), grpc.ChainUnaryInterceptor(s.authUnary)}
+	if tlsCfg != nil {
+		// The TLS handshake happens on the network listener only: the
+		// gateway's in-memory connection is plaintext, and authenticated
+		// like any call by its forwarded API key.
+		s.grpcLis = tls.NewListener(s.grpcLis, tlsCfg)
+	}
+	s.grpc = grpc.NewServer(opts...)
 	hooklinev1.RegisterIngestServiceServer(s.grpc, &ingestServer{s: s})
 	hooklinev1.RegisterAdminServiceServer(s.grpc, &adminServer{s: s})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	if err := checkMethodScopes(s.grpc); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	s.inproc = bufconn.Listen(1 << 20)
 	return s, nil
 }
 
@@ -142,15 +185,19 @@ func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, lis := range []net.Listener{s.grpcLis, s.inproc} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- fmt.Errorf("ingest: serve gRPC: %w", err)
+			}
+		}()
+	}
 	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := s.grpc.Serve(s.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			errc <- fmt.Errorf("ingest: serve gRPC: %w", err)
-		}
-	}()
+	go func() { defer wg.Done(); s.recordKeyUse(ctx) }()
 	var httpSrv *http.Server
 	if s.httpLis != nil {
 		h, err := s.httpHandler(ctx)
@@ -197,16 +244,58 @@ func (s *Service) Ready(ctx context.Context) error {
 	return s.deps.Ready(ctx)
 }
 
-// httpHandler serves the JSON API through grpc-gateway, dialling this
-// service's own gRPC listener so authentication and validation are the
-// same on both.
+// closeListeners releases the listeners of a service that will not run.
+func (s *Service) closeListeners() {
+	s.grpcLis.Close()
+	if s.httpLis != nil {
+		s.httpLis.Close()
+	}
+}
+
+// keyUseFlushInterval is how often API keys' last use is written.
+const keyUseFlushInterval = 30 * time.Second
+
+// recordKeyUse writes the API keys' last use every keyUseFlushInterval
+// and once more when ctx ends.
+func (s *Service) recordKeyUse(ctx context.Context) {
+	t := time.NewTicker(keyUseFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if err := s.auth.flush(fctx); err != nil {
+				s.logger.Warn("API key use not recorded", "err", err)
+			}
+			cancel()
+			return
+		case <-t.C:
+			if err := s.auth.flush(ctx); err != nil {
+				s.logger.Warn("API key use not recorded; retrying at the next flush", "err", err)
+			}
+		}
+	}
+}
+
+// httpHandler serves the JSON API through grpc-gateway, calling this
+// service's gRPC server over an in-memory connection, so authentication,
+// scopes and validation are the same on both and the gateway needs no
+// credentials of its own when the gRPC listener requires client
+// certificates.
 func (s *Service) httpHandler(ctx context.Context) (http.Handler, error) {
-	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("passthrough:///in-process",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.inproc.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, fmt.Errorf("ingest: gateway client: %w", err)
 	}
 	go func() { <-ctx.Done(); conn.Close() }()
-	gw := runtime.NewServeMux()
+	gw := runtime.NewServeMux(runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
+		if key == retryAfterHeader {
+			return "Retry-After", true // a 429's hint, in HTTP's own header
+		}
+		return runtime.DefaultHeaderMatcher(key)
+	}))
 	if err := hooklinev1.RegisterIngestServiceHandler(ctx, gw, conn); err != nil {
 		return nil, fmt.Errorf("ingest: register gateway: %w", err)
 	}
@@ -230,28 +319,6 @@ func (s *Service) httpHandler(ctx context.Context) (http.Handler, error) {
 		_, _ = w.Write(openapi.Spec)
 	})
 	return mux, nil
-}
-
-// authUnary checks the bearer token of every call except health checks
-// and reflection.
-func (s *Service) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if len(s.cfg.AuthTokens) == 0 || !strings.HasPrefix(info.FullMethod, "/hookline.") {
-		return handler(ctx, req)
-	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get("authorization") {
-		tok, ok := strings.CutPrefix(v, "Bearer ")
-		if !ok {
-			continue
-		}
-		for _, want := range s.cfg.AuthTokens {
-			if subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1 {
-				return handler(ctx, req)
-			}
-		}
-		return nil, status.Error(codes.Unauthenticated, "authorization: bearer token not recognised")
-	}
-	return nil, status.Error(codes.Unauthenticated, "authorization: missing \"Bearer <token>\" credentials")
 }
 
 // cachePut keeps the shared subscription cache, if any, current after a

@@ -2,16 +2,23 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/hookline/hookline/pkg/ids"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/transport"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
+	"github.com/hookline/hookline/services/internal/tenantlimit"
 	"github.com/hookline/hookline/services/internal/wire"
 )
 
@@ -66,6 +73,9 @@ func (g *ingestServer) PublishBatch(ctx context.Context, req *hooklinev1.Publish
 // the same ID, and the broker's deduplication collapses it even before the
 // key is recorded in the store.
 func (s *Service) publish(ctx context.Context, reqs []*hooklinev1.PublishRequest) ([]*hooklinev1.PublishResponse, error) {
+	if err := s.allowPublish(ctx, reqs); err != nil {
+		return nil, err
+	}
 	now := s.now().UTC()
 	known, err := s.lookupKeys(ctx, reqs)
 	if err != nil {
@@ -183,4 +193,43 @@ func acceptedEvent(id string, r *hooklinev1.PublishRequest, now time.Time) *stor
 		ID: id, Tenant: r.GetTenant(), Type: r.GetEventType(), Payload: r.GetPayload(),
 		Labels: r.GetLabels(), OccurredAt: occurred, ReceivedAt: now,
 	}
+}
+
+// retryAfterHeader is the response metadata carrying a rate limit's hint,
+// in whole seconds (rounded up) as HTTP's Retry-After; the HTTP API sends
+// it as that header.
+const retryAfterHeader = "retry-after"
+
+// allowPublish takes reqs' events from their tenants' publish buckets, or
+// refuses with ResourceExhausted carrying when to retry (a RetryInfo
+// detail and the retry-after header) or, for a batch that can never fit,
+// InvalidArgument.
+func (s *Service) allowPublish(ctx context.Context, reqs []*hooklinev1.PublishRequest) error {
+	counts := map[string]int{reqs[0].GetTenant(): 0}
+	for _, r := range reqs {
+		counts[r.GetTenant()]++
+	}
+	for tenant, n := range counts {
+		err := s.limits.AllowPublish(tenant, n)
+		var rl *tenantlimit.RateLimitError
+		var big *tenantlimit.BatchTooLargeError
+		switch {
+		case err == nil:
+		case errors.As(err, &rl):
+			secs := int64((rl.RetryAfter + time.Second - 1) / time.Second)
+			_ = grpc.SetHeader(ctx, metadata.Pairs(retryAfterHeader, strconv.FormatInt(secs, 10)))
+			st := status.New(codes.ResourceExhausted, err.Error())
+			if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(rl.RetryAfter)}); derr == nil {
+				st = d
+			}
+			return st.Err()
+		case errors.As(err, &big):
+			var v violations
+			v.add("events", "%v", err)
+			return v.err()
+		default:
+			return status.Errorf(codes.Internal, "publish limit: %v", err)
+		}
+	}
+	return nil
 }

@@ -174,7 +174,7 @@ func (e *env) failed(f storetest.Fixture, n int, dueIn time.Duration, announce b
 
 func (e *env) getDelivery(id string) *store.Delivery {
 	e.t.Helper()
-	d, err := e.st.GetDelivery(context.Background(), "", id)
+	d, err := e.st.GetDelivery(context.Background(), store.AllTenants(), id)
 	if err != nil {
 		e.t.Fatalf("GetDelivery: %v", err)
 	}
@@ -284,7 +284,7 @@ func TestParkedRedrivenAfterEnable(t *testing.T) {
 	if n := e.tr.published.Load(); n != 0 {
 		t.Fatalf("published %d messages while the subscription was disabled", n)
 	}
-	if err := e.st.SetSubscriptionState(ctx, f.Sub.ID, store.SubscriptionEnabled, "", time.Now()); err != nil {
+	if err := e.st.SetSubscriptionState(ctx, store.AllTenants(), f.Sub.ID, store.SubscriptionEnabled, "", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	e.waitFor(f.Delivery.ID)
@@ -327,18 +327,18 @@ func testRetentionPurge(t *testing.T, e *env) {
 	cfg.PurgeBatch = 1 // several purge calls per run
 	e.run(cfg)
 	poll.Until(t, "old event purged", func() bool {
-		_, err := e.st.GetEvent(ctx, "", old.Event.ID)
+		_, err := e.st.GetEvent(ctx, store.AllTenants(), old.Event.ID)
 		return errors.Is(err, store.ErrNotFound)
 	})
-	if _, err := e.st.GetDelivery(ctx, "", old.Delivery.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.st.GetDelivery(ctx, store.AllTenants(), old.Delivery.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("old succeeded delivery: %v; want purged", err)
 	}
 	for _, id := range []string{fresh.Delivery.ID, oldPending.Delivery.ID} {
-		if _, err := e.st.GetDelivery(ctx, "", id); err != nil {
+		if _, err := e.st.GetDelivery(ctx, store.AllTenants(), id); err != nil {
 			t.Fatalf("delivery %s purged: %v", id, err)
 		}
 	}
-	if _, err := e.st.GetEvent(ctx, "", fresh.Event.ID); err != nil {
+	if _, err := e.st.GetEvent(ctx, store.AllTenants(), fresh.Event.ID); err != nil {
 		t.Fatalf("fresh event purged: %v", err)
 	}
 }

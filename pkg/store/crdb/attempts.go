@@ -232,15 +232,19 @@ const attemptColumns = `delivery_id, number, event_id, subscription_id, tenant, 
     duration_ns, status_code, response_body, error`
 
 // ListAttempts returns up to f.Limit (default 100, at most 1000) attempts
-// matching every set filter, newest first (StartedAt descending, then
-// DeliveryID descending, then Number descending), and the token of the
-// next page.
+// within f.Scope matching every set filter, newest first (StartedAt
+// descending, then DeliveryID descending, then Number descending), and the
+// token of the next page.
 func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]store.Attempt, string, error) {
+	tenant, restricted, err := rowcodec.ScopeTenant(f.Scope)
+	if err != nil {
+		return nil, "", fmt.Errorf("crdb: list attempts: %w", err)
+	}
 	limit := rowcodec.PageLimit(f.Limit)
 	q := `SELECT ` + attemptColumns + ` FROM attempts WHERE true`
 	var a args
-	if f.Tenant != "" {
-		q += ` AND tenant = ` + a.add(f.Tenant)
+	if restricted {
+		q += ` AND tenant = ` + a.add(tenant)
 	}
 	if f.DeliveryID != "" {
 		q += ` AND delivery_id = ` + a.add(f.DeliveryID)
@@ -271,7 +275,7 @@ func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]stor
 	q += ` ORDER BY started_at DESC, delivery_id DESC, number DESC LIMIT ` + a.add(limit+1)
 
 	var out []store.Attempt
-	err := s.run(ctx, "list attempts", func(ctx context.Context) error {
+	err = s.run(ctx, "list attempts", func(ctx context.Context) error {
 		out = out[:0]
 		rows, err := s.pool.Query(ctx, q, a...)
 		if err != nil {

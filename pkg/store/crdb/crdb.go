@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/pkg/store"
 )
 
@@ -56,9 +57,18 @@ type Options struct {
 	// values are refused.
 	MaxConns int32
 	// Migrate applies pending migrations at Open (under the migration
-	// lease). When false, Open fails with a *SchemaBehindError if the
-	// schema is behind.
+	// lease), then seals any signing secrets still held in the clear (see
+	// MigrateWith). When false, Open fails with a *SchemaBehindError if
+	// the schema is behind, and with an error wrapping ErrPlaintextSecrets
+	// if some subscription's secrets are still unsealed.
 	Migrate bool
+	// Keyring seals the subscriptions' signing secrets; Open requires it.
+	// Its current key seals every secret written; its other keys open
+	// secrets sealed before a rotation (see Store.ReencryptSecrets). Open
+	// fails, wrapping store.ErrMissingSecretKey, when some secrets are
+	// sealed with a key it lacks. MigrateWith uses it to seal the
+	// plaintext secrets of databases migrated from before version 4.
+	Keyring *keyring.Keyring
 	// Tracer, if set, is installed on every connection of the pool, so it
 	// sees every statement the store sends: queries, transaction control
 	// (BEGIN, SAVEPOINT cockroach_restart, RELEASE, COMMIT), migrations and
@@ -73,6 +83,7 @@ type Store struct {
 	pool    *pgxpool.Pool
 	dialect Dialect
 	logger  *slog.Logger
+	kr      *keyring.Keyring
 
 	closeOnce sync.Once
 }
@@ -94,29 +105,51 @@ func (e *SchemaBehindError) Error() string {
 
 // Open connects to url (postgres:// or postgresql://), detects the dialect
 // (`SELECT version()` mentions CockroachDB or not) and returns a ready
-// Store. With opts.Migrate it first applies pending migrations under the
-// migration lease; without, it fails with a *SchemaBehindError when the
-// schema lacks a migration this binary embeds. A schema ahead of the
-// binary (holding versions it does not know) is accepted, so that replicas
-// of the previous release keep running through a rolling upgrade. A nil
-// logger means slog.Default(). The url's password never appears in errors
-// or logs.
+// Store. opts.Keyring is required. With opts.Migrate it first applies
+// pending migrations under the migration lease and seals secrets left in
+// the clear; without, it fails with a *SchemaBehindError when the schema
+// lacks a migration this binary embeds, and with an error wrapping
+// ErrPlaintextSecrets when some subscription's secrets are not sealed yet
+// (both say to run `hookline migrate`). It then fails, wrapping
+// store.ErrMissingSecretKey and naming the key ids, if some secrets are
+// sealed with a key the keyring lacks. A schema ahead of the binary
+// (holding versions it does not know) is accepted, so that replicas of the
+// previous release keep running through a rolling upgrade. A nil logger
+// means slog.Default(). The url's password never appears in errors or
+// logs.
 func Open(ctx context.Context, url string, opts Options, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	logger = logger.With(slog.String("component", "store.crdb"))
+	if opts.Keyring == nil {
+		return nil, errors.New("crdb: open: no keyring to seal signing secrets with (Options.Keyring)")
+	}
 	pool, dialect, err := connect(ctx, url, opts)
 	if err != nil {
 		return nil, fmt.Errorf("crdb: open: %w", err)
 	}
-	s := &Store{pool: pool, dialect: dialect, logger: logger}
+	s := &Store{pool: pool, dialect: dialect, logger: logger, kr: opts.Keyring}
 	if opts.Migrate {
 		if _, err := newMigrator(pool, dialect, logger).run(ctx); err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("crdb: open: %w", err)
 		}
-	} else if err := checkSchema(ctx, pool, dialect); err != nil {
+		if err := sealLegacySecrets(ctx, pool, opts.Keyring, logger); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("crdb: open: %w", err)
+		}
+	} else {
+		if err := checkSchema(ctx, pool, dialect); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("crdb: open: %w", err)
+		}
+		if err := checkNoPlaintextSecrets(ctx, pool); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("crdb: open: %w", err)
+		}
+	}
+	if err := checkSecretKeys(ctx, pool, opts.Keyring); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("crdb: open: %w", err)
 	}

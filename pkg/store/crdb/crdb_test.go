@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/pkg/poll"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/crdb/crdbtest"
@@ -30,10 +31,17 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// openStore opens a migrated Store on url, closed when tb ends.
+// testKeyring is the keyring of the package's tests.
+var testKeyring = storetest.Keyring("k1")
+
+// openStore opens a migrated Store on url, closed when tb ends; without
+// a keyring in opts, with testKeyring.
 func openStore(tb testing.TB, url string, opts Options) *Store {
 	tb.Helper()
 	opts.Migrate = true
+	if opts.Keyring == nil {
+		opts.Keyring = testKeyring
+	}
 	s, err := Open(context.Background(), url, opts, testLogger(tb))
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
@@ -46,12 +54,33 @@ func openStore(tb testing.TB, url string, opts Options) *Store {
 	return s
 }
 
+// newOpener is a storetest.Opener on a fresh database for t, opening stores
+// with opts (and the keyring it is given): the first migrates the
+// database, the later ones (reopening it) check it is migrated.
+func newOpener(t *testing.T, opts Options) storetest.Opener {
+	url := crdbtest.NewDatabase(t)
+	opened := false
+	return func(t *testing.T, kr *keyring.Keyring) (store.Store, error) {
+		o := opts
+		o.Keyring, o.Migrate = kr, !opened
+		s, err := Open(t.Context(), url, o, testLogger(t))
+		if err != nil {
+			return nil, err
+		}
+		opened = true
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return s, nil
+	}
+}
+
 // TestConformance runs the store suite with a fresh database per subtest.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) store.Store {
-		return openStore(t, crdbtest.NewDatabase(t), Options{})
-	})
+	storetest.Run(t, func(t *testing.T) storetest.Opener { return newOpener(t, Options{}) })
 }
 
 func TestDialect(t *testing.T) {
@@ -76,7 +105,7 @@ func TestOpenErrors(t *testing.T) {
 		"postgres://127.0.0.1:5432/x?sslmode=bogus",
 		"postgres://hookline:s3cr3t@127.0.0.1:1/x?sslmode=disable&connect_timeout=5", // nothing listens on port 1
 	} {
-		s, err := Open(ctx, url, Options{}, testLogger(t))
+		s, err := Open(ctx, url, Options{Keyring: testKeyring}, testLogger(t))
 		if err == nil {
 			s.Close()
 			t.Fatalf("Open(%q) succeeded", url)
@@ -85,8 +114,11 @@ func TestOpenErrors(t *testing.T) {
 			t.Fatalf("Open(%q): error %q: want a \"crdb: open: \" prefix and no password", url, err)
 		}
 	}
-	if _, err := Open(ctx, crdbtest.ServerURL(), Options{MaxConns: -1}, testLogger(t)); err == nil {
+	if _, err := Open(ctx, crdbtest.ServerURL(), Options{MaxConns: -1, Keyring: testKeyring}, testLogger(t)); err == nil {
 		t.Fatal("Open with MaxConns -1 succeeded")
+	}
+	if _, err := Open(ctx, crdbtest.ServerURL(), Options{}, testLogger(t)); err == nil || !strings.Contains(err.Error(), "keyring") {
+		t.Fatalf("Open without a keyring: %v; want an error saying the keyring is missing", err)
 	}
 }
 
@@ -103,7 +135,7 @@ func TestOpenRequiresMigration(t *testing.T) {
 	}
 	latest := ms[len(ms)-1].Version
 
-	_, err = Open(ctx, url, Options{}, testLogger(t))
+	_, err = Open(ctx, url, Options{Keyring: testKeyring}, testLogger(t))
 	var behind *SchemaBehindError
 	if !errors.As(err, &behind) || behind.Current != 0 || behind.Required != latest {
 		t.Fatalf("Open(unmigrated, Migrate=false): err %v, want a SchemaBehindError{0, %d}", err, latest)
@@ -113,7 +145,7 @@ func TestOpenRequiresMigration(t *testing.T) {
 		t.Fatalf("Open(unmigrated, Migrate=false): %q does not say %q", err, want)
 	}
 	// The failed Open created nothing.
-	if _, err := Open(ctx, url, Options{}, testLogger(t)); !errors.As(err, &behind) {
+	if _, err := Open(ctx, url, Options{Keyring: testKeyring}, testLogger(t)); !errors.As(err, &behind) {
 		t.Fatalf("second Open(unmigrated): %v", err)
 	}
 
@@ -124,7 +156,7 @@ func TestOpenRequiresMigration(t *testing.T) {
 	if !slices.Equal(applied, versions(ms)) {
 		t.Fatalf("Migrate applied %v, want %v", applied, versions(ms))
 	}
-	s, err := Open(ctx, url, Options{}, testLogger(t))
+	s, err := Open(ctx, url, Options{Keyring: testKeyring}, testLogger(t))
 	if err != nil {
 		t.Fatalf("Open(migrated, Migrate=false): %v", err)
 	}
@@ -625,7 +657,7 @@ func TestClaimAcrossReplicas(t *testing.T) {
 		stores[i] = openStore(t, url, Options{MaxConns: 3})
 	}
 	sub := storetest.NewSubscription("acme")
-	if err := stores[0].CreateSubscription(ctx, sub); err != nil {
+	if err := stores[0].CreateSubscription(ctx, sub, 0); err != nil {
 		t.Fatal(err)
 	}
 	var evs []store.Event
@@ -710,7 +742,7 @@ func benchStore(b *testing.B) (*Store, *store.Subscription) {
 	b.Helper()
 	s := openStore(b, crdbtest.NewDatabase(b), Options{})
 	sub := storetest.NewSubscription("acme")
-	if err := s.CreateSubscription(b.Context(), sub); err != nil {
+	if err := s.CreateSubscription(b.Context(), sub, 0); err != nil {
 		b.Fatal(err)
 	}
 	return s, sub

@@ -101,17 +101,21 @@ func deliveryArgs(ds []store.Delivery) (args []any, due bool, err error) {
 	return []any{ids, events, subs, tenants, types, statuses, attempts, next, codes, lastErrs, created, updated}, due, nil
 }
 
-// GetDelivery returns the delivery id; store.ErrNotFound if it does not
-// exist or tenant is non-empty and differs.
-func (s *Store) GetDelivery(ctx context.Context, tenant, id string) (*store.Delivery, error) {
+// GetDelivery returns the delivery id within scope; store.ErrNotFound if
+// it does not exist or lies outside scope.
+func (s *Store) GetDelivery(ctx context.Context, scope store.Scope, id string) (*store.Delivery, error) {
+	tenant, restricted, err := rowcodec.ScopeTenant(scope)
+	if err != nil {
+		return nil, fmt.Errorf("crdb: get delivery %s: %w", id, err)
+	}
 	q := `SELECT ` + deliveryColumns + ` FROM deliveries WHERE id = $1`
 	a := []any{id}
-	if tenant != "" {
+	if restricted {
 		q += ` AND tenant = $2`
 		a = append(a, tenant)
 	}
 	var r deliveryScan
-	err := s.run(ctx, "get delivery "+id, func(ctx context.Context) error {
+	err = s.run(ctx, "get delivery "+id, func(ctx context.Context) error {
 		return s.pool.QueryRow(ctx, q, a...).Scan(r.dest()...)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -125,14 +129,19 @@ func (s *Store) GetDelivery(ctx context.Context, tenant, id string) (*store.Deli
 }
 
 // ListDeliveries returns up to f.Limit (default 100, at most 1000)
-// deliveries matching every set filter, newest first (CreatedAt
-// descending, then ID descending), and the token of the next page.
+// deliveries within f.Scope matching every set filter, newest first
+// (CreatedAt descending, then ID descending), and the token of the next
+// page.
 func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error) {
+	tenant, restricted, err := rowcodec.ScopeTenant(f.Scope)
+	if err != nil {
+		return nil, "", fmt.Errorf("crdb: list deliveries: %w", err)
+	}
 	limit := rowcodec.PageLimit(f.Limit)
 	q := `SELECT ` + deliveryColumns + ` FROM deliveries WHERE true`
 	var a args
-	if f.Tenant != "" {
-		q += ` AND tenant = ` + a.add(f.Tenant)
+	if restricted {
+		q += ` AND tenant = ` + a.add(tenant)
 	}
 	if f.SubscriptionID != "" {
 		q += ` AND subscription_id = ` + a.add(f.SubscriptionID)
@@ -163,7 +172,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 	}
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ` + a.add(limit+1)
 	var out []store.Delivery
-	err := s.run(ctx, "list deliveries", func(ctx context.Context) error {
+	err = s.run(ctx, "list deliveries", func(ctx context.Context) error {
 		var err error
 		out, err = s.queryDeliveries(ctx, q, a...)
 		return err

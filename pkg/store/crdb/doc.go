@@ -33,10 +33,13 @@
 //
 // # Round trips, transactions and retries
 //
-// Every method makes one round trip whatever the batch size, with three
+// Every method makes one round trip whatever the batch size, with a few
 // exceptions: Purge (a transaction of up to four statements),
-// CreateSubscription (which reads the existing row after an insert that
-// conflicted, to tell a repeat from a conflict) and LookupIdempotencyKeys
+// CreateSubscription and CreateAPIKey (which read the existing row after
+// an insert that conflicted, to tell a repeat from a conflict; a
+// subscription create with a limit also counts the tenant's
+// subscriptions), ReencryptSecrets (a transaction that locks the rows it
+// reads, then writes them back in one statement) and LookupIdempotencyKeys
 // (one query per thousand keys). Most send one statement. A batch of N
 // attempts is one INSERT ... SELECT FROM unnest(...) chained to the
 // delivery UPDATE and to the scheduled retries' DELETE (final results) or
@@ -92,6 +95,36 @@
 // path runs as a prepared statement without explicit Prepare calls.
 // Statements without parameters (migrations, transaction control) use the
 // simple protocol.
+//
+// # Tenant scopes
+//
+// Tenant-facing queries take a store.Scope; a tenant's scope adds
+// "AND tenant = $n" to the statement itself (AllTenants adds nothing), so
+// rows of other tenants are never read, and the zero Scope fails with
+// store.ErrNoScope before any statement is sent.
+//
+// # Signing secrets
+//
+// A subscription's signing secrets (their JSON) are sealed with the
+// keyring given in Options.Keyring (package keyring: AES-256-GCM, the
+// subscription's id as additional data, so a sealed value moved to another
+// row does not open) into secrets_sealed, with the sealing key's id in
+// secrets_key_id. Open reads the distinct key ids (from an index) and
+// refuses to start, wrapping store.ErrMissingSecretKey, if the keyring
+// lacks one. ReencryptSecrets moves rows to the current key after a
+// rotation, compare-and-set on the key id and sealed bytes it read.
+//
+// Before migration 4 the secrets were a plaintext JSONB column, secrets.
+// Migration 4 adds the sealed columns and makes secrets nullable; its Go
+// step (run by Migrate, MigrateWith and Open with Options.Migrate, after
+// the SQL migrations, every time) seals each row still holding plaintext
+// and sets its secrets to NULL in one conditional UPDATE per batch (only
+// if the row still holds the plaintext that was sealed). A run interrupted
+// anywhere leaves every row either sealed or in the clear, and the next run
+// finishes; concurrent runs are safe. Open without Options.Migrate refuses
+// a database with plaintext left (ErrPlaintextSecrets: run `hookline
+// migrate`). Writes never put plaintext in the column again, and
+// UpdateSubscription clears it.
 //
 // # Migrations and the migration lease
 //

@@ -118,17 +118,21 @@ func (r *eventScan) event() (store.Event, error) {
 	return e, nil
 }
 
-// GetEvent returns the event id; store.ErrNotFound if it does not exist or
-// tenant is non-empty and differs.
-func (s *Store) GetEvent(ctx context.Context, tenant, id string) (*store.Event, error) {
+// GetEvent returns the event id within scope; store.ErrNotFound if it
+// does not exist or lies outside scope.
+func (s *Store) GetEvent(ctx context.Context, scope store.Scope, id string) (*store.Event, error) {
+	tenant, restricted, err := rowcodec.ScopeTenant(scope)
+	if err != nil {
+		return nil, fmt.Errorf("crdb: get event %s: %w", id, err)
+	}
 	q := `SELECT ` + eventColumns + ` FROM events WHERE id = $1`
 	a := []any{id}
-	if tenant != "" {
+	if restricted {
 		q += ` AND tenant = $2`
 		a = append(a, tenant)
 	}
 	var r eventScan
-	err := s.run(ctx, "get event "+id, func(ctx context.Context) error {
+	err = s.run(ctx, "get event "+id, func(ctx context.Context) error {
 		return s.pool.QueryRow(ctx, q, a...).Scan(r.dest()...)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {

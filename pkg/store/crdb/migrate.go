@@ -210,12 +210,16 @@ func splitStatements(sql string) ([]string, error) {
 }
 
 // MigrateWith applies every pending migration to the database at url under
-// the migration lease, through a connection pool built from opts (MaxConns
-// and Tracer are used; Migrate is ignored), so that a tracer sees the
-// migration and lease statements too. It returns the versions this call
-// applied, in order: none when the schema is up to date or another process
-// applied them meanwhile. On error it returns the versions applied before
-// the failure. A nil logger means slog.Default().
+// the migration lease, through a connection pool built from opts (MaxConns,
+// Tracer and Keyring are used; Migrate is ignored), so that a tracer sees
+// the migration and lease statements too. Then, pending migrations or not,
+// it seals with opts.Keyring the signing secrets of every subscription
+// still holding them in the clear (written before migration 4, or left by
+// an interrupted run), clearing the plaintext; without a keyring it fails,
+// wrapping ErrPlaintextSecrets, if there are any. It returns the versions
+// this call applied, in order: none when the schema is up to date or
+// another process applied them meanwhile. On error it returns the versions
+// applied before the failure. A nil logger means slog.Default().
 func MigrateWith(ctx context.Context, url string, opts Options, logger *slog.Logger) ([]int, error) {
 	if logger == nil {
 		logger = slog.Default()
@@ -230,13 +234,18 @@ func MigrateWith(ctx context.Context, url string, opts Options, logger *slog.Log
 	if err != nil {
 		return applied, fmt.Errorf("crdb: migrate: %w", err)
 	}
+	if err := sealLegacySecrets(ctx, pool, opts.Keyring, logger); err != nil {
+		return applied, fmt.Errorf("crdb: migrate: %w", err)
+	}
 	return applied, nil
 }
 
 // Migrate applies every pending migration to the database at url, under
 // the migration lease, and returns the versions it applied (see
-// MigrateWith). Any number of processes may call it at once: each version
-// is applied by exactly one of them.
+// MigrateWith). It has no keyring, so it fails (after migrating the schema)
+// if some subscriptions' signing secrets are still in the clear: use
+// MigrateWith with Options.Keyring to seal them. Any number of processes
+// may call it at once: each version is applied by exactly one of them.
 func Migrate(ctx context.Context, url string, logger *slog.Logger) ([]int, error) {
 	return MigrateWith(ctx, url, Options{}, logger)
 }

@@ -12,42 +12,65 @@ import (
 	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
-// CreateSubscription inserts sub. Repeating a create with identical content
-// succeeds; a create whose ID exists with different content fails with
+// CreateSubscription inserts sub, its secrets sealed with the store's
+// keyring. Repeating a create with identical content succeeds (whatever
+// the limit); a create whose ID exists with different content fails with
 // store.ErrConflict. An empty State is stored as enabled. Timeout and
 // RetrySchedule are stored with millisecond precision. The insert is one
 // idempotent statement (ON CONFLICT DO NOTHING); only when it inserts
 // nothing is the existing row read and compared.
-func (s *Store) CreateSubscription(ctx context.Context, sub *store.Subscription) error {
+//
+// When maxPerTenant is above zero, the transaction that inserted a row
+// counts the tenant's subscriptions and, above maxPerTenant, fails with
+// store.ErrLimitExceeded, writing nothing. The count follows the
+// subscription revision's increment, which every subscription write makes
+// in its transaction: that row lock orders concurrent creates, so the
+// count (a statement of its own, which under PostgreSQL's READ COMMITTED
+// sees every create committed before the lock was granted; CockroachDB is
+// SERIALIZABLE) cannot miss a concurrent create of the same tenant.
+func (s *Store) CreateSubscription(ctx context.Context, sub *store.Subscription, maxPerTenant int) error {
 	if sub.ID == "" {
 		return errors.New("crdb: create subscription: empty id")
 	}
 	if sub.State != "" && !rowcodec.ValidState(sub.State) {
 		return fmt.Errorf("crdb: create subscription %s: invalid state %q", sub.ID, sub.State)
 	}
-	row, err := rowcodec.EncodeSubscription(sub)
+	row, err := rowcodec.EncodeSubscription(sub, s.kr)
 	if err != nil {
 		return fmt.Errorf("crdb: create subscription %s: %w", sub.ID, err)
 	}
 	return s.inTx(ctx, "create subscription "+sub.ID, func(ctx context.Context, tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO subscriptions (`+rowcodec.SubscriptionColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING`, row.Args()...)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) DO NOTHING`, row.Args()...)
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 1 {
-			return bumpRevision(ctx, tx)
+			if err := bumpRevision(ctx, tx); err != nil {
+				return err
+			}
+			if maxPerTenant <= 0 {
+				return nil
+			}
+			var count int64
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM subscriptions WHERE tenant = $1`, sub.Tenant).Scan(&count); err != nil {
+				return fmt.Errorf("count the tenant's subscriptions: %w", err)
+			}
+			if count > int64(maxPerTenant) {
+				return fmt.Errorf("%w: tenant %s has %d subscriptions, its limit", store.ErrLimitExceeded, sub.Tenant, count-1)
+			}
+			return nil
 		}
 		var existing rowcodec.Subscription
 		if err := tx.QueryRow(ctx, `SELECT `+rowcodec.SubscriptionColumns+` FROM subscriptions WHERE id = $1`, sub.ID).Scan(existing.Dest()...); err != nil {
 			return fmt.Errorf("read existing: %w", err)
 		}
 		// Re-encode the stored row: the server normalises JSONB text.
-		stored, err := existing.Decode()
+		stored, err := existing.Decode(s.kr)
 		if err != nil {
 			return fmt.Errorf("read existing: %w", err)
 		}
-		canon, err := rowcodec.EncodeSubscription(&stored)
+		canon, err := rowcodec.EncodeSubscription(&stored, s.kr)
 		if err != nil {
 			return fmt.Errorf("read existing: %w", err)
 		}
@@ -58,17 +81,21 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CON
 	})
 }
 
-// GetSubscription returns the subscription id; store.ErrNotFound if it does
-// not exist or tenant is non-empty and differs.
-func (s *Store) GetSubscription(ctx context.Context, tenant, id string) (*store.Subscription, error) {
+// GetSubscription returns the subscription id within scope, its secrets
+// opened; store.ErrNotFound if it does not exist or lies outside scope.
+func (s *Store) GetSubscription(ctx context.Context, scope store.Scope, id string) (*store.Subscription, error) {
+	tenant, restricted, err := rowcodec.ScopeTenant(scope)
+	if err != nil {
+		return nil, fmt.Errorf("crdb: get subscription %s: %w", id, err)
+	}
 	q := `SELECT ` + rowcodec.SubscriptionColumns + ` FROM subscriptions WHERE id = $1`
 	a := []any{id}
-	if tenant != "" {
+	if restricted {
 		q += ` AND tenant = $2`
 		a = append(a, tenant)
 	}
 	var r rowcodec.Subscription
-	err := s.run(ctx, "get subscription "+id, func(ctx context.Context) error {
+	err = s.run(ctx, "get subscription "+id, func(ctx context.Context) error {
 		return s.pool.QueryRow(ctx, q, a...).Scan(r.Dest()...)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -77,7 +104,7 @@ func (s *Store) GetSubscription(ctx context.Context, tenant, id string) (*store.
 	if err != nil {
 		return nil, err
 	}
-	sub, err := r.Decode()
+	sub, err := r.Decode(s.kr)
 	if err != nil {
 		return nil, fmt.Errorf("crdb: get subscription %s: %w", id, err)
 	}
@@ -85,14 +112,18 @@ func (s *Store) GetSubscription(ctx context.Context, tenant, id string) (*store.
 }
 
 // ListSubscriptions returns up to f.Limit (default 100, at most 1000)
-// subscriptions ordered by ID, filtered by tenant and state when set, and
-// the token of the next page ("" after the last).
+// subscriptions within f.Scope ordered by ID, filtered by state when set,
+// and the token of the next page ("" after the last).
 func (s *Store) ListSubscriptions(ctx context.Context, f store.SubscriptionFilter) ([]store.Subscription, string, error) {
+	tenant, restricted, err := rowcodec.ScopeTenant(f.Scope)
+	if err != nil {
+		return nil, "", fmt.Errorf("crdb: list subscriptions: %w", err)
+	}
 	limit := rowcodec.PageLimit(f.Limit)
 	q := `SELECT ` + rowcodec.SubscriptionColumns + ` FROM subscriptions WHERE true`
 	var a args
-	if f.Tenant != "" {
-		q += ` AND tenant = ` + a.add(f.Tenant)
+	if restricted {
+		q += ` AND tenant = ` + a.add(tenant)
 	}
 	if f.State != "" {
 		q += ` AND state = ` + a.add(string(f.State))
@@ -106,7 +137,7 @@ func (s *Store) ListSubscriptions(ctx context.Context, f store.SubscriptionFilte
 	}
 	q += ` ORDER BY id LIMIT ` + a.add(limit+1)
 	var out []store.Subscription
-	err := s.run(ctx, "list subscriptions", func(ctx context.Context) error {
+	err = s.run(ctx, "list subscriptions", func(ctx context.Context) error {
 		out = out[:0]
 		rows, err := s.pool.Query(ctx, q, a...)
 		if err != nil {
@@ -118,7 +149,7 @@ func (s *Store) ListSubscriptions(ctx context.Context, f store.SubscriptionFilte
 			if err := rows.Scan(r.Dest()...); err != nil {
 				return err
 			}
-			sub, err := r.Decode()
+			sub, err := r.Decode(s.kr)
 			if err != nil {
 				return err
 			}
@@ -151,18 +182,20 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription)
 	if updated.UpdatedAt.IsZero() {
 		updated.UpdatedAt = time.Now().UTC()
 	}
-	row, err := rowcodec.EncodeSubscription(&updated)
+	row, err := rowcodec.EncodeSubscription(&updated, s.kr)
 	if err != nil {
 		return fmt.Errorf("crdb: update subscription %s: %w", sub.ID, err)
 	}
-	q := `UPDATE subscriptions SET url = $1, description = $2, event_types = $3, secrets = $4,
-    headers = $5, timeout_ms = $6, retry_schedule = $7, rate_limit = $8, state = $9,
-    disabled_reason = $10, failing_since = $11, updated_at = $12
-WHERE id = $13`
-	a := []any{row.URL, row.Description, row.EventTypes, row.Secrets, row.Headers, row.TimeoutMS,
+	// The secrets are sealed anew, and the plaintext column (of a row
+	// migrated from before version 4 and not sealed yet) is cleared.
+	q := `UPDATE subscriptions SET url = $1, description = $2, event_types = $3, secrets_sealed = $4,
+    secrets_key_id = $5, secrets = NULL, headers = $6, timeout_ms = $7, retry_schedule = $8, rate_limit = $9,
+    state = $10, disabled_reason = $11, failing_since = $12, updated_at = $13
+WHERE id = $14`
+	a := []any{row.URL, row.Description, row.EventTypes, row.SecretsSealed, row.SecretsKeyID, row.Headers, row.TimeoutMS,
 		row.RetrySchedule, row.RateLimit, row.State, row.DisabledReason, row.FailingSince, row.UpdatedAt, row.ID}
 	if row.Tenant != "" {
-		q += ` AND tenant = $14`
+		q += ` AND tenant = $15`
 		a = append(a, row.Tenant)
 	}
 	q += ` RETURNING tenant, created_at`
@@ -191,12 +224,16 @@ WHERE id = $13`
 }
 
 // DeleteSubscription removes the subscription; store.ErrNotFound if it does
-// not exist or tenant is non-empty and differs. Its deliveries and attempts
-// are kept as history.
-func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string) error {
+// not exist or lies outside scope. Its deliveries and attempts are kept as
+// history.
+func (s *Store) DeleteSubscription(ctx context.Context, scope store.Scope, id string) error {
+	tenant, restricted, err := rowcodec.ScopeTenant(scope)
+	if err != nil {
+		return fmt.Errorf("crdb: delete subscription %s: %w", id, err)
+	}
 	q := `DELETE FROM subscriptions WHERE id = $1`
 	a := []any{id}
-	if tenant != "" {
+	if restricted {
 		q += ` AND tenant = $2`
 		a = append(a, tenant)
 	}
@@ -211,24 +248,31 @@ func (s *Store) DeleteSubscription(ctx context.Context, tenant, id string) error
 
 // SetSubscriptionState sets the state and UpdatedAt = now. Disabling
 // records reason as DisabledReason; enabling clears DisabledReason and
-// FailingSince. store.ErrNotFound if the subscription does not exist.
-func (s *Store) SetSubscriptionState(ctx context.Context, id string, state store.SubscriptionState, reason string, now time.Time) error {
+// FailingSince. store.ErrNotFound if the subscription does not exist or
+// lies outside scope.
+func (s *Store) SetSubscriptionState(ctx context.Context, scope store.Scope, id string, state store.SubscriptionState, reason string, now time.Time) error {
+	tenant, restricted, err := rowcodec.ScopeTenant(scope)
+	if err != nil {
+		return fmt.Errorf("crdb: set subscription %s state: %w", id, err)
+	}
 	if !rowcodec.ValidState(state) {
 		return fmt.Errorf("crdb: set subscription %s state: invalid state %q", id, state)
 	}
+	var q string
+	var a args
+	if state == store.SubscriptionEnabled {
+		q = `UPDATE subscriptions SET state = ` + a.add(string(state)) + `, disabled_reason = '',
+    failing_since = NULL, updated_at = ` + a.add(rowcodec.Nanos(now)) + ` WHERE id = ` + a.add(id)
+	} else {
+		q = `UPDATE subscriptions SET state = ` + a.add(string(state)) + `, disabled_reason = ` + a.add(reason) + `,
+    updated_at = ` + a.add(rowcodec.Nanos(now)) + ` WHERE id = ` + a.add(id)
+	}
+	if restricted {
+		q += ` AND tenant = ` + a.add(tenant)
+	}
 	return s.inTx(ctx, "set subscription state "+id, func(ctx context.Context, tx pgx.Tx) error {
-		var err error
-		var n int64
-		if state == store.SubscriptionEnabled {
-			tag, e := tx.Exec(ctx, `UPDATE subscriptions SET state = $1, disabled_reason = '',
-    failing_since = NULL, updated_at = $2 WHERE id = $3`, string(state), rowcodec.Nanos(now), id)
-			n, err = tag.RowsAffected(), e
-		} else {
-			tag, e := tx.Exec(ctx, `UPDATE subscriptions SET state = $1, disabled_reason = $2,
-    updated_at = $3 WHERE id = $4`, string(state), reason, rowcodec.Nanos(now), id)
-			n, err = tag.RowsAffected(), e
-		}
-		if err := requireOne(n, err); err != nil {
+		tag, err := tx.Exec(ctx, q, a...)
+		if err := requireOne(tag.RowsAffected(), err); err != nil {
 			return err
 		}
 		return bumpRevision(ctx, tx)

@@ -106,10 +106,14 @@ const attemptColumns = `delivery_id, number, event_id, subscription_id, tenant, 
     duration_ns, status_code, response_body, error`
 
 // ListAttempts returns up to f.Limit (default 100, at most 1000) attempts
-// matching every set filter, newest first (StartedAt descending, then
-// DeliveryID descending, then Number descending), and the token of the
-// next page.
+// within f.Scope matching every set filter, newest first (StartedAt
+// descending, then DeliveryID descending, then Number descending), and the
+// token of the next page.
 func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]store.Attempt, string, error) {
+	tenant, restricted, err := rowcodec.ScopeTenant(f.Scope)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list attempts: %w", err)
+	}
 	limit := rowcodec.PageLimit(f.Limit)
 	q := `SELECT ` + attemptColumns + ` FROM attempts WHERE 1 = 1`
 	var args []any
@@ -117,8 +121,8 @@ func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]stor
 		q += ` AND ` + cond
 		args = append(args, v...)
 	}
-	if f.Tenant != "" {
-		add(`tenant = ?`, f.Tenant)
+	if restricted {
+		add(`tenant = ?`, tenant)
 	}
 	if f.DeliveryID != "" {
 		add(`delivery_id = ?`, f.DeliveryID)

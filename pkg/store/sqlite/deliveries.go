@@ -93,12 +93,21 @@ func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, ds []store.Del
 	return nil
 }
 
-// GetDelivery returns the delivery id; store.ErrNotFound if it does not
-// exist or tenant is non-empty and differs.
-func (s *Store) GetDelivery(ctx context.Context, tenant, id string) (*store.Delivery, error) {
+// GetDelivery returns the delivery id within scope; store.ErrNotFound if
+// it does not exist or lies outside scope.
+func (s *Store) GetDelivery(ctx context.Context, scope store.Scope, id string) (*store.Delivery, error) {
+	tenant, restricted, err := rowcodec.ScopeTenant(scope)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get delivery %s: %w", id, err)
+	}
+	q := `SELECT ` + deliveryColumns + ` FROM deliveries WHERE id = ?`
+	args := []any{id}
+	if restricted {
+		q += ` AND tenant = ?`
+		args = append(args, tenant)
+	}
 	var r deliveryScan
-	err := s.read.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE id = ? AND (? = '' OR tenant = ?)`,
-		id, tenant, tenant).Scan(r.dest()...)
+	err = s.read.QueryRowContext(ctx, q, args...).Scan(r.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: get delivery %s: %w", id, store.ErrNotFound)
 	}
@@ -110,9 +119,14 @@ func (s *Store) GetDelivery(ctx context.Context, tenant, id string) (*store.Deli
 }
 
 // ListDeliveries returns up to f.Limit (default 100, at most 1000)
-// deliveries matching every set filter, newest first (CreatedAt
-// descending, then ID descending), and the token of the next page.
+// deliveries within f.Scope matching every set filter, newest first
+// (CreatedAt descending, then ID descending), and the token of the next
+// page.
 func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error) {
+	tenant, restricted, err := rowcodec.ScopeTenant(f.Scope)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list deliveries: %w", err)
+	}
 	limit := rowcodec.PageLimit(f.Limit)
 	q := `SELECT ` + deliveryColumns + ` FROM deliveries WHERE 1 = 1`
 	var args []any
@@ -120,8 +134,8 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 		q += ` AND ` + cond
 		args = append(args, v...)
 	}
-	if f.Tenant != "" {
-		add(`tenant = ?`, f.Tenant)
+	if restricted {
+		add(`tenant = ?`, tenant)
 	}
 	if f.SubscriptionID != "" {
 		add(`subscription_id = ?`, f.SubscriptionID)

@@ -73,16 +73,25 @@ func (s *Store) InsertFanout(ctx context.Context, events []store.Event, ds []sto
 	})
 }
 
-// GetEvent returns the event id; store.ErrNotFound if it does not exist or
-// tenant is non-empty and differs.
-func (s *Store) GetEvent(ctx context.Context, tenant, id string) (*store.Event, error) {
+// GetEvent returns the event id within scope; store.ErrNotFound if it
+// does not exist or lies outside scope.
+func (s *Store) GetEvent(ctx context.Context, scope store.Scope, id string) (*store.Event, error) {
+	tenant, restricted, err := rowcodec.ScopeTenant(scope)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get event %s: %w", id, err)
+	}
 	var (
 		e                      store.Event
 		labels                 string
 		occurredAt, receivedAt int64
 	)
-	err := s.read.QueryRowContext(ctx, `SELECT id, tenant, event_type, payload, labels, occurred_at, received_at
-FROM events WHERE id = ? AND (? = '' OR tenant = ?)`, id, tenant, tenant).
+	q := `SELECT id, tenant, event_type, payload, labels, occurred_at, received_at FROM events WHERE id = ?`
+	args := []any{id}
+	if restricted {
+		q += ` AND tenant = ?`
+		args = append(args, tenant)
+	}
+	err = s.read.QueryRowContext(ctx, q, args...).
 		Scan(&e.ID, &e.Tenant, &e.Type, &e.Payload, &labels, &occurredAt, &receivedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: get event %s: %w", id, store.ErrNotFound)

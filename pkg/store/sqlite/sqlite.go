@@ -14,6 +14,12 @@
 // separate pool of read-only connections, which WAL lets run alongside the
 // writer. A ":memory:" database uses a single connection for both, because
 // every connection to ":memory:" would open a different database.
+//
+// Signing secrets: each subscription's secrets are sealed with the
+// keyring given at Open (see package keyring) into secrets_sealed, bound
+// to the subscription's id, with the sealing key's id in secrets_key_id;
+// no column holds them in the clear. Open refuses a database holding
+// secrets sealed with a key the keyring lacks.
 package sqlite
 
 import (
@@ -26,7 +32,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -37,12 +45,21 @@ var _ store.Store = (*Store)(nil)
 // another process (or a WAL checkpoint) before failing with SQLITE_BUSY.
 const busyTimeoutMS = 10000
 
+// Options configure Open.
+type Options struct {
+	// Keyring seals the subscriptions' signing secrets; required. Its
+	// current key seals every secret written; its other keys open secrets
+	// sealed before a rotation (see Store.ReencryptSecrets).
+	Keyring *keyring.Keyring
+}
+
 // Store is a store.Store backed by one SQLite database. It is safe for
 // concurrent use by many goroutines.
 type Store struct {
 	write  *sql.DB // exactly one connection; every write goes through it
 	read   *sql.DB // read-only pool; the same *sql.DB as write for ":memory:"
 	logger *slog.Logger
+	kr     *keyring.Keyring
 
 	stmts  writerStmts
 	writer *writer
@@ -57,15 +74,22 @@ type Store struct {
 
 // Open opens (creating it if needed) the SQLite database at path, applies
 // any pending migrations and returns a ready Store. path is a file name or
-// ":memory:" (a private in-memory database that lives until Close). A nil
-// logger means slog.Default().
-func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+// ":memory:" (a private in-memory database that lives until Close).
+// opts.Keyring is required: migrating a database of an earlier version
+// seals its plaintext secrets with it, and Open fails with an error
+// wrapping store.ErrMissingSecretKey, naming the key ids, when some
+// secrets are sealed with keys it lacks. A nil logger means
+// slog.Default().
+func Open(ctx context.Context, path string, opts Options, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	logger = logger.With(slog.String("component", "store.sqlite"))
 	if path == "" {
 		return nil, errors.New("sqlite: open: empty path")
+	}
+	if opts.Keyring == nil {
+		return nil, fmt.Errorf("sqlite: open %q: no keyring to seal signing secrets with (Options.Keyring)", path)
 	}
 	if strings.Contains(path, "?") {
 		return nil, fmt.Errorf("sqlite: open %q: path must not carry query parameters", path)
@@ -88,12 +112,16 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{write: write, read: write, logger: logger}
+	s := &Store{write: write, read: write, logger: logger, kr: opts.Keyring}
 	if err := write.PingContext(ctx); err != nil {
 		write.Close()
 		return nil, fmt.Errorf("sqlite: open writer %q: %w", path, err)
 	}
-	if _, err := migrate(ctx, write, logger); err != nil {
+	if _, err := migrate(ctx, write, opts.Keyring, logger); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+	if err := checkSecretKeys(ctx, write, opts.Keyring); err != nil {
 		write.Close()
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
@@ -127,6 +155,29 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	}
 	logger.Debug("sqlite store open", slog.String("path", path))
 	return s, nil
+}
+
+// checkSecretKeys fails, wrapping store.ErrMissingSecretKey, if any
+// subscription's secrets are sealed with a key kr lacks: one query of the
+// distinct key ids (an index holds them).
+func checkSecretKeys(ctx context.Context, db *sql.DB, kr *keyring.Keyring) error {
+	rows, err := db.QueryContext(ctx, `SELECT DISTINCT secrets_key_id FROM subscriptions`)
+	if err != nil {
+		return fmt.Errorf("read secret key ids: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("read secret key ids: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("read secret key ids: %w", err)
+	}
+	return rowcodec.MissingKeys(kr, ids)
 }
 
 // Ready reports whether both the writer and the readers answer a query.

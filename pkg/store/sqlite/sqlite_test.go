@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/storetest"
 )
@@ -25,9 +26,21 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// testKeyring is the keyring of the package's tests.
+var testKeyring = storetest.Keyring("k1")
+
+// testOptions are the Options of the package's tests.
+func testOptions() Options { return Options{Keyring: testKeyring} }
+
 func openFile(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "hookline.db"), testLogger(t))
+	return openPath(t, filepath.Join(t.TempDir(), "hookline.db"), testKeyring)
+}
+
+// openPath opens the store at path with kr, closed when t ends.
+func openPath(t *testing.T, path string, kr *keyring.Keyring) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), path, Options{Keyring: kr}, testLogger(t))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -39,20 +52,45 @@ func openFile(t *testing.T) *Store {
 	return s
 }
 
+// fileOpener is a storetest.Opener on a fresh database file: every call
+// opens the same file.
+func fileOpener(t *testing.T) storetest.Opener {
+	path := filepath.Join(t.TempDir(), "hookline.db")
+	return func(t *testing.T, kr *keyring.Keyring) (store.Store, error) {
+		s, err := Open(t.Context(), path, Options{Keyring: kr}, testLogger(t))
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return s, nil
+	}
+}
+
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) store.Store { return openFile(t) })
+	storetest.Run(t, fileOpener)
 }
 
 func TestConformanceMemory(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := Open(t.Context(), ":memory:", testLogger(t))
-		if err != nil {
-			t.Fatalf("Open(:memory:): %v", err)
+	storetest.Run(t, func(t *testing.T) storetest.Opener {
+		opened := false
+		return func(t *testing.T, kr *keyring.Keyring) (store.Store, error) {
+			if opened {
+				return nil, storetest.ErrCannotReopen // a second ":memory:" is another database
+			}
+			opened = true
+			s, err := Open(t.Context(), ":memory:", Options{Keyring: kr}, testLogger(t))
+			if err != nil {
+				return nil, err
+			}
+			t.Cleanup(func() { s.Close() })
+			return s, nil
 		}
-		t.Cleanup(func() { s.Close() })
-		return s
 	})
 }
 
@@ -75,7 +113,7 @@ func TestMigrationsFreshAndReopen(t *testing.T) {
 
 	path := filepath.Join(t.TempDir(), "hookline.db")
 	var logs bytes.Buffer
-	s, err := Open(t.Context(), path, slog.New(slog.NewTextHandler(&logs, nil)))
+	s, err := Open(t.Context(), path, testOptions(), slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -92,7 +130,7 @@ func TestMigrationsFreshAndReopen(t *testing.T) {
 		t.Fatalf("fresh open logged %d applied migrations, want %d:\n%s", n, len(ms), logs.String())
 	}
 	sub := storetest.NewSubscription("acme")
-	if err := s.CreateSubscription(t.Context(), sub); err != nil {
+	if err := s.CreateSubscription(t.Context(), sub, 0); err != nil {
 		t.Fatalf("CreateSubscription: %v", err)
 	}
 	if err := s.Close(); err != nil {
@@ -101,7 +139,7 @@ func TestMigrationsFreshAndReopen(t *testing.T) {
 
 	// Reopening an up-to-date database applies nothing and keeps the data.
 	logs.Reset()
-	s, err = Open(t.Context(), path, slog.New(slog.NewTextHandler(&logs, nil)))
+	s, err = Open(t.Context(), path, testOptions(), slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
@@ -112,11 +150,11 @@ func TestMigrationsFreshAndReopen(t *testing.T) {
 	if again := appliedVersions(t, s); !slices.Equal(again, got) {
 		t.Fatalf("reopen changed schema_migrations: %v, was %v", again, got)
 	}
-	applied, err := migrate(t.Context(), s.write, testLogger(t))
+	applied, err := migrate(t.Context(), s.write, testKeyring, testLogger(t))
 	if err != nil || len(applied) != 0 {
 		t.Fatalf("migrate on an up-to-date database applied %v, err %v", applied, err)
 	}
-	if _, err := s.GetSubscription(t.Context(), "acme", sub.ID); err != nil {
+	if _, err := s.GetSubscription(t.Context(), store.TenantScope("acme"), sub.ID); err != nil {
 		t.Fatalf("subscription lost across reopen: %v", err)
 	}
 }
@@ -181,10 +219,18 @@ func TestOpenConfiguresWAL(t *testing.T) {
 func TestOpenErrors(t *testing.T) {
 	t.Parallel()
 	for _, path := range []string{"", "x.db?_pragma=foo", filepath.Join(t.TempDir(), "missing", "dir", "x.db")} {
-		if s, err := Open(t.Context(), path, testLogger(t)); err == nil {
+		if s, err := Open(t.Context(), path, testOptions(), testLogger(t)); err == nil {
 			s.Close()
 			t.Fatalf("Open(%q) succeeded", path)
 		}
+	}
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "x.db"), Options{}, testLogger(t))
+	if err == nil {
+		s.Close()
+		t.Fatal("Open without a keyring succeeded")
+	}
+	if !strings.Contains(err.Error(), "keyring") {
+		t.Fatalf("Open without a keyring: %q does not say what is missing", err)
 	}
 }
 
@@ -196,7 +242,7 @@ func TestConcurrentStoresSharedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shared.db")
 	var stores [2]*Store
 	for i := range stores {
-		s, err := Open(t.Context(), path, testLogger(t))
+		s, err := Open(t.Context(), path, testOptions(), testLogger(t))
 		if err != nil {
 			t.Fatalf("Open #%d: %v", i, err)
 		}
@@ -205,7 +251,7 @@ func TestConcurrentStoresSharedFile(t *testing.T) {
 	}
 	ctx := t.Context()
 	sub := storetest.NewSubscription("acme")
-	if err := stores[0].CreateSubscription(ctx, sub); err != nil {
+	if err := stores[0].CreateSubscription(ctx, sub, 0); err != nil {
 		t.Fatal(err)
 	}
 	const workers, perWorker = 6, 20
@@ -295,7 +341,7 @@ func TestConcurrentStoresSharedFile(t *testing.T) {
 		}
 	}
 	for _, d := range others {
-		got, err := stores[0].GetDelivery(ctx, "", d.ID)
+		got, err := stores[0].GetDelivery(ctx, store.AllTenants(), d.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,13 +356,13 @@ func TestConcurrentStoresSharedFile(t *testing.T) {
 // subscription of tenant acme.
 func benchStore(b *testing.B) (*Store, *store.Subscription) {
 	b.Helper()
-	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"), testLogger(b))
+	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"), testOptions(), testLogger(b))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
 	sub := storetest.NewSubscription("acme")
-	if err := s.CreateSubscription(b.Context(), sub); err != nil {
+	if err := s.CreateSubscription(b.Context(), sub, 0); err != nil {
 		b.Fatal(err)
 	}
 	return s, sub

@@ -63,7 +63,7 @@ func testAttemptsForwardOnly(t *testing.T, s store.Store) {
 	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(a2, store.DeliveryRetrying)}), "RecordAttempts(2)")
 	wantEqual(t, after3, getDelivery(t, s, d.ID), "delivery after a late lower attempt")
 
-	got3 := listAllAttempts(t, s, store.AttemptFilter{DeliveryID: d.ID})
+	got3 := listAllAttempts(t, s, store.AttemptFilter{Scope: store.AllTenants(), DeliveryID: d.ID})
 	wantEqual(t, []store.Attempt{a3, a2, a1}, got3, "attempts of the delivery")
 }
 
@@ -77,7 +77,7 @@ func testAttemptsDuplicateIgnored(t *testing.T, s store.Store) {
 	dup.StatusCode, dup.ResponseBody, dup.StartedAt = 200, []byte("different"), Base.Add(time.Hour)
 	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(dup, store.DeliverySucceeded), result(a, store.DeliveryRetrying)}), "RecordAttempts(duplicate)")
 	wantEqual(t, want, getDelivery(t, s, f.Delivery.ID), "delivery after duplicate attempt")
-	wantEqual(t, []store.Attempt{a}, listAllAttempts(t, s, store.AttemptFilter{DeliveryID: f.Delivery.ID}), "attempts after duplicate")
+	wantEqual(t, []store.Attempt{a}, listAllAttempts(t, s, store.AttemptFilter{Scope: store.AllTenants(), DeliveryID: f.Delivery.ID}), "attempts after duplicate")
 	must(t, s.RecordAttempts(ctx(t), nil), "RecordAttempts(empty)")
 }
 
@@ -116,7 +116,7 @@ func testAttemptsBatch(t *testing.T, s store.Store) {
 		if got.Status != want[f.Delivery.ID] || got.Attempts != n {
 			t.Fatalf("delivery %d: status %q attempts %d, want %q %d", i, got.Status, got.Attempts, want[f.Delivery.ID], n)
 		}
-		if as := listAllAttempts(t, s, store.AttemptFilter{DeliveryID: f.Delivery.ID}); len(as) != n {
+		if as := listAllAttempts(t, s, store.AttemptFilter{Scope: store.AllTenants(), DeliveryID: f.Delivery.ID}); len(as) != n {
 			t.Fatalf("delivery %d: %d attempts recorded, want %d", i, len(as), n)
 		}
 	}
@@ -186,20 +186,21 @@ func testAttemptsList(t *testing.T, s store.Store) {
 		}
 	}
 	must(t, s.RecordAttempts(ctx(t), batch), "RecordAttempts")
+	every, acme, globex := store.AllTenants(), store.TenantScope("acme"), store.TenantScope("globex")
 	filters := []store.AttemptFilter{
-		{},
-		{Tenant: "acme"},
-		{Tenant: "globex"},
-		{DeliveryID: fs[5].Delivery.ID},
-		{SubscriptionID: subs[1].ID},
-		{EventID: fs[8].Event.ID},
-		{Tenant: "acme", SubscriptionID: subs[0].ID},
-		{Tenant: "globex", SubscriptionID: subs[0].ID},
+		{Scope: every},
+		{Scope: acme},
+		{Scope: globex},
+		{Scope: every, DeliveryID: fs[5].Delivery.ID},
+		{Scope: every, SubscriptionID: subs[1].ID},
+		{Scope: every, EventID: fs[8].Event.ID},
+		{Scope: acme, SubscriptionID: subs[0].ID},
+		{Scope: globex, SubscriptionID: subs[0].ID},
 	}
 	for _, f := range filters {
 		var want []store.Attempt
 		for _, a := range all {
-			if (f.Tenant == "" || a.Tenant == f.Tenant) &&
+			if f.Scope.Includes(a.Tenant) &&
 				(f.DeliveryID == "" || a.DeliveryID == f.DeliveryID) &&
 				(f.SubscriptionID == "" || a.SubscriptionID == f.SubscriptionID) &&
 				(f.EventID == "" || a.EventID == f.EventID) {
@@ -212,7 +213,7 @@ func testAttemptsList(t *testing.T, s store.Store) {
 			wantEqual(t, want, listAllAttempts(t, s, f), fmt.Sprintf("ListAttempts(%+v)", f))
 		}
 	}
-	_, _, err := s.ListAttempts(ctx(t), store.AttemptFilter{PageToken: "@@@"})
+	_, _, err := s.ListAttempts(ctx(t), store.AttemptFilter{Scope: store.AllTenants(), PageToken: "@@@"})
 	if !errors.Is(err, store.ErrInvalidPageToken) {
 		t.Fatalf("ListAttempts with a garbage token: err = %v, want ErrInvalidPageToken", err)
 	}

@@ -11,7 +11,7 @@ import (
 
 func testDeliveryCreateGet(t *testing.T, s store.Store) {
 	f := Seed(t, s, "acme", Base)
-	got, err := s.GetDelivery(ctx(t), "acme", f.Delivery.ID)
+	got, err := s.GetDelivery(ctx(t), store.TenantScope("acme"), f.Delivery.ID)
 	must(t, err, "GetDelivery")
 	wantEqual(t, &f.Delivery, got, "delivery")
 
@@ -29,9 +29,9 @@ func testDeliveryCreateGet(t *testing.T, s store.Store) {
 	must(t, s.InsertFanout(ctx(t), nil, []store.Delivery{full}), "InsertFanout(deliveries)")
 	wantEqual(t, full, getDelivery(t, s, full.ID), "full delivery")
 
-	_, err = s.GetDelivery(ctx(t), "globex", f.Delivery.ID)
+	_, err = s.GetDelivery(ctx(t), store.TenantScope("globex"), f.Delivery.ID)
 	wantErr(t, err, store.ErrNotFound, "GetDelivery(other tenant)")
-	_, err = s.GetDelivery(ctx(t), "", "dlv_missing")
+	_, err = s.GetDelivery(ctx(t), store.AllTenants(), "dlv_missing")
 	wantErr(t, err, store.ErrNotFound, "GetDelivery(missing)")
 	must(t, s.InsertFanout(ctx(t), nil, nil), "InsertFanout(nothing)")
 }
@@ -74,7 +74,7 @@ func deliveryWorld(t *testing.T, s store.Store) []store.Delivery {
 		}
 	}
 	for _, sub := range subs {
-		must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+		must(t, s.CreateSubscription(ctx(t), sub, 0), "CreateSubscription")
 	}
 	must(t, s.InsertFanout(ctx(t), evs, ds), "InsertFanout")
 	return ds
@@ -94,21 +94,21 @@ func testDeliveryListPaging(t *testing.T, s store.Store) {
 	slices.SortFunc(want, newestFirst)
 	for _, limit := range []int{1, 3, 4, 7, 0} {
 		got := collectPages(t, func(tok string) ([]store.Delivery, string, error) {
-			return s.ListDeliveries(ctx(t), store.DeliveryFilter{Limit: limit, PageToken: tok})
+			return s.ListDeliveries(ctx(t), store.DeliveryFilter{Scope: store.AllTenants(), Limit: limit, PageToken: tok})
 		}, limit)
 		wantEqual(t, want, got, "ListDeliveries pages")
 	}
 	// A page boundary in the middle of a group of equal CreatedAt, with
 	// rows inserted after the first page was read, loses and repeats nothing
 	// among the rows that existed.
-	first, tok, err := s.ListDeliveries(ctx(t), store.DeliveryFilter{Limit: 6})
+	first, tok, err := s.ListDeliveries(ctx(t), store.DeliveryFilter{Scope: store.AllTenants(), Limit: 6})
 	must(t, err, "ListDeliveries")
 	late := Seed(t, s, "acme", Base.Add(time.Hour)) // newer than everything: lands before the cursor
 	rest := collectPages(t, func(tk string) ([]store.Delivery, string, error) {
 		if tk == "" {
 			tk = tok
 		}
-		return s.ListDeliveries(ctx(t), store.DeliveryFilter{Limit: 6, PageToken: tk})
+		return s.ListDeliveries(ctx(t), store.DeliveryFilter{Scope: store.AllTenants(), Limit: 6, PageToken: tk})
 	}, 6)
 	for _, d := range rest {
 		if d.ID == late.Delivery.ID {
@@ -117,7 +117,7 @@ func testDeliveryListPaging(t *testing.T, s store.Store) {
 	}
 	wantEqual(t, want, append(first, rest...), "ListDeliveries across a concurrent insert")
 
-	_, _, err = s.ListDeliveries(ctx(t), store.DeliveryFilter{PageToken: "!!garbage!!"})
+	_, _, err = s.ListDeliveries(ctx(t), store.DeliveryFilter{Scope: store.AllTenants(), PageToken: "!!garbage!!"})
 	if !errors.Is(err, store.ErrInvalidPageToken) {
 		t.Fatalf("ListDeliveries with a garbage token: err = %v, want ErrInvalidPageToken", err)
 	}
@@ -126,23 +126,24 @@ func testDeliveryListPaging(t *testing.T, s store.Store) {
 func testDeliveryListFilters(t *testing.T, s store.Store) {
 	ds := deliveryWorld(t, s)
 	sample := ds[5]
+	all, acme, globex := store.AllTenants(), store.TenantScope("acme"), store.TenantScope("globex")
 	filters := []store.DeliveryFilter{
-		{Tenant: "acme"},
-		{Tenant: "globex"},
-		{SubscriptionID: sample.SubscriptionID},
-		{EventID: ds[0].EventID},
-		{Status: store.DeliveryRetrying},
-		{CreatedAfter: Base.Add(2 * time.Second)},
-		{CreatedBefore: Base.Add(3 * time.Second)},
-		{CreatedAfter: Base.Add(2 * time.Second), CreatedBefore: Base.Add(5 * time.Second)},
-		{Tenant: "acme", Status: store.DeliveryPending, CreatedAfter: Base.Add(time.Second)},
-		{Tenant: "globex", SubscriptionID: sample.SubscriptionID}, // may be empty: AND, not OR
-		{Tenant: "acme", SubscriptionID: sample.SubscriptionID, Status: sample.Status, CreatedBefore: Base.Add(6 * time.Second)},
+		{Scope: acme},
+		{Scope: globex},
+		{Scope: all, SubscriptionID: sample.SubscriptionID},
+		{Scope: all, EventID: ds[0].EventID},
+		{Scope: all, Status: store.DeliveryRetrying},
+		{Scope: all, CreatedAfter: Base.Add(2 * time.Second)},
+		{Scope: all, CreatedBefore: Base.Add(3 * time.Second)},
+		{Scope: all, CreatedAfter: Base.Add(2 * time.Second), CreatedBefore: Base.Add(5 * time.Second)},
+		{Scope: acme, Status: store.DeliveryPending, CreatedAfter: Base.Add(time.Second)},
+		{Scope: globex, SubscriptionID: sample.SubscriptionID}, // may be empty: AND, not OR
+		{Scope: acme, SubscriptionID: sample.SubscriptionID, Status: sample.Status, CreatedBefore: Base.Add(6 * time.Second)},
 	}
 	for _, f := range filters {
 		var want []store.Delivery
 		for _, d := range ds {
-			if (f.Tenant == "" || d.Tenant == f.Tenant) &&
+			if f.Scope.Includes(d.Tenant) &&
 				(f.SubscriptionID == "" || d.SubscriptionID == f.SubscriptionID) &&
 				(f.EventID == "" || d.EventID == f.EventID) &&
 				(f.Status == "" || d.Status == f.Status) &&
@@ -166,13 +167,13 @@ func testDeliveryListFilters(t *testing.T, s store.Store) {
 // an invalid delivery stores nothing, not even the events.
 func testInsertFanout(t *testing.T, s store.Store) {
 	sub := NewSubscription("acme")
-	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	must(t, s.CreateSubscription(ctx(t), sub, 0), "CreateSubscription")
 	a := NewEvent("acme", "order.created", Base)
 	b := NewEvent("acme", "order.paid", Base.Add(time.Second))
 	da, db := NewDelivery(a, sub, Base), NewDelivery(b, sub, Base.Add(time.Second))
 	must(t, s.InsertFanout(ctx(t), []store.Event{a, b}, []store.Delivery{da, db}), "InsertFanout")
 	for _, want := range []store.Event{a, b} {
-		got, err := s.GetEvent(ctx(t), "acme", want.ID)
+		got, err := s.GetEvent(ctx(t), store.TenantScope("acme"), want.ID)
 		must(t, err, "GetEvent")
 		wantEqual(t, &want, got, "event")
 	}
@@ -188,7 +189,7 @@ func testInsertFanout(t *testing.T, s store.Store) {
 	c := NewEvent("acme", "order.shipped", Base.Add(2*time.Second))
 	dc := NewDelivery(c, sub, Base.Add(2*time.Second))
 	must(t, s.InsertFanout(ctx(t), []store.Event{changed, c}, []store.Delivery{da, dc}), "InsertFanout(repeat)")
-	got, err := s.GetEvent(ctx(t), "", a.ID)
+	got, err := s.GetEvent(ctx(t), store.AllTenants(), a.ID)
 	must(t, err, "GetEvent")
 	wantEqual(t, &a, got, "event after a repeated fan-out")
 	wantEqual(t, before, getDelivery(t, s, da.ID), "delivery after a repeated fan-out")
@@ -197,7 +198,7 @@ func testInsertFanout(t *testing.T, s store.Store) {
 	// Events without deliveries (nothing matched), and nothing at all.
 	lone := NewEvent("acme", "order.lone", Base.Add(3*time.Second))
 	must(t, s.InsertFanout(ctx(t), []store.Event{lone}, nil), "InsertFanout(no deliveries)")
-	_, err = s.GetEvent(ctx(t), "", lone.ID)
+	_, err = s.GetEvent(ctx(t), store.AllTenants(), lone.ID)
 	must(t, err, "GetEvent(event without deliveries)")
 	must(t, s.InsertFanout(ctx(t), nil, nil), "InsertFanout(empty)")
 
@@ -208,6 +209,6 @@ func testInsertFanout(t *testing.T, s store.Store) {
 	if err := s.InsertFanout(ctx(t), []store.Event{orphan}, []store.Delivery{bad}); err == nil {
 		t.Fatal("InsertFanout with a delivery without an id succeeded")
 	}
-	_, err = s.GetEvent(ctx(t), "", orphan.ID)
+	_, err = s.GetEvent(ctx(t), store.AllTenants(), orphan.ID)
 	wantErr(t, err, store.ErrNotFound, "GetEvent(event of a failed InsertFanout)")
 }

@@ -16,13 +16,13 @@ func testEventInsertGet(t *testing.T, s store.Store) {
 	b.Payload = []byte(`{"bin":"\u0000\u00ff"}`)
 	must(t, s.InsertFanout(ctx(t), []store.Event{a, b}, nil), "InsertFanout(events)")
 	for _, want := range []store.Event{a, b} {
-		got, err := s.GetEvent(ctx(t), "acme", want.ID)
+		got, err := s.GetEvent(ctx(t), store.TenantScope("acme"), want.ID)
 		must(t, err, "GetEvent")
 		wantEqual(t, &want, got, "event")
 	}
-	_, err := s.GetEvent(ctx(t), "globex", a.ID)
+	_, err := s.GetEvent(ctx(t), store.TenantScope("globex"), a.ID)
 	wantErr(t, err, store.ErrNotFound, "GetEvent(other tenant)")
-	_, err = s.GetEvent(ctx(t), "", "evt_missing")
+	_, err = s.GetEvent(ctx(t), store.AllTenants(), "evt_missing")
 	wantErr(t, err, store.ErrNotFound, "GetEvent(missing)")
 	must(t, s.InsertFanout(ctx(t), nil, nil), "InsertFanout(nothing)")
 }
@@ -35,10 +35,10 @@ func testEventInsertIdempotent(t *testing.T, s store.Store) {
 	changed.Type = "order.changed"
 	fresh := NewEvent("acme", "order.created", Base.Add(time.Minute))
 	must(t, s.InsertFanout(ctx(t), []store.Event{changed, fresh, a}, nil), "InsertFanout(events again)")
-	got, err := s.GetEvent(ctx(t), "", a.ID)
+	got, err := s.GetEvent(ctx(t), store.AllTenants(), a.ID)
 	must(t, err, "GetEvent")
 	wantEqual(t, &a, got, "event after repeated insert")
-	got, err = s.GetEvent(ctx(t), "", fresh.ID)
+	got, err = s.GetEvent(ctx(t), store.AllTenants(), fresh.ID)
 	must(t, err, "GetEvent(fresh)")
 	wantEqual(t, &fresh, got, "event inserted alongside a duplicate")
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"testing"
@@ -94,6 +95,34 @@ func NewAttempt(d store.Delivery, number int, startedAt time.Time) store.Attempt
 	}
 }
 
+// NewAPIKey returns an API key of tenant ("" for an operator key) created
+// at createdAt, with a fresh ID ("hk_" + 12 characters), a name, scopes
+// and the hash of a fresh key (nothing is stored).
+func NewAPIKey(tenant string, createdAt time.Time) store.APIKey {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	id := "hk_" + string(b)
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	hash := sha256.Sum256([]byte(id + "_" + base64.RawURLEncoding.EncodeToString(secret)))
+	scopes := []string{"publish", "read"}
+	if tenant == "" {
+		scopes = []string{"operator"}
+	}
+	return store.APIKey{
+		ID:        id,
+		Tenant:    tenant,
+		Name:      "key of " + tenant,
+		Scopes:    scopes,
+		Hash:      hash[:],
+		CreatedAt: createdAt,
+	}
+}
+
 // Fixture is a stored subscription, event and delivery.
 type Fixture struct {
 	Sub      *store.Subscription
@@ -115,7 +144,7 @@ func Seed(t testing.TB, s store.Store, tenant string, at time.Time) Fixture {
 func SeedFor(t testing.TB, s store.Store, sub *store.Subscription, at time.Time) Fixture {
 	t.Helper()
 	ctx := context.Background()
-	if err := s.CreateSubscription(ctx, sub); err != nil {
+	if err := s.CreateSubscription(ctx, sub, 0); err != nil {
 		t.Fatalf("CreateSubscription: %v", err)
 	}
 	ev := NewEvent(sub.Tenant, "order.created", at)

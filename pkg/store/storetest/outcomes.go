@@ -175,7 +175,7 @@ func testAttemptsRecordAgainChangesNothing(t *testing.T, s store.Store) {
 		for _, id := range ids {
 			ds = append(ds, getDelivery(t, s, id))
 		}
-		return ds, listAllAttempts(t, s, store.AttemptFilter{SubscriptionID: sub.ID})
+		return ds, listAllAttempts(t, s, store.AttemptFilter{Scope: store.AllTenants(), SubscriptionID: sub.ID})
 	}
 	wantDeliveries, wantAttempts := snapshot()
 
@@ -256,7 +256,7 @@ func testAttemptsStaleResultKeepsSchedule(t *testing.T, s store.Store) {
 			}
 			must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{late}), "RecordAttempts(2)")
 			wantEqual(t, before, getDelivery(t, s, id), "delivery after a stale result")
-			wantEqual(t, []store.Attempt{a3, late.Attempt}, listAllAttempts(t, s, store.AttemptFilter{DeliveryID: id}), "attempts")
+			wantEqual(t, []store.Attempt{a3, late.Attempt}, listAllAttempts(t, s, store.AttemptFilter{Scope: store.AllTenants(), DeliveryID: id}), "attempts")
 			if early := retriesDue(t, s, due.Add(-time.Nanosecond), id); len(early) != 0 {
 				t.Fatalf("a stale result moved the schedule: %+v", early)
 			}
@@ -295,7 +295,7 @@ func testAttemptsRetryingWithoutDueWritesNothing(t *testing.T, s store.Store) {
 			for _, id := range ids {
 				before = append(before, getDelivery(t, s, id))
 			}
-			attemptsBefore := listAllAttempts(t, s, store.AttemptFilter{SubscriptionID: sub.ID})
+			attemptsBefore := listAllAttempts(t, s, store.AttemptFilter{Scope: store.AllTenants(), SubscriptionID: sub.ID})
 
 			invalid := store.AttemptResult{Attempt: failed(fresh.Delivery, 1), Status: store.DeliveryRetrying}
 			if tc.repeat {
@@ -315,7 +315,7 @@ func testAttemptsRetryingWithoutDueWritesNothing(t *testing.T, s store.Store) {
 			for i, id := range ids {
 				wantEqual(t, before[i], getDelivery(t, s, id), "delivery after a rejected batch")
 			}
-			wantEqual(t, attemptsBefore, listAllAttempts(t, s, store.AttemptFilter{SubscriptionID: sub.ID}), "attempts after a rejected batch")
+			wantEqual(t, attemptsBefore, listAllAttempts(t, s, store.AttemptFilter{Scope: store.AllTenants(), SubscriptionID: sub.ID}), "attempts after a rejected batch")
 			if early := retriesDue(t, s, due.Add(-time.Nanosecond), ids...); len(early) != 0 {
 				t.Fatalf("a rejected batch scheduled %+v", early)
 			}
@@ -505,7 +505,7 @@ func testAttemptsDeliveryError(t *testing.T, s store.Store) {
 			if got := getDelivery(t, s, f.Delivery.ID); got.LastError != tc.want || got.Status != tc.status {
 				t.Fatalf("delivery %s with LastError %q, want %s with %q", got.Status, got.LastError, tc.status, tc.want)
 			}
-			as := listAllAttempts(t, s, store.AttemptFilter{DeliveryID: f.Delivery.ID})
+			as := listAllAttempts(t, s, store.AttemptFilter{Scope: store.AllTenants(), DeliveryID: f.Delivery.ID})
 			if len(as) != 2 || as[0].Number != 2 || as[0].Error != tc.attemptError {
 				t.Fatalf("attempts %+v; want attempt 2 first, with its own error %q", as, tc.attemptError)
 			}
@@ -580,7 +580,7 @@ func testInsertFanoutSchedules(t *testing.T, s store.Store) {
 	if err := s.InsertFanout(ctx(t), []store.Event{failEv}, []store.Delivery{failD, bad}); err == nil {
 		t.Fatal("InsertFanout with a delivery without an id succeeded")
 	}
-	_, err := s.GetDelivery(ctx(t), "", failD.ID)
+	_, err := s.GetDelivery(ctx(t), store.AllTenants(), failD.ID)
 	wantErr(t, err, store.ErrNotFound, "GetDelivery(delivery of a failed InsertFanout)")
 	if left := retriesDue(t, s, due.Add(2*time.Hour), failD.ID); len(left) != 0 {
 		t.Fatalf("a failed InsertFanout scheduled %+v", left)

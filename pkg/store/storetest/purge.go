@@ -26,7 +26,7 @@ func testPurge(t *testing.T, s store.Store) {
 	must(t, s.ParkDeliveries(ctx(t), []string{parkedEarly.Delivery.ID}, old), "ParkDeliveries")
 	// An old event shared by a dead and a retrying delivery: it stays.
 	other := NewSubscription("acme")
-	must(t, s.CreateSubscription(ctx(t), other), "CreateSubscription")
+	must(t, s.CreateSubscription(ctx(t), other, 0), "CreateSubscription")
 	shared := byStatus[store.DeliveryRetrying].Event
 	sharedDead := NewDelivery(shared, other, old)
 	must(t, s.InsertFanout(ctx(t), nil, []store.Delivery{sharedDead}), "InsertFanout(deliveries)")
@@ -62,35 +62,35 @@ func testPurge(t *testing.T, s store.Store) {
 		t.Fatalf("Purge removed %d rows in total, want %d", total, want)
 	}
 	for _, f := range []Fixture{byStatus[store.DeliverySucceeded], byStatus[store.DeliveryDead]} {
-		_, err := s.GetDelivery(ctx(t), "", f.Delivery.ID)
+		_, err := s.GetDelivery(ctx(t), store.AllTenants(), f.Delivery.ID)
 		wantErr(t, err, store.ErrNotFound, "GetDelivery(purged)")
-		_, err = s.GetEvent(ctx(t), "", f.Event.ID)
+		_, err = s.GetEvent(ctx(t), store.AllTenants(), f.Event.ID)
 		wantErr(t, err, store.ErrNotFound, "GetEvent(purged)")
-		if as := listAllAttempts(t, s, store.AttemptFilter{DeliveryID: f.Delivery.ID}); len(as) != 0 {
+		if as := listAllAttempts(t, s, store.AttemptFilter{Scope: store.AllTenants(), DeliveryID: f.Delivery.ID}); len(as) != 0 {
 			t.Fatalf("attempts of a purged delivery remain: %d", len(as))
 		}
 	}
-	_, err = s.GetDelivery(ctx(t), "", sharedDead.ID)
+	_, err = s.GetDelivery(ctx(t), store.AllTenants(), sharedDead.ID)
 	wantErr(t, err, store.ErrNotFound, "GetDelivery(purged shared)")
-	_, err = s.GetEvent(ctx(t), "", lonely.ID)
+	_, err = s.GetEvent(ctx(t), store.AllTenants(), lonely.ID)
 	wantErr(t, err, store.ErrNotFound, "GetEvent(lonely)")
 	// Kept: live deliveries with their events and attempts, fresh rows.
 	for _, st := range []store.DeliveryStatus{store.DeliveryPending, store.DeliveryRetrying, store.DeliveryParked} {
 		f := byStatus[st]
 		getDelivery(t, s, f.Delivery.ID)
-		_, err := s.GetEvent(ctx(t), "", f.Event.ID)
+		_, err := s.GetEvent(ctx(t), store.AllTenants(), f.Event.ID)
 		must(t, err, "GetEvent(kept, "+string(st)+")")
 	}
-	if as := listAllAttempts(t, s, store.AttemptFilter{DeliveryID: byStatus[store.DeliveryRetrying].Delivery.ID}); len(as) != 1 {
+	if as := listAllAttempts(t, s, store.AttemptFilter{Scope: store.AllTenants(), DeliveryID: byStatus[store.DeliveryRetrying].Delivery.ID}); len(as) != 1 {
 		t.Fatalf("attempts of a retrying delivery: %d, want 1", len(as))
 	}
 	if got := getDelivery(t, s, parkedEarly.Delivery.ID); got.Status != store.DeliveryParked {
 		t.Fatalf("parked delivery became %q", got.Status)
 	}
-	_, err = s.GetEvent(ctx(t), "", parkedEarly.Event.ID)
+	_, err = s.GetEvent(ctx(t), store.AllTenants(), parkedEarly.Event.ID)
 	must(t, err, "GetEvent(parked early)")
 	getDelivery(t, s, freshF.Delivery.ID)
-	if as := listAllAttempts(t, s, store.AttemptFilter{DeliveryID: freshF.Delivery.ID}); len(as) != 1 {
+	if as := listAllAttempts(t, s, store.AttemptFilter{Scope: store.AllTenants(), DeliveryID: freshF.Delivery.ID}); len(as) != 1 {
 		t.Fatalf("attempts of a fresh delivery: %d, want 1", len(as))
 	}
 	if _, found, err := lookupKey(t, s, "acme", "old"); err != nil || found {
@@ -140,7 +140,7 @@ func testCloseIdempotent(t *testing.T, s store.Store) {
 	if err := s.Ready(ctx(t)); err == nil {
 		t.Fatal("Ready succeeded after Close")
 	}
-	_, err := s.GetSubscription(ctx(t), "", "sub_x")
+	_, err := s.GetSubscription(ctx(t), store.AllTenants(), "sub_x")
 	if err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetSubscription after Close: %v, want a non-NotFound error", err)
 	}

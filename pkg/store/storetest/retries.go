@@ -197,7 +197,7 @@ func testRetriesClaimLimit(t *testing.T, s store.Store) {
 
 func testRetriesConcurrentClaimers(t *testing.T, s store.Store) {
 	sub := NewSubscription("acme")
-	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	must(t, s.CreateSubscription(ctx(t), sub, 0), "CreateSubscription")
 	const n = 80
 	var evs []store.Event
 	var ds []store.Delivery
@@ -333,7 +333,7 @@ func testParkAndRedrive(t *testing.T, s store.Store) {
 		result(NewAttempt(e2.Delivery, 2, Base.Add(time.Second)), store.DeliveryRetrying),
 	}), "RecordAttempts")
 	must(t, s.ScheduleRetries(ctx(t), []store.ScheduledRetry{{DeliveryID: e2.Delivery.ID, Attempt: 3, DueAt: Base.Add(time.Minute)}}), "ScheduleRetries")
-	must(t, s.SetSubscriptionState(ctx(t), disabled.ID, store.SubscriptionDisabled, "operator", Base), "disable")
+	must(t, s.SetSubscriptionState(ctx(t), store.AllTenants(), disabled.ID, store.SubscriptionDisabled, "operator", Base), "disable")
 
 	parkedAt := Base.Add(5 * time.Second)
 	must(t, s.ParkDeliveries(ctx(t), []string{e1.Delivery.ID, e2.Delivery.ID, d1.Delivery.ID}, parkedAt), "ParkDeliveries")
@@ -380,7 +380,7 @@ func testParkAndRedrive(t *testing.T, s store.Store) {
 	}
 
 	// Enabling the other subscription lets the next redrive move its delivery.
-	must(t, s.SetSubscriptionState(ctx(t), disabled.ID, store.SubscriptionEnabled, "", now), "enable")
+	must(t, s.SetSubscriptionState(ctx(t), store.AllTenants(), disabled.ID, store.SubscriptionEnabled, "", now), "enable")
 	n, err = s.RedriveParked(ctx(t), now, 100)
 	must(t, err, "RedriveParked")
 	if n != 1 {
@@ -422,7 +422,7 @@ func testRedriveLimit(t *testing.T, s store.Store) {
 // busy") and the end state must be exact.
 func testConcurrentRecordAndClaim(t *testing.T, s store.Store) {
 	sub := NewSubscription("acme")
-	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	must(t, s.CreateSubscription(ctx(t), sub, 0), "CreateSubscription")
 	const writers, perWriter = 4, 12
 	fs := make([][]store.Delivery, writers)
 	for w := range writers {
@@ -526,7 +526,7 @@ func testConcurrentRecordAndClaim(t *testing.T, s store.Store) {
 	// A reader lists while all this happens.
 	claimers.Go(func() {
 		for range 10 {
-			if _, _, err := s.ListDeliveries(ctx(t), store.DeliveryFilter{Limit: 50}); err != nil {
+			if _, _, err := s.ListDeliveries(ctx(t), store.DeliveryFilter{Scope: store.AllTenants(), Limit: 50}); err != nil {
 				fail(fmt.Errorf("list: %w", err))
 				return
 			}

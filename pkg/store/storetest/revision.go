@@ -24,15 +24,18 @@ func testSubscriptionRevision(t *testing.T, s store.Store) {
 		write func() error
 		moves bool
 	}{
-		{"create", func() error { return s.CreateSubscription(c, sub) }, true},
-		{"get", func() error { _, err := s.GetSubscription(c, "", sub.ID); return err }, false},
-		{"list", func() error { _, _, err := s.ListSubscriptions(c, store.SubscriptionFilter{}); return err }, false},
+		{"create", func() error { return s.CreateSubscription(c, sub, 0) }, true},
+		{"get", func() error { _, err := s.GetSubscription(c, store.AllTenants(), sub.ID); return err }, false},
+		{"list", func() error {
+			_, _, err := s.ListSubscriptions(c, store.SubscriptionFilter{Scope: store.AllTenants()})
+			return err
+		}, false},
 		{"update", func() error { u := *sub; u.URL = "https://elsewhere.example.com/"; return s.UpdateSubscription(c, &u) }, true},
 		{"disable", func() error {
-			return s.SetSubscriptionState(c, sub.ID, store.SubscriptionDisabled, "operator", Base.Add(time.Minute))
+			return s.SetSubscriptionState(c, store.AllTenants(), sub.ID, store.SubscriptionDisabled, "operator", Base.Add(time.Minute))
 		}, true},
 		{"enable", func() error {
-			return s.SetSubscriptionState(c, sub.ID, store.SubscriptionEnabled, "", Base.Add(2*time.Minute))
+			return s.SetSubscriptionState(c, store.AllTenants(), sub.ID, store.SubscriptionEnabled, "", Base.Add(2*time.Minute))
 		}, true},
 		{"failing", func() error { return s.SetSubscriptionFailing(c, sub.ID, Base.Add(3*time.Minute)) }, true},
 		{"update of unknown", func() error {
@@ -42,7 +45,7 @@ func testSubscriptionRevision(t *testing.T, s store.Store) {
 			}
 			return nil
 		}, false},
-		{"delete", func() error { return s.DeleteSubscription(c, "", sub.ID) }, true},
+		{"delete", func() error { return s.DeleteSubscription(c, store.AllTenants(), sub.ID) }, true},
 	}
 	for _, w := range writes {
 		must(t, w.write(), w.name)

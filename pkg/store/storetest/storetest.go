@@ -7,19 +7,35 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/pkg/store"
 )
 
-// Run runs the conformance suite. newStore must return a fresh, empty,
-// ready store for each call and arrange for it to be closed when its test
-// ends (t.Cleanup); Close must tolerate being called again.
-func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+// Opener opens a store on one database with keyring kr, and arranges for
+// it to be closed when t ends (t.Cleanup); Close must tolerate being called
+// again. Its first call opens a fresh, empty database; each later call
+// opens a new store on the same database (as a restarted process would),
+// or fails with ErrCannotReopen if the backend cannot (an in-memory
+// database). Errors of opening (store.ErrMissingSecretKey...) are
+// returned, not reported to t.
+type Opener func(t *testing.T, kr *keyring.Keyring) (store.Store, error)
+
+// ErrCannotReopen is what an Opener returns when its backend cannot open
+// its database a second time; the tests that reopen are skipped.
+var ErrCannotReopen = errors.New("storetest: the backend cannot reopen its database")
+
+// Run runs the conformance suite. newDatabase is called once per test and
+// returns an Opener on a fresh, empty database. Most tests open one store
+// with Keyring("k1"); the secrets' key rotation reopens the database with
+// other keyrings.
+func Run(t *testing.T, newDatabase func(t *testing.T) Opener) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s store.Store)
@@ -74,13 +90,73 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Purge/Limit", testPurgeLimit},
 		{"Ready", testReady},
 		{"Close/Idempotent", testCloseIdempotent},
+		{"Subscription/Limit", testSubscriptionLimit},
+		{"Subscription/LimitConcurrent", testSubscriptionLimitConcurrent},
+		{"Scope/ZeroRefused", testScopeZeroRefused},
+		{"Scope/TenantIsolation", testScopeTenantIsolation},
+		{"APIKey/CreateGet", testAPIKeyCreateGet},
+		{"APIKey/List", testAPIKeyList},
+		{"APIKey/Revoke", testAPIKeyRevoke},
+		{"APIKey/Touch", testAPIKeyTouch},
+		{"Secrets/RoundTrip", testSecretsRoundTrip},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.fn(t, newStore(t))
+			tc.fn(t, mustOpen(t, newDatabase(t), Keyring("k1")))
 		})
 	}
+	reopening := []struct {
+		name string
+		fn   func(t *testing.T, open Opener)
+	}{
+		{"Secrets/KeyRotation", testSecretsKeyRotation},
+		{"Secrets/Reopen", testSecretsReopen},
+		{"Secrets/ReencryptConcurrent", testSecretsReencryptConcurrent},
+	}
+	for _, tc := range reopening {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, newDatabase(t))
+		})
+	}
+}
+
+// mustOpen opens a store with open and kr, failing t on error.
+func mustOpen(t *testing.T, open Opener, kr *keyring.Keyring) store.Store {
+	t.Helper()
+	s, err := open(t, kr)
+	if err != nil {
+		t.Fatalf("open the store with keyring %v: %v", kr.IDs(), err)
+	}
+	return s
+}
+
+// reopen opens a store on open's database again, skipping t if the
+// backend cannot.
+func reopen(t *testing.T, open Opener, kr *keyring.Keyring) (store.Store, error) {
+	t.Helper()
+	s, err := open(t, kr)
+	if errors.Is(err, ErrCannotReopen) {
+		t.Skip("the backend cannot reopen its database")
+	}
+	return s, err
+}
+
+// Keyring returns a keyring of the given key ids, the first the current
+// one, whose keys are derived from their ids: Keyring("k2", "k1") opens
+// what Keyring("k1") sealed. For tests only.
+func Keyring(ids ...string) *keyring.Keyring {
+	keys := make(map[string][]byte, len(ids))
+	for _, id := range ids {
+		sum := sha256.Sum256([]byte("hookline storetest key " + id))
+		keys[id] = sum[:]
+	}
+	kr, err := keyring.New(ids, keys)
+	if err != nil {
+		panic(fmt.Sprintf("storetest: keyring %v: %v", ids, err))
+	}
+	return kr
 }
 
 // ctx returns the test's context, cancelled when the test ends.
@@ -193,14 +269,14 @@ func wantEqual(t testing.TB, want, got any, what string) {
 
 func getDelivery(t *testing.T, s store.Store, id string) store.Delivery {
 	t.Helper()
-	d, err := s.GetDelivery(ctx(t), "", id)
+	d, err := s.GetDelivery(ctx(t), store.AllTenants(), id)
 	must(t, err, "GetDelivery "+id)
 	return *d
 }
 
 func getSubscription(t *testing.T, s store.Store, id string) store.Subscription {
 	t.Helper()
-	sub, err := s.GetSubscription(ctx(t), "", id)
+	sub, err := s.GetSubscription(ctx(t), store.AllTenants(), id)
 	must(t, err, "GetSubscription "+id)
 	return *sub
 }

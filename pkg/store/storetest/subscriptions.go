@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,29 +17,29 @@ func testSubscriptionCreateGet(t *testing.T, s store.Store) {
 	sub.CreatedAt = Base.In(zone)
 	sub.UpdatedAt = Base.Add(time.Second).In(zone)
 	sub.FailingSince = Base.Add(-time.Hour)
-	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	must(t, s.CreateSubscription(ctx(t), sub, 0), "CreateSubscription")
 
-	for _, tenant := range []string{"acme", ""} {
-		got, err := s.GetSubscription(ctx(t), tenant, sub.ID)
+	for _, scope := range []store.Scope{store.TenantScope("acme"), store.AllTenants()} {
+		got, err := s.GetSubscription(ctx(t), scope, sub.ID)
 		must(t, err, "GetSubscription")
-		wantEqual(t, sub, got, "subscription (tenant "+tenant+")")
+		wantEqual(t, sub, got, "subscription (scope "+scope.String()+")")
 	}
-	_, err := s.GetSubscription(ctx(t), "", "sub_missing")
+	_, err := s.GetSubscription(ctx(t), store.AllTenants(), "sub_missing")
 	wantErr(t, err, store.ErrNotFound, "GetSubscription(missing)")
 }
 
 func testSubscriptionCreateIdempotent(t *testing.T, s store.Store) {
 	sub := NewSubscription("acme")
-	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	must(t, s.CreateSubscription(ctx(t), sub, 0), "CreateSubscription")
 	same := *sub
-	must(t, s.CreateSubscription(ctx(t), &same), "repeated identical CreateSubscription")
+	must(t, s.CreateSubscription(ctx(t), &same, 0), "repeated identical CreateSubscription")
 
 	changed := *sub
 	changed.URL = "https://elsewhere.example.com/"
-	wantErr(t, s.CreateSubscription(ctx(t), &changed), store.ErrConflict, "CreateSubscription(same id, other URL)")
+	wantErr(t, s.CreateSubscription(ctx(t), &changed, 0), store.ErrConflict, "CreateSubscription(same id, other URL)")
 	changed = *sub
 	changed.Secrets = []store.Secret{NewSecret()}
-	wantErr(t, s.CreateSubscription(ctx(t), &changed), store.ErrConflict, "CreateSubscription(same id, other secret)")
+	wantErr(t, s.CreateSubscription(ctx(t), &changed, 0), store.ErrConflict, "CreateSubscription(same id, other secret)")
 
 	wantEqual(t, sub, ptr(getSubscription(t, s, sub.ID)), "subscription after conflicting creates")
 }
@@ -55,7 +56,7 @@ func testSubscriptionOptionalFields(t *testing.T, s store.Store) {
 	none := NewSubscription("acme")
 	none.RetrySchedule = []time.Duration{}
 	for _, sub := range []*store.Subscription{def, none} {
-		must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+		must(t, s.CreateSubscription(ctx(t), sub, 0), "CreateSubscription")
 	}
 	gotDef := getSubscription(t, s, def.ID)
 	if gotDef.RetrySchedule != nil {
@@ -70,10 +71,10 @@ func testSubscriptionOptionalFields(t *testing.T, s store.Store) {
 
 func testSubscriptionTenantScoping(t *testing.T, s store.Store) {
 	sub := NewSubscription("acme")
-	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
-	_, err := s.GetSubscription(ctx(t), "globex", sub.ID)
+	must(t, s.CreateSubscription(ctx(t), sub, 0), "CreateSubscription")
+	_, err := s.GetSubscription(ctx(t), store.TenantScope("globex"), sub.ID)
 	wantErr(t, err, store.ErrNotFound, "GetSubscription(other tenant)")
-	wantErr(t, s.DeleteSubscription(ctx(t), "globex", sub.ID), store.ErrNotFound, "DeleteSubscription(other tenant)")
+	wantErr(t, s.DeleteSubscription(ctx(t), store.TenantScope("globex"), sub.ID), store.ErrNotFound, "DeleteSubscription(other tenant)")
 	other := *sub
 	other.Tenant = "globex"
 	other.URL = "https://globex.example.com/"
@@ -83,7 +84,7 @@ func testSubscriptionTenantScoping(t *testing.T, s store.Store) {
 
 func testSubscriptionUpdate(t *testing.T, s store.Store) {
 	sub := NewSubscription("acme")
-	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	must(t, s.CreateSubscription(ctx(t), sub, 0), "CreateSubscription")
 
 	upd := *sub
 	upd.URL = "https://new.example.com/hook"
@@ -118,22 +119,22 @@ func testSubscriptionUpdate(t *testing.T, s store.Store) {
 func testSubscriptionDelete(t *testing.T, s store.Store) {
 	sub := NewSubscription("acme")
 	keep := NewSubscription("acme")
-	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
-	must(t, s.CreateSubscription(ctx(t), keep), "CreateSubscription")
-	must(t, s.DeleteSubscription(ctx(t), "acme", sub.ID), "DeleteSubscription")
-	_, err := s.GetSubscription(ctx(t), "", sub.ID)
+	must(t, s.CreateSubscription(ctx(t), sub, 0), "CreateSubscription")
+	must(t, s.CreateSubscription(ctx(t), keep, 0), "CreateSubscription")
+	must(t, s.DeleteSubscription(ctx(t), store.TenantScope("acme"), sub.ID), "DeleteSubscription")
+	_, err := s.GetSubscription(ctx(t), store.AllTenants(), sub.ID)
 	wantErr(t, err, store.ErrNotFound, "GetSubscription(deleted)")
-	wantErr(t, s.DeleteSubscription(ctx(t), "", sub.ID), store.ErrNotFound, "DeleteSubscription(again)")
+	wantErr(t, s.DeleteSubscription(ctx(t), store.AllTenants(), sub.ID), store.ErrNotFound, "DeleteSubscription(again)")
 	getSubscription(t, s, keep.ID)
 }
 
 func testSubscriptionSetState(t *testing.T, s store.Store) {
 	sub := NewSubscription("acme")
-	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	must(t, s.CreateSubscription(ctx(t), sub, 0), "CreateSubscription")
 	must(t, s.SetSubscriptionFailing(ctx(t), sub.ID, Base.Add(-time.Hour)), "SetSubscriptionFailing")
 
 	t1 := Base.Add(time.Minute)
-	must(t, s.SetSubscriptionState(ctx(t), sub.ID, store.SubscriptionDisabled, "410 Gone", t1), "disable")
+	must(t, s.SetSubscriptionState(ctx(t), store.AllTenants(), sub.ID, store.SubscriptionDisabled, "410 Gone", t1), "disable")
 	got := getSubscription(t, s, sub.ID)
 	if got.State != store.SubscriptionDisabled || got.DisabledReason != "410 Gone" || !got.UpdatedAt.Equal(t1) {
 		t.Fatalf("after disable: state %q reason %q updated %v", got.State, got.DisabledReason, got.UpdatedAt)
@@ -143,7 +144,7 @@ func testSubscriptionSetState(t *testing.T, s store.Store) {
 	}
 
 	t2 := Base.Add(2 * time.Minute)
-	must(t, s.SetSubscriptionState(ctx(t), sub.ID, store.SubscriptionEnabled, "operator", t2), "enable")
+	must(t, s.SetSubscriptionState(ctx(t), store.AllTenants(), sub.ID, store.SubscriptionEnabled, "operator", t2), "enable")
 	got = getSubscription(t, s, sub.ID)
 	if got.State != store.SubscriptionEnabled || !got.FailingSince.IsZero() || !got.UpdatedAt.Equal(t2) {
 		t.Fatalf("after enable: state %q failing since %v updated %v", got.State, got.FailingSince, got.UpdatedAt)
@@ -151,12 +152,12 @@ func testSubscriptionSetState(t *testing.T, s store.Store) {
 	if got.DisabledReason != "" {
 		t.Fatalf("after enable: DisabledReason %q, want empty", got.DisabledReason)
 	}
-	wantErr(t, s.SetSubscriptionState(ctx(t), "sub_missing", store.SubscriptionDisabled, "x", t2), store.ErrNotFound, "SetSubscriptionState(missing)")
+	wantErr(t, s.SetSubscriptionState(ctx(t), store.AllTenants(), "sub_missing", store.SubscriptionDisabled, "x", t2), store.ErrNotFound, "SetSubscriptionState(missing)")
 }
 
 func testSubscriptionSetFailing(t *testing.T, s store.Store) {
 	sub := NewSubscription("acme")
-	must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+	must(t, s.CreateSubscription(ctx(t), sub, 0), "CreateSubscription")
 	since := Base.Add(3 * time.Minute)
 	must(t, s.SetSubscriptionFailing(ctx(t), sub.ID, since), "SetSubscriptionFailing")
 	if got := getSubscription(t, s, sub.ID); !got.FailingSince.Equal(since) {
@@ -181,20 +182,21 @@ func testSubscriptionList(t *testing.T, s store.Store) {
 			sub.State = store.SubscriptionDisabled
 			sub.DisabledReason = "operator"
 		}
-		must(t, s.CreateSubscription(ctx(t), sub), "CreateSubscription")
+		must(t, s.CreateSubscription(ctx(t), sub, 0), "CreateSubscription")
 		all = append(all, sub)
 	}
+	every, acme, globex := store.AllTenants(), store.TenantScope("acme"), store.TenantScope("globex")
 	for _, f := range []store.SubscriptionFilter{
-		{},
-		{Tenant: "acme"},
-		{Tenant: "globex"},
-		{State: store.SubscriptionDisabled},
-		{Tenant: "acme", State: store.SubscriptionEnabled},
-		{Tenant: "nobody"},
+		{Scope: every},
+		{Scope: acme},
+		{Scope: globex},
+		{Scope: every, State: store.SubscriptionDisabled},
+		{Scope: acme, State: store.SubscriptionEnabled},
+		{Scope: store.TenantScope("nobody")},
 	} {
 		var want []store.Subscription
 		for _, sub := range all {
-			if (f.Tenant == "" || sub.Tenant == f.Tenant) && (f.State == "" || sub.State == f.State) {
+			if f.Scope.Includes(sub.Tenant) && (f.State == "" || sub.State == f.State) {
 				want = append(want, *sub)
 			}
 		}
@@ -208,7 +210,7 @@ func testSubscriptionList(t *testing.T, s store.Store) {
 			wantEqual(t, want, got, "ListSubscriptions")
 		}
 	}
-	_, _, err := s.ListSubscriptions(ctx(t), store.SubscriptionFilter{PageToken: "%%%not a token"})
+	_, _, err := s.ListSubscriptions(ctx(t), store.SubscriptionFilter{Scope: store.AllTenants(), PageToken: "%%%not a token"})
 	if !errors.Is(err, store.ErrInvalidPageToken) {
 		t.Fatalf("ListSubscriptions with a garbage token: err = %v, want ErrInvalidPageToken", err)
 	}
@@ -258,3 +260,84 @@ func cmpStr(a, b string) int {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// testSubscriptionLimit: a create that would take its tenant past the
+// limit writes nothing and fails with ErrLimitExceeded; an identical
+// repeat of a create that succeeded still succeeds; other tenants and
+// unlimited creates (0) are unaffected.
+func testSubscriptionLimit(t *testing.T, s store.Store) {
+	c := ctx(t)
+	const limit = 3
+	var subs []*store.Subscription
+	for range limit {
+		sub := NewSubscription("acme")
+		must(t, s.CreateSubscription(c, sub, limit), "CreateSubscription under the limit")
+		subs = append(subs, sub)
+	}
+	rev, err := s.SubscriptionsRevision(c)
+	must(t, err, "SubscriptionsRevision")
+
+	over := NewSubscription("acme")
+	wantErr(t, s.CreateSubscription(c, over, limit), store.ErrLimitExceeded, "CreateSubscription at the limit")
+	_, err = s.GetSubscription(c, store.AllTenants(), over.ID)
+	wantErr(t, err, store.ErrNotFound, "GetSubscription(refused create)")
+	wantErr(t, s.CreateSubscription(c, NewSubscription("acme"), 1), store.ErrLimitExceeded, "CreateSubscription above a lower limit")
+	if now, err := s.SubscriptionsRevision(c); err != nil || now != rev {
+		t.Fatalf("revision %d after refused creates (err %v), want %d unchanged", now, err, rev)
+	}
+
+	same := *subs[0]
+	must(t, s.CreateSubscription(c, &same, limit), "identical repeat of a create at the limit")
+	changed := *subs[0]
+	changed.URL = "https://elsewhere.example.com/"
+	wantErr(t, s.CreateSubscription(c, &changed, limit), store.ErrConflict, "CreateSubscription(same id, other URL) at the limit")
+
+	must(t, s.CreateSubscription(c, NewSubscription("globex"), limit), "CreateSubscription of another tenant")
+	unlimited := NewSubscription("acme")
+	must(t, s.CreateSubscription(c, unlimited, 0), "CreateSubscription without a limit")
+
+	got, _, err := s.ListSubscriptions(c, store.SubscriptionFilter{Scope: store.TenantScope("acme")})
+	must(t, err, "ListSubscriptions")
+	var ids []string
+	for _, sub := range got {
+		ids = append(ids, sub.ID)
+	}
+	want := []string{subs[0].ID, subs[1].ID, subs[2].ID, unlimited.ID}
+	slices.Sort(want)
+	if !slices.Equal(ids, want) {
+		t.Fatalf("acme's subscriptions %v, want %v", ids, want)
+	}
+}
+
+// testSubscriptionLimitConcurrent: creates racing for the last places
+// under the limit never take the tenant past it.
+func testSubscriptionLimitConcurrent(t *testing.T, s store.Store) {
+	c := ctx(t)
+	const limit, tries = 4, 12
+	subs := make([]*store.Subscription, tries)
+	for i := range subs {
+		subs[i] = NewSubscription("acme")
+	}
+	must(t, s.CreateSubscription(c, NewSubscription("acme"), limit), "first CreateSubscription")
+	errs := make([]error, tries)
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Go(func() { errs[i] = s.CreateSubscription(c, subs[i], limit) })
+	}
+	wg.Wait()
+	created := 1
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			created++
+		case errors.Is(err, store.ErrLimitExceeded):
+		default:
+			t.Fatalf("concurrent CreateSubscription %d: %v", i, err)
+		}
+	}
+	got, _, err := s.ListSubscriptions(c, store.SubscriptionFilter{Scope: store.TenantScope("acme")})
+	must(t, err, "ListSubscriptions")
+	if created != limit || len(got) != limit {
+		t.Fatalf("%d creates succeeded and %d subscriptions are stored, want %d (the limit)", created, len(got), limit)
+	}
+}

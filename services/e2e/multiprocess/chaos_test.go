@@ -43,6 +43,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/hookline/hookline/pkg/ids"
@@ -149,7 +150,10 @@ type apiClients struct {
 // dialAPI connects to ingest's gRPC API until the test ends.
 func dialAPI(t *testing.T, addr string) apiClients {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+operatorKey), method, req, reply, cc, opts...)
+		}))
 	if err != nil {
 		t.Fatalf("dialing ingest: %v", err)
 	}

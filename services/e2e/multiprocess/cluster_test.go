@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hookline/hookline/pkg/keyring"
+	"github.com/hookline/hookline/services/internal/apikey"
 	"github.com/hookline/hookline/services/internal/childproc"
 )
 
@@ -17,6 +19,7 @@ var (
 	ingestFlags = []string{
 		"--ingest-http-addr=",                 // JSON/HTTP API off: the test speaks gRPC
 		"--ingest-allow-cidrs", "127.0.0.0/8", // subscriptions point at the loopback receiver
+		"--ingest-operator-keys", apikey.HashString(operatorKey), // as in production: the hash, not the key
 	}
 	fanoutFlags = []string{
 		"--fanout-ack-wait", "5s",
@@ -36,6 +39,16 @@ var (
 	}
 )
 
+// operatorKey is the API key the tests call ingest with; the services are
+// configured with its hash.
+var operatorKey = func() string {
+	k, _, err := apikey.Generate()
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
 // cluster is a deployment of Hookline as separate processes: one
 // nats-server with JetStream on a fixed loopback port and file storage,
 // and any number of service replicas, all on one store.
@@ -44,6 +57,7 @@ type cluster struct {
 	bin      string // directory of the executables
 	dir      string // logs and the JetStream store
 	store    string // --store of every service
+	keys     string // --secret-keys of every service
 	natsAddr string // host:port, fixed across nats-server restarts
 	natsMon  string // host:port of nats-server's monitoring endpoint
 
@@ -65,7 +79,7 @@ type serviceSpec struct {
 // process and, if the test failed, prints the end of every log.
 func newCluster(t *testing.T, bin, store string) *cluster {
 	c := &cluster{
-		t: t, bin: bin, dir: t.TempDir(), store: store,
+		t: t, bin: bin, dir: t.TempDir(), store: store, keys: secretKeys(t),
 		natsAddr: freeAddr(t), natsMon: freeAddr(t),
 		services: map[string]*process{}, specs: map[string]serviceSpec{}, starts: map[string]int{},
 	}
@@ -74,6 +88,17 @@ func newCluster(t *testing.T, bin, store string) *cluster {
 		c.printLogsOnFailure()
 	})
 	return c
+}
+
+// secretKeys is a keyring of one new key, in the text form of
+// --secret-keys.
+func secretKeys(t *testing.T) string {
+	t.Helper()
+	k, err := keyring.Generate("mp-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 // start starts a process, recording it for stopAll.
@@ -149,7 +174,7 @@ func (c *cluster) startService(name, binary string, flags ...string) *process {
 	c.specs[name] = serviceSpec{binary: binary, flags: flags}
 	ops := freeAddr(c.t)
 	args := append([]string{
-		"--nats-url", c.natsURL(), "--store", c.store, "--ops-addr", ops,
+		"--nats-url", c.natsURL(), "--store", c.store, "--secret-keys", c.keys, "--ops-addr", ops,
 		"--log-format", "text", "--log-level", "info",
 	}, flags...)
 	p := c.start(name, binary, args...)

@@ -36,6 +36,8 @@ type Config struct {
 	// StoreMaxConns caps the store's connection pool; 0 means the pool's
 	// default.
 	StoreMaxConns int32
+	// SecretKeys are the keys sealing signing secrets in the store.
+	SecretKeys SecretKeys
 	// StoreMigrate applies the store's pending migrations at start.
 	// When false, start-up fails if the schema is behind.
 	StoreMigrate bool
@@ -53,6 +55,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
 	fs.StringVar(&c.Store, "store", "", StoreUsage)
+	c.SecretKeys.RegisterFlags(fs)
 	fs.Int32Var(&c.StoreMaxConns, "store-max-conns", 0, "connection pool size of the store (0: the pool's default)")
 	fs.BoolVar(&c.StoreMigrate, "store-migrate", false, "apply pending schema migrations of the store at start; when off, start-up fails on an outdated schema (run hookline migrate first, e.g. as a Job)")
 	fs.StringVar(&c.OpsAddr, "ops-addr", ":9090", "address of /healthz and /readyz (empty: off)")
@@ -68,6 +71,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--nats-url: must not be empty"))
 	}
 	if _, err := ParseStore(c.Store); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.SecretKeys.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.StoreMaxConns < 0 {
@@ -157,7 +163,11 @@ func run(name string, fs *pflag.FlagSet, boot *Config, inst *servicetable.Instan
 	if err != nil {
 		return err // Validate has reported it already.
 	}
-	st, err := OpenStore(ctx, loc, StoreOptions{MaxConns: boot.StoreMaxConns, Migrate: boot.StoreMigrate}, logger)
+	ring, err := boot.SecretKeys.Load()
+	if err != nil {
+		return err // Validate has reported it already.
+	}
+	st, err := OpenStore(ctx, loc, StoreOptions{MaxConns: boot.StoreMaxConns, Migrate: boot.StoreMigrate, Keyring: ring}, logger)
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", loc, err)
 	}

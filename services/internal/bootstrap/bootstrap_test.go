@@ -152,7 +152,10 @@ func TestConfigure(t *testing.T) {
 	const (
 		pg  = "postgresql://root@cockroach:26257/hookline?sslmode=disable"
 		pg2 = "postgres://app@db:5432/hookline"
+		// key is a keyring entry of 32 zero bytes, for the valid cases.
+		key = "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 	)
+	keys := SecretKeys{Keys: key}
 	tests := []struct {
 		name    string
 		args    []string
@@ -161,13 +164,18 @@ func TestConfigure(t *testing.T) {
 		wantErr []string
 	}{
 		{"store from the environment", nil,
-			map[string]string{"HOOKLINE_STORE": pg, "HOOKLINE_STORE_MAX_CONNS": "20", "HOOKLINE_STORE_MIGRATE": "true"},
-			Config{NATSURL: "nats://127.0.0.1:4222", Store: pg, StoreMaxConns: 20, StoreMigrate: true, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
-		{"flags win over the environment", []string{"--store", pg2, "--store-migrate=false", "--store-max-conns", "3"},
-			map[string]string{"HOOKLINE_STORE": pg, "HOOKLINE_STORE_MAX_CONNS": "20", "HOOKLINE_STORE_MIGRATE": "true"},
-			Config{NATSURL: "nats://127.0.0.1:4222", Store: pg2, StoreMaxConns: 3, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
-		{"defaults: no migration at start", []string{"--store", pg}, nil,
-			Config{NATSURL: "nats://127.0.0.1:4222", Store: pg, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
+			map[string]string{"HOOKLINE_STORE": pg, "HOOKLINE_STORE_MAX_CONNS": "20", "HOOKLINE_STORE_MIGRATE": "true", "HOOKLINE_SECRET_KEYS": key},
+			Config{NATSURL: "nats://127.0.0.1:4222", Store: pg, SecretKeys: keys, StoreMaxConns: 20, StoreMigrate: true, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
+		{"flags win over the environment", []string{"--store", pg2, "--store-migrate=false", "--store-max-conns", "3", "--secret-keys", key},
+			map[string]string{"HOOKLINE_STORE": pg, "HOOKLINE_STORE_MAX_CONNS": "20", "HOOKLINE_STORE_MIGRATE": "true", "HOOKLINE_SECRET_KEYS": "k9:bad"},
+			Config{NATSURL: "nats://127.0.0.1:4222", Store: pg2, SecretKeys: keys, StoreMaxConns: 3, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
+		{"defaults: no migration at start", []string{"--store", pg, "--secret-keys", key}, nil,
+			Config{NATSURL: "nats://127.0.0.1:4222", Store: pg, SecretKeys: keys, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
+		{"secret keys required", []string{"--store", pg}, nil, Config{}, []string{"--secret-keys-file or --secret-keys: required"}},
+		{"secret keys malformed, never echoed", []string{"--store", pg, "--secret-keys", "k1:c2VjcmV0LWtleS1tYXRlcmlhbA=="}, nil, Config{},
+			[]string{"--secret-keys: keyring: key \"k1\": 19 bytes, want 32"}},
+		{"secret keys from two places", []string{"--store", pg, "--secret-keys", key, "--secret-keys-file", "/nonexistent"}, nil, Config{},
+			[]string{"--secret-keys and --secret-keys-file: give one, not both"}},
 		{"store required", nil, nil, Config{}, []string{`--store "": want postgres://`}},
 		{"bogus store", nil, map[string]string{"HOOKLINE_STORE": "bogus"}, Config{}, []string{`--store "bogus": want postgres://`}},
 		{"no SQLite", []string{"--store", "sqlite:x.db"}, nil, Config{},
@@ -203,7 +211,7 @@ func TestConfigure(t *testing.T) {
 						t.Errorf("error %q does not contain %q", err, want)
 					}
 				}
-				if strings.Contains(err.Error(), "s3cret") {
+				if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "c2VjcmV0") {
 					t.Errorf("error %q shows the password", err)
 				}
 				return

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/crdb"
 )
@@ -113,6 +114,8 @@ type StoreOptions struct {
 	// Migrate applies pending migrations at open; when false, opening
 	// fails if the schema is behind.
 	Migrate bool
+	// Keyring seals and opens the signing secrets. Required.
+	Keyring *keyring.Keyring
 }
 
 // OpenStore opens the postgres store at loc (CockroachDB or PostgreSQL,
@@ -121,7 +124,7 @@ func OpenStore(ctx context.Context, loc StoreLocation, opts StoreOptions, logger
 	if loc.Kind != StorePostgres {
 		return nil, fmt.Errorf("store %v: the service binaries need a postgres:// URL (CockroachDB or PostgreSQL)", loc)
 	}
-	st, err := crdb.Open(ctx, loc.URL, crdb.Options{MaxConns: opts.MaxConns, Migrate: opts.Migrate}, logger)
+	st, err := crdb.Open(ctx, loc.URL, crdb.Options{MaxConns: opts.MaxConns, Migrate: opts.Migrate, Keyring: opts.Keyring}, logger)
 	if err != nil {
 		return nil, err // not st: a nil *crdb.Store in a store.Store is not nil
 	}

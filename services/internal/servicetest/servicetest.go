@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/crdb"
@@ -72,10 +73,24 @@ func Transport(tb testing.TB) *natsjs.Transport {
 	return tr
 }
 
+// Keyring returns a keyring of one new random key, for a test's store.
+func Keyring(tb testing.TB) *keyring.Keyring {
+	tb.Helper()
+	entry, err := keyring.Generate("test-1")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	k, err := keyring.Parse(entry)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
 // Store opens a fresh SQLite store in tb's temporary directory.
 func Store(tb testing.TB) *sqlite.Store {
 	tb.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "hookline.db"), Logger())
+	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "hookline.db"), sqlite.Options{Keyring: Keyring(tb)}, Logger())
 	if err != nil {
 		tb.Fatalf("sqlite.Open: %v", err)
 	}
@@ -87,7 +102,7 @@ func Store(tb testing.TB) *sqlite.Store {
 // database (see crdbtest.NewDatabase), dropped when tb ends.
 func Postgres(tb testing.TB) *crdb.Store {
 	tb.Helper()
-	st, err := crdb.Open(context.Background(), crdbtest.NewDatabase(tb), crdb.Options{Migrate: true}, Logger())
+	st, err := crdb.Open(context.Background(), crdbtest.NewDatabase(tb), crdb.Options{Migrate: true, Keyring: Keyring(tb)}, Logger())
 	if err != nil {
 		tb.Fatalf("crdb.Open: %v", err)
 	}

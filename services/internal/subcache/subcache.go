@@ -32,7 +32,7 @@ import (
 // Every store.Store is one.
 type Source interface {
 	ListSubscriptions(ctx context.Context, f store.SubscriptionFilter) ([]store.Subscription, string, error)
-	GetSubscription(ctx context.Context, tenant, id string) (*store.Subscription, error)
+	GetSubscription(ctx context.Context, scope store.Scope, id string) (*store.Subscription, error)
 	SubscriptionsRevision(ctx context.Context) (int64, error)
 }
 
@@ -178,7 +178,7 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	byID := make(map[string]*store.Subscription, size)
 	token := ""
 	for {
-		page, next, err := c.st.ListSubscriptions(ctx, store.SubscriptionFilter{Limit: 1000, PageToken: token})
+		page, next, err := c.st.ListSubscriptions(ctx, store.SubscriptionFilter{Scope: store.AllTenants(), Limit: 1000, PageToken: token})
 		if err != nil {
 			return fmt.Errorf("list subscriptions: %w", err)
 		}
@@ -231,7 +231,7 @@ func (c *Cache) Get(ctx context.Context, id string) (*store.Subscription, error)
 	if ok {
 		return s, nil
 	}
-	s, err := c.st.GetSubscription(ctx, "", id)
+	s, err := c.st.GetSubscription(ctx, store.AllTenants(), id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, err

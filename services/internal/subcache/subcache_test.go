@@ -32,7 +32,7 @@ func TestMatchingAfterRefresh(t *testing.T) {
 		sub("sub_c", "acme", "invoice.paid"),
 		sub("sub_d", "other", "*"),
 	} {
-		if err := st.CreateSubscription(ctx, s); err != nil {
+		if err := st.CreateSubscription(ctx, s, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -78,7 +78,7 @@ func TestGetFallsBackToStoreAndPutRemove(t *testing.T) {
 		t.Fatalf("Get of a missing subscription = %v, want ErrNotFound", err)
 	}
 	s := sub("sub_x", "acme", "*")
-	if err := st.CreateSubscription(ctx, s); err != nil {
+	if err := st.CreateSubscription(ctx, s, 0); err != nil {
 		t.Fatal(err)
 	}
 	got, err := c.Get(ctx, "sub_x")
@@ -143,7 +143,7 @@ func TestRefreshDoesNotUndoConcurrentPut(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t)
 	old := sub("sub_p", "acme", "*")
-	if err := st.CreateSubscription(ctx, old); err != nil {
+	if err := st.CreateSubscription(ctx, old, 0); err != nil {
 		t.Fatal(err)
 	}
 	ps := &pausingStore{Store: st, started: make(chan struct{}), release: make(chan struct{})}

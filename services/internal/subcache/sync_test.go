@@ -54,7 +54,7 @@ func TestSyncSeesWritesOfOtherReplicas(t *testing.T) {
 		}, nil},
 		{"create another", func(t *testing.T) { create(t, st, sub("sub_b", "acme", "*")) }, []string{"sub_b"}},
 		{"delete", func(t *testing.T) {
-			if err := st.DeleteSubscription(ctx, "", "sub_b"); err != nil {
+			if err := st.DeleteSubscription(ctx, store.AllTenants(), "sub_b"); err != nil {
 				t.Fatal(err)
 			}
 		}, nil},
@@ -104,7 +104,7 @@ func TestConcurrentSyncsShareChecks(t *testing.T) {
 
 func create(t *testing.T, st store.Store, s *store.Subscription) {
 	t.Helper()
-	if err := st.CreateSubscription(context.Background(), s); err != nil {
+	if err := st.CreateSubscription(context.Background(), s, 0); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1191,6 +1191,423 @@ func (x *GetEventRequest) GetTenant() string {
 	return ""
 }
 
+// GetSubscriptionSecretRequest is the input of GetSubscriptionSecret.
+type GetSubscriptionSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Subscription identifier.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Tenant owning the subscription.
+	Tenant        string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSubscriptionSecretRequest) Reset() {
+	*x = GetSubscriptionSecretRequest{}
+	mi := &file_hookline_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSubscriptionSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSubscriptionSecretRequest) ProtoMessage() {}
+
+func (x *GetSubscriptionSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookline_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSubscriptionSecretRequest.ProtoReflect.Descriptor instead.
+func (*GetSubscriptionSecretRequest) Descriptor() ([]byte, []int) {
+	return file_hookline_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetSubscriptionSecretRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GetSubscriptionSecretRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+// GetSubscriptionSecretResponse holds a subscription's active secrets.
+type GetSubscriptionSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Active signing secrets, newest first, with their values.
+	Secrets       []*Secret `protobuf:"bytes,1,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSubscriptionSecretResponse) Reset() {
+	*x = GetSubscriptionSecretResponse{}
+	mi := &file_hookline_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSubscriptionSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSubscriptionSecretResponse) ProtoMessage() {}
+
+func (x *GetSubscriptionSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookline_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSubscriptionSecretResponse.ProtoReflect.Descriptor instead.
+func (*GetSubscriptionSecretResponse) Descriptor() ([]byte, []int) {
+	return file_hookline_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetSubscriptionSecretResponse) GetSecrets() []*Secret {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+// CreateAPIKeyRequest is the input of CreateAPIKey.
+type CreateAPIKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tenant the key acts for. Required unless scopes is ["operator"], whose
+	// keys act for every tenant and are issued by operator keys only.
+	Tenant string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// What the key is for, shown when keys are listed.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// What the key may do: "publish" (publish events), "read" (get and list
+	// subscriptions, events, deliveries, attempts and keys), "manage"
+	// (everything read allows, plus changing subscriptions, redelivering,
+	// reading signing secrets and issuing and revoking keys) and "operator"
+	// (everything, across tenants).
+	Scopes []string `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// When the key stops working; unset means never.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAPIKeyRequest) Reset() {
+	*x = CreateAPIKeyRequest{}
+	mi := &file_hookline_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAPIKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAPIKeyRequest) ProtoMessage() {}
+
+func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookline_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
+func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
+	return file_hookline_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CreateAPIKeyRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *CreateAPIKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateAPIKeyRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *CreateAPIKeyRequest) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// CreateAPIKeyResponse holds the new key.
+type CreateAPIKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key's description.
+	ApiKey *APIKey `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	// The key itself, to send as "Authorization: Bearer <key>". Shown once.
+	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAPIKeyResponse) Reset() {
+	*x = CreateAPIKeyResponse{}
+	mi := &file_hookline_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAPIKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAPIKeyResponse) ProtoMessage() {}
+
+func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookline_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
+func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
+	return file_hookline_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CreateAPIKeyResponse) GetApiKey() *APIKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
+func (x *CreateAPIKeyResponse) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+// ListAPIKeysRequest is the input of ListAPIKeys.
+type ListAPIKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tenant whose keys to list.
+	Tenant string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Also list revoked keys.
+	IncludeRevoked bool `protobuf:"varint,2,opt,name=include_revoked,json=includeRevoked,proto3" json:"include_revoked,omitempty"`
+	// Maximum number of results; the server applies a default and a cap.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page; empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAPIKeysRequest) Reset() {
+	*x = ListAPIKeysRequest{}
+	mi := &file_hookline_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAPIKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAPIKeysRequest) ProtoMessage() {}
+
+func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookline_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
+	return file_hookline_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListAPIKeysRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ListAPIKeysRequest) GetIncludeRevoked() bool {
+	if x != nil {
+		return x.IncludeRevoked
+	}
+	return false
+}
+
+func (x *ListAPIKeysRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAPIKeysRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListAPIKeysResponse is one page of API keys.
+type ListAPIKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The keys, ordered by id.
+	ApiKeys []*APIKey `protobuf:"bytes,1,rep,name=api_keys,json=apiKeys,proto3" json:"api_keys,omitempty"`
+	// Token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAPIKeysResponse) Reset() {
+	*x = ListAPIKeysResponse{}
+	mi := &file_hookline_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAPIKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAPIKeysResponse) ProtoMessage() {}
+
+func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookline_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
+	return file_hookline_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListAPIKeysResponse) GetApiKeys() []*APIKey {
+	if x != nil {
+		return x.ApiKeys
+	}
+	return nil
+}
+
+func (x *ListAPIKeysResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// RevokeAPIKeyRequest is the input of RevokeAPIKey.
+type RevokeAPIKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key's public prefix, "hk_" followed by 12 characters.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Tenant owning the key.
+	Tenant        string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAPIKeyRequest) Reset() {
+	*x = RevokeAPIKeyRequest{}
+	mi := &file_hookline_v1_admin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAPIKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAPIKeyRequest) ProtoMessage() {}
+
+func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookline_v1_admin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
+func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
+	return file_hookline_v1_admin_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RevokeAPIKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RevokeAPIKeyRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
 var File_hookline_v1_admin_proto protoreflect.FileDescriptor
 
 const file_hookline_v1_admin_proto_rawDesc = "" +
@@ -1275,7 +1692,33 @@ const file_hookline_v1_admin_proto_rawDesc = "" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\"9\n" +
 	"\x0fGetEventRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06tenant\x18\x02 \x01(\tR\x06tenant2\xc7\t\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\"F\n" +
+	"\x1cGetSubscriptionSecretRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\"N\n" +
+	"\x1dGetSubscriptionSecretResponse\x12-\n" +
+	"\asecrets\x18\x01 \x03(\v2\x13.hookline.v1.SecretR\asecrets\"\x96\x01\n" +
+	"\x13CreateAPIKeyRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x12;\n" +
+	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"V\n" +
+	"\x14CreateAPIKeyResponse\x12,\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x13.hookline.v1.APIKeyR\x06apiKey\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\x91\x01\n" +
+	"\x12ListAPIKeysRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12'\n" +
+	"\x0finclude_revoked\x18\x02 \x01(\bR\x0eincludeRevoked\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"m\n" +
+	"\x13ListAPIKeysResponse\x12.\n" +
+	"\bapi_keys\x18\x01 \x03(\v2\x13.hookline.v1.APIKeyR\aapiKeys\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"=\n" +
+	"\x13RevokeAPIKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant2\xa5\f\n" +
 	"\fAdminService\x12W\n" +
 	"\x12CreateSubscription\x12&.hookline.v1.CreateSubscriptionRequest\x1a\x19.hookline.v1.Subscription\x12Q\n" +
 	"\x0fGetSubscription\x12#.hookline.v1.GetSubscriptionRequest\x1a\x19.hookline.v1.Subscription\x12b\n" +
@@ -1290,7 +1733,11 @@ const file_hookline_v1_admin_proto_rawDesc = "" +
 	"\vGetDelivery\x12\x1f.hookline.v1.GetDeliveryRequest\x1a\x15.hookline.v1.Delivery\x12S\n" +
 	"\fListAttempts\x12 .hookline.v1.ListAttemptsRequest\x1a!.hookline.v1.ListAttemptsResponse\x12A\n" +
 	"\tRedeliver\x12\x1d.hookline.v1.RedeliverRequest\x1a\x15.hookline.v1.Delivery\x12<\n" +
-	"\bGetEvent\x12\x1c.hookline.v1.GetEventRequest\x1a\x12.hookline.v1.EventBBZ@github.com/hookline/hookline/proto/gen/go/hookline/v1;hooklinev1b\x06proto3"
+	"\bGetEvent\x12\x1c.hookline.v1.GetEventRequest\x1a\x12.hookline.v1.Event\x12n\n" +
+	"\x15GetSubscriptionSecret\x12).hookline.v1.GetSubscriptionSecretRequest\x1a*.hookline.v1.GetSubscriptionSecretResponse\x12S\n" +
+	"\fCreateAPIKey\x12 .hookline.v1.CreateAPIKeyRequest\x1a!.hookline.v1.CreateAPIKeyResponse\x12P\n" +
+	"\vListAPIKeys\x12\x1f.hookline.v1.ListAPIKeysRequest\x1a .hookline.v1.ListAPIKeysResponse\x12E\n" +
+	"\fRevokeAPIKey\x12 .hookline.v1.RevokeAPIKeyRequest\x1a\x13.hookline.v1.APIKeyBBZ@github.com/hookline/hookline/proto/gen/go/hookline/v1;hooklinev1b\x06proto3"
 
 var (
 	file_hookline_v1_admin_proto_rawDescOnce sync.Once
@@ -1304,7 +1751,7 @@ func file_hookline_v1_admin_proto_rawDescGZIP() []byte {
 	return file_hookline_v1_admin_proto_rawDescData
 }
 
-var file_hookline_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_hookline_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_hookline_v1_admin_proto_goTypes = []any{
 	(*CreateSubscriptionRequest)(nil),       // 0: hookline.v1.CreateSubscriptionRequest
 	(*GetSubscriptionRequest)(nil),          // 1: hookline.v1.GetSubscriptionRequest
@@ -1325,61 +1772,82 @@ var file_hookline_v1_admin_proto_goTypes = []any{
 	(*ListAttemptsResponse)(nil),            // 16: hookline.v1.ListAttemptsResponse
 	(*RedeliverRequest)(nil),                // 17: hookline.v1.RedeliverRequest
 	(*GetEventRequest)(nil),                 // 18: hookline.v1.GetEventRequest
-	(*Subscription)(nil),                    // 19: hookline.v1.Subscription
-	(SubscriptionState)(0),                  // 20: hookline.v1.SubscriptionState
-	(*fieldmaskpb.FieldMask)(nil),           // 21: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),             // 22: google.protobuf.Duration
-	(DeliveryStatus)(0),                     // 23: hookline.v1.DeliveryStatus
-	(*timestamppb.Timestamp)(nil),           // 24: google.protobuf.Timestamp
-	(*Delivery)(nil),                        // 25: hookline.v1.Delivery
-	(*Attempt)(nil),                         // 26: hookline.v1.Attempt
-	(*Event)(nil),                           // 27: hookline.v1.Event
+	(*GetSubscriptionSecretRequest)(nil),    // 19: hookline.v1.GetSubscriptionSecretRequest
+	(*GetSubscriptionSecretResponse)(nil),   // 20: hookline.v1.GetSubscriptionSecretResponse
+	(*CreateAPIKeyRequest)(nil),             // 21: hookline.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),            // 22: hookline.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),              // 23: hookline.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),             // 24: hookline.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),             // 25: hookline.v1.RevokeAPIKeyRequest
+	(*Subscription)(nil),                    // 26: hookline.v1.Subscription
+	(SubscriptionState)(0),                  // 27: hookline.v1.SubscriptionState
+	(*fieldmaskpb.FieldMask)(nil),           // 28: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),             // 29: google.protobuf.Duration
+	(DeliveryStatus)(0),                     // 30: hookline.v1.DeliveryStatus
+	(*timestamppb.Timestamp)(nil),           // 31: google.protobuf.Timestamp
+	(*Delivery)(nil),                        // 32: hookline.v1.Delivery
+	(*Attempt)(nil),                         // 33: hookline.v1.Attempt
+	(*Secret)(nil),                          // 34: hookline.v1.Secret
+	(*APIKey)(nil),                          // 35: hookline.v1.APIKey
+	(*Event)(nil),                           // 36: hookline.v1.Event
 }
 var file_hookline_v1_admin_proto_depIdxs = []int32{
-	19, // 0: hookline.v1.CreateSubscriptionRequest.subscription:type_name -> hookline.v1.Subscription
-	20, // 1: hookline.v1.ListSubscriptionsRequest.state:type_name -> hookline.v1.SubscriptionState
-	19, // 2: hookline.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookline.v1.Subscription
-	19, // 3: hookline.v1.UpdateSubscriptionRequest.subscription:type_name -> hookline.v1.Subscription
-	21, // 4: hookline.v1.UpdateSubscriptionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	22, // 5: hookline.v1.RotateSubscriptionSecretRequest.previous_secret_ttl:type_name -> google.protobuf.Duration
-	23, // 6: hookline.v1.ListDeliveriesRequest.status:type_name -> hookline.v1.DeliveryStatus
-	24, // 7: hookline.v1.ListDeliveriesRequest.created_after:type_name -> google.protobuf.Timestamp
-	24, // 8: hookline.v1.ListDeliveriesRequest.created_before:type_name -> google.protobuf.Timestamp
-	25, // 9: hookline.v1.ListDeliveriesResponse.deliveries:type_name -> hookline.v1.Delivery
-	26, // 10: hookline.v1.ListAttemptsResponse.attempts:type_name -> hookline.v1.Attempt
-	0,  // 11: hookline.v1.AdminService.CreateSubscription:input_type -> hookline.v1.CreateSubscriptionRequest
-	1,  // 12: hookline.v1.AdminService.GetSubscription:input_type -> hookline.v1.GetSubscriptionRequest
-	2,  // 13: hookline.v1.AdminService.ListSubscriptions:input_type -> hookline.v1.ListSubscriptionsRequest
-	4,  // 14: hookline.v1.AdminService.UpdateSubscription:input_type -> hookline.v1.UpdateSubscriptionRequest
-	5,  // 15: hookline.v1.AdminService.DeleteSubscription:input_type -> hookline.v1.DeleteSubscriptionRequest
-	7,  // 16: hookline.v1.AdminService.RotateSubscriptionSecret:input_type -> hookline.v1.RotateSubscriptionSecretRequest
-	8,  // 17: hookline.v1.AdminService.EnableSubscription:input_type -> hookline.v1.EnableSubscriptionRequest
-	9,  // 18: hookline.v1.AdminService.DisableSubscription:input_type -> hookline.v1.DisableSubscriptionRequest
-	10, // 19: hookline.v1.AdminService.SendTestEvent:input_type -> hookline.v1.SendTestEventRequest
-	12, // 20: hookline.v1.AdminService.ListDeliveries:input_type -> hookline.v1.ListDeliveriesRequest
-	14, // 21: hookline.v1.AdminService.GetDelivery:input_type -> hookline.v1.GetDeliveryRequest
-	15, // 22: hookline.v1.AdminService.ListAttempts:input_type -> hookline.v1.ListAttemptsRequest
-	17, // 23: hookline.v1.AdminService.Redeliver:input_type -> hookline.v1.RedeliverRequest
-	18, // 24: hookline.v1.AdminService.GetEvent:input_type -> hookline.v1.GetEventRequest
-	19, // 25: hookline.v1.AdminService.CreateSubscription:output_type -> hookline.v1.Subscription
-	19, // 26: hookline.v1.AdminService.GetSubscription:output_type -> hookline.v1.Subscription
-	3,  // 27: hookline.v1.AdminService.ListSubscriptions:output_type -> hookline.v1.ListSubscriptionsResponse
-	19, // 28: hookline.v1.AdminService.UpdateSubscription:output_type -> hookline.v1.Subscription
-	6,  // 29: hookline.v1.AdminService.DeleteSubscription:output_type -> hookline.v1.DeleteSubscriptionResponse
-	19, // 30: hookline.v1.AdminService.RotateSubscriptionSecret:output_type -> hookline.v1.Subscription
-	19, // 31: hookline.v1.AdminService.EnableSubscription:output_type -> hookline.v1.Subscription
-	19, // 32: hookline.v1.AdminService.DisableSubscription:output_type -> hookline.v1.Subscription
-	11, // 33: hookline.v1.AdminService.SendTestEvent:output_type -> hookline.v1.SendTestEventResponse
-	13, // 34: hookline.v1.AdminService.ListDeliveries:output_type -> hookline.v1.ListDeliveriesResponse
-	25, // 35: hookline.v1.AdminService.GetDelivery:output_type -> hookline.v1.Delivery
-	16, // 36: hookline.v1.AdminService.ListAttempts:output_type -> hookline.v1.ListAttemptsResponse
-	25, // 37: hookline.v1.AdminService.Redeliver:output_type -> hookline.v1.Delivery
-	27, // 38: hookline.v1.AdminService.GetEvent:output_type -> hookline.v1.Event
-	25, // [25:39] is the sub-list for method output_type
-	11, // [11:25] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	26, // 0: hookline.v1.CreateSubscriptionRequest.subscription:type_name -> hookline.v1.Subscription
+	27, // 1: hookline.v1.ListSubscriptionsRequest.state:type_name -> hookline.v1.SubscriptionState
+	26, // 2: hookline.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookline.v1.Subscription
+	26, // 3: hookline.v1.UpdateSubscriptionRequest.subscription:type_name -> hookline.v1.Subscription
+	28, // 4: hookline.v1.UpdateSubscriptionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	29, // 5: hookline.v1.RotateSubscriptionSecretRequest.previous_secret_ttl:type_name -> google.protobuf.Duration
+	30, // 6: hookline.v1.ListDeliveriesRequest.status:type_name -> hookline.v1.DeliveryStatus
+	31, // 7: hookline.v1.ListDeliveriesRequest.created_after:type_name -> google.protobuf.Timestamp
+	31, // 8: hookline.v1.ListDeliveriesRequest.created_before:type_name -> google.protobuf.Timestamp
+	32, // 9: hookline.v1.ListDeliveriesResponse.deliveries:type_name -> hookline.v1.Delivery
+	33, // 10: hookline.v1.ListAttemptsResponse.attempts:type_name -> hookline.v1.Attempt
+	34, // 11: hookline.v1.GetSubscriptionSecretResponse.secrets:type_name -> hookline.v1.Secret
+	31, // 12: hookline.v1.CreateAPIKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
+	35, // 13: hookline.v1.CreateAPIKeyResponse.api_key:type_name -> hookline.v1.APIKey
+	35, // 14: hookline.v1.ListAPIKeysResponse.api_keys:type_name -> hookline.v1.APIKey
+	0,  // 15: hookline.v1.AdminService.CreateSubscription:input_type -> hookline.v1.CreateSubscriptionRequest
+	1,  // 16: hookline.v1.AdminService.GetSubscription:input_type -> hookline.v1.GetSubscriptionRequest
+	2,  // 17: hookline.v1.AdminService.ListSubscriptions:input_type -> hookline.v1.ListSubscriptionsRequest
+	4,  // 18: hookline.v1.AdminService.UpdateSubscription:input_type -> hookline.v1.UpdateSubscriptionRequest
+	5,  // 19: hookline.v1.AdminService.DeleteSubscription:input_type -> hookline.v1.DeleteSubscriptionRequest
+	7,  // 20: hookline.v1.AdminService.RotateSubscriptionSecret:input_type -> hookline.v1.RotateSubscriptionSecretRequest
+	8,  // 21: hookline.v1.AdminService.EnableSubscription:input_type -> hookline.v1.EnableSubscriptionRequest
+	9,  // 22: hookline.v1.AdminService.DisableSubscription:input_type -> hookline.v1.DisableSubscriptionRequest
+	10, // 23: hookline.v1.AdminService.SendTestEvent:input_type -> hookline.v1.SendTestEventRequest
+	12, // 24: hookline.v1.AdminService.ListDeliveries:input_type -> hookline.v1.ListDeliveriesRequest
+	14, // 25: hookline.v1.AdminService.GetDelivery:input_type -> hookline.v1.GetDeliveryRequest
+	15, // 26: hookline.v1.AdminService.ListAttempts:input_type -> hookline.v1.ListAttemptsRequest
+	17, // 27: hookline.v1.AdminService.Redeliver:input_type -> hookline.v1.RedeliverRequest
+	18, // 28: hookline.v1.AdminService.GetEvent:input_type -> hookline.v1.GetEventRequest
+	19, // 29: hookline.v1.AdminService.GetSubscriptionSecret:input_type -> hookline.v1.GetSubscriptionSecretRequest
+	21, // 30: hookline.v1.AdminService.CreateAPIKey:input_type -> hookline.v1.CreateAPIKeyRequest
+	23, // 31: hookline.v1.AdminService.ListAPIKeys:input_type -> hookline.v1.ListAPIKeysRequest
+	25, // 32: hookline.v1.AdminService.RevokeAPIKey:input_type -> hookline.v1.RevokeAPIKeyRequest
+	26, // 33: hookline.v1.AdminService.CreateSubscription:output_type -> hookline.v1.Subscription
+	26, // 34: hookline.v1.AdminService.GetSubscription:output_type -> hookline.v1.Subscription
+	3,  // 35: hookline.v1.AdminService.ListSubscriptions:output_type -> hookline.v1.ListSubscriptionsResponse
+	26, // 36: hookline.v1.AdminService.UpdateSubscription:output_type -> hookline.v1.Subscription
+	6,  // 37: hookline.v1.AdminService.DeleteSubscription:output_type -> hookline.v1.DeleteSubscriptionResponse
+	26, // 38: hookline.v1.AdminService.RotateSubscriptionSecret:output_type -> hookline.v1.Subscription
+	26, // 39: hookline.v1.AdminService.EnableSubscription:output_type -> hookline.v1.Subscription
+	26, // 40: hookline.v1.AdminService.DisableSubscription:output_type -> hookline.v1.Subscription
+	11, // 41: hookline.v1.AdminService.SendTestEvent:output_type -> hookline.v1.SendTestEventResponse
+	13, // 42: hookline.v1.AdminService.ListDeliveries:output_type -> hookline.v1.ListDeliveriesResponse
+	32, // 43: hookline.v1.AdminService.GetDelivery:output_type -> hookline.v1.Delivery
+	16, // 44: hookline.v1.AdminService.ListAttempts:output_type -> hookline.v1.ListAttemptsResponse
+	32, // 45: hookline.v1.AdminService.Redeliver:output_type -> hookline.v1.Delivery
+	36, // 46: hookline.v1.AdminService.GetEvent:output_type -> hookline.v1.Event
+	20, // 47: hookline.v1.AdminService.GetSubscriptionSecret:output_type -> hookline.v1.GetSubscriptionSecretResponse
+	22, // 48: hookline.v1.AdminService.CreateAPIKey:output_type -> hookline.v1.CreateAPIKeyResponse
+	24, // 49: hookline.v1.AdminService.ListAPIKeys:output_type -> hookline.v1.ListAPIKeysResponse
+	35, // 50: hookline.v1.AdminService.RevokeAPIKey:output_type -> hookline.v1.APIKey
+	33, // [33:51] is the sub-list for method output_type
+	15, // [15:33] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_hookline_v1_admin_proto_init() }
@@ -1394,7 +1862,7 @@ func file_hookline_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookline_v1_admin_proto_rawDesc), len(file_hookline_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

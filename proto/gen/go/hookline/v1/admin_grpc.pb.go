@@ -33,20 +33,27 @@ const (
 	AdminService_ListAttempts_FullMethodName             = "/hookline.v1.AdminService/ListAttempts"
 	AdminService_Redeliver_FullMethodName                = "/hookline.v1.AdminService/Redeliver"
 	AdminService_GetEvent_FullMethodName                 = "/hookline.v1.AdminService/GetEvent"
+	AdminService_GetSubscriptionSecret_FullMethodName    = "/hookline.v1.AdminService/GetSubscriptionSecret"
+	AdminService_CreateAPIKey_FullMethodName             = "/hookline.v1.AdminService/CreateAPIKey"
+	AdminService_ListAPIKeys_FullMethodName              = "/hookline.v1.AdminService/ListAPIKeys"
+	AdminService_RevokeAPIKey_FullMethodName             = "/hookline.v1.AdminService/RevokeAPIKey"
 )
 
 // AdminServiceClient is the client API for AdminService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// AdminService manages subscriptions and lets operators inspect events,
-// deliveries and attempts and send deliveries again. Every call is scoped to
-// a tenant.
+// AdminService manages subscriptions and API keys and lets operators
+// inspect events, deliveries and attempts and send deliveries again. Every
+// call is scoped to a tenant: a tenant's API key acts on its own tenant only
+// (an empty tenant field means the key's own), and only an operator key acts
+// across tenants. Objects of another tenant are reported as not found.
 type AdminServiceClient interface {
 	// CreateSubscription registers a webhook endpoint and generates its first
 	// signing secret, returned in the response.
 	CreateSubscription(ctx context.Context, in *CreateSubscriptionRequest, opts ...grpc.CallOption) (*Subscription, error)
-	// GetSubscription returns one subscription.
+	// GetSubscription returns one subscription. Its secrets carry their
+	// times but not their values: see GetSubscriptionSecret.
 	GetSubscription(ctx context.Context, in *GetSubscriptionRequest, opts ...grpc.CallOption) (*Subscription, error)
 	// ListSubscriptions lists a tenant's subscriptions, optionally filtered by
 	// state, one page at a time.
@@ -77,6 +84,20 @@ type AdminServiceClient interface {
 	Redeliver(ctx context.Context, in *RedeliverRequest, opts ...grpc.CallOption) (*Delivery, error)
 	// GetEvent returns one accepted event with its payload.
 	GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*Event, error)
+	// GetSubscriptionSecret returns the values of the subscription's active
+	// signing secrets. Besides CreateSubscription and
+	// RotateSubscriptionSecret it is the only call that returns them, and it
+	// needs the manage scope.
+	GetSubscriptionSecret(ctx context.Context, in *GetSubscriptionSecretRequest, opts ...grpc.CallOption) (*GetSubscriptionSecretResponse, error)
+	// CreateAPIKey issues an API key bound to a tenant and scopes. The key
+	// itself is in the response and nowhere else, ever: Hookline keeps only
+	// its hash.
+	CreateAPIKey(ctx context.Context, in *CreateAPIKeyRequest, opts ...grpc.CallOption) (*CreateAPIKeyResponse, error)
+	// ListAPIKeys lists API keys by their public prefix, one page at a time.
+	ListAPIKeys(ctx context.Context, in *ListAPIKeysRequest, opts ...grpc.CallOption) (*ListAPIKeysResponse, error)
+	// RevokeAPIKey makes a key unusable from now on (within the key cache's
+	// few seconds on every replica). Revoking twice keeps the first time.
+	RevokeAPIKey(ctx context.Context, in *RevokeAPIKeyRequest, opts ...grpc.CallOption) (*APIKey, error)
 }
 
 type adminServiceClient struct {
@@ -227,18 +248,61 @@ func (c *adminServiceClient) GetEvent(ctx context.Context, in *GetEventRequest, 
 	return out, nil
 }
 
+func (c *adminServiceClient) GetSubscriptionSecret(ctx context.Context, in *GetSubscriptionSecretRequest, opts ...grpc.CallOption) (*GetSubscriptionSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSubscriptionSecretResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetSubscriptionSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) CreateAPIKey(ctx context.Context, in *CreateAPIKeyRequest, opts ...grpc.CallOption) (*CreateAPIKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateAPIKeyResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateAPIKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListAPIKeys(ctx context.Context, in *ListAPIKeysRequest, opts ...grpc.CallOption) (*ListAPIKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAPIKeysResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListAPIKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RevokeAPIKey(ctx context.Context, in *RevokeAPIKeyRequest, opts ...grpc.CallOption) (*APIKey, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(APIKey)
+	err := c.cc.Invoke(ctx, AdminService_RevokeAPIKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
 //
-// AdminService manages subscriptions and lets operators inspect events,
-// deliveries and attempts and send deliveries again. Every call is scoped to
-// a tenant.
+// AdminService manages subscriptions and API keys and lets operators
+// inspect events, deliveries and attempts and send deliveries again. Every
+// call is scoped to a tenant: a tenant's API key acts on its own tenant only
+// (an empty tenant field means the key's own), and only an operator key acts
+// across tenants. Objects of another tenant are reported as not found.
 type AdminServiceServer interface {
 	// CreateSubscription registers a webhook endpoint and generates its first
 	// signing secret, returned in the response.
 	CreateSubscription(context.Context, *CreateSubscriptionRequest) (*Subscription, error)
-	// GetSubscription returns one subscription.
+	// GetSubscription returns one subscription. Its secrets carry their
+	// times but not their values: see GetSubscriptionSecret.
 	GetSubscription(context.Context, *GetSubscriptionRequest) (*Subscription, error)
 	// ListSubscriptions lists a tenant's subscriptions, optionally filtered by
 	// state, one page at a time.
@@ -269,6 +333,20 @@ type AdminServiceServer interface {
 	Redeliver(context.Context, *RedeliverRequest) (*Delivery, error)
 	// GetEvent returns one accepted event with its payload.
 	GetEvent(context.Context, *GetEventRequest) (*Event, error)
+	// GetSubscriptionSecret returns the values of the subscription's active
+	// signing secrets. Besides CreateSubscription and
+	// RotateSubscriptionSecret it is the only call that returns them, and it
+	// needs the manage scope.
+	GetSubscriptionSecret(context.Context, *GetSubscriptionSecretRequest) (*GetSubscriptionSecretResponse, error)
+	// CreateAPIKey issues an API key bound to a tenant and scopes. The key
+	// itself is in the response and nowhere else, ever: Hookline keeps only
+	// its hash.
+	CreateAPIKey(context.Context, *CreateAPIKeyRequest) (*CreateAPIKeyResponse, error)
+	// ListAPIKeys lists API keys by their public prefix, one page at a time.
+	ListAPIKeys(context.Context, *ListAPIKeysRequest) (*ListAPIKeysResponse, error)
+	// RevokeAPIKey makes a key unusable from now on (within the key cache's
+	// few seconds on every replica). Revoking twice keeps the first time.
+	RevokeAPIKey(context.Context, *RevokeAPIKeyRequest) (*APIKey, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -320,6 +398,18 @@ func (UnimplementedAdminServiceServer) Redeliver(context.Context, *RedeliverRequ
 }
 func (UnimplementedAdminServiceServer) GetEvent(context.Context, *GetEventRequest) (*Event, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetEvent not implemented")
+}
+func (UnimplementedAdminServiceServer) GetSubscriptionSecret(context.Context, *GetSubscriptionSecretRequest) (*GetSubscriptionSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSubscriptionSecret not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateAPIKey(context.Context, *CreateAPIKeyRequest) (*CreateAPIKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateAPIKey not implemented")
+}
+func (UnimplementedAdminServiceServer) ListAPIKeys(context.Context, *ListAPIKeysRequest) (*ListAPIKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAPIKeys not implemented")
+}
+func (UnimplementedAdminServiceServer) RevokeAPIKey(context.Context, *RevokeAPIKeyRequest) (*APIKey, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeAPIKey not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -594,6 +684,78 @@ func _AdminService_GetEvent_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetSubscriptionSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSubscriptionSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetSubscriptionSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetSubscriptionSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetSubscriptionSecret(ctx, req.(*GetSubscriptionSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_CreateAPIKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateAPIKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateAPIKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateAPIKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateAPIKey(ctx, req.(*CreateAPIKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListAPIKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAPIKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListAPIKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListAPIKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListAPIKeys(ctx, req.(*ListAPIKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RevokeAPIKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeAPIKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RevokeAPIKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RevokeAPIKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RevokeAPIKey(ctx, req.(*RevokeAPIKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -656,6 +818,22 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetEvent",
 			Handler:    _AdminService_GetEvent_Handler,
+		},
+		{
+			MethodName: "GetSubscriptionSecret",
+			Handler:    _AdminService_GetSubscriptionSecret_Handler,
+		},
+		{
+			MethodName: "CreateAPIKey",
+			Handler:    _AdminService_CreateAPIKey_Handler,
+		},
+		{
+			MethodName: "ListAPIKeys",
+			Handler:    _AdminService_ListAPIKeys_Handler,
+		},
+		{
+			MethodName: "RevokeAPIKey",
+			Handler:    _AdminService_RevokeAPIKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -328,6 +328,8 @@ func (x *Subscription) GetUpdateTime() *timestamppb.Timestamp {
 type Secret struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Secret value: "whsec_" followed by base64 of at least 24 random bytes.
+	// Set only in the responses of CreateSubscription,
+	// RotateSubscriptionSecret and GetSubscriptionSecret.
 	Value string `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
 	// Time the secret was generated.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
@@ -764,6 +766,118 @@ func (x *Event) GetReceiveTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// APIKey describes an API key. The key itself is returned once, by
+// CreateAPIKey; Hookline stores only its hash.
+type APIKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Public prefix of the key, "hk_" followed by 12 characters: the key
+	// starts with it, so a key can be recognised without revealing it.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Tenant the key acts for; empty for an operator key.
+	Tenant string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// What the key is for.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// What the key may do: publish, read, manage or operator.
+	Scopes []string `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// Time the key was issued.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Time the key stops working; unset means never.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// Time the key was revoked; unset while it is not.
+	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	// Time the key last authenticated a request, to the minute; unset if
+	// never.
+	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *APIKey) Reset() {
+	*x = APIKey{}
+	mi := &file_hookline_v1_resources_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *APIKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*APIKey) ProtoMessage() {}
+
+func (x *APIKey) ProtoReflect() protoreflect.Message {
+	mi := &file_hookline_v1_resources_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
+func (*APIKey) Descriptor() ([]byte, []int) {
+	return file_hookline_v1_resources_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *APIKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *APIKey) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *APIKey) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *APIKey) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *APIKey) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *APIKey) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *APIKey) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+func (x *APIKey) GetLastUsedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedTime
+	}
+	return nil
+}
+
 var File_hookline_v1_resources_proto protoreflect.FileDescriptor
 
 const file_hookline_v1_resources_proto_rawDesc = "" +
@@ -844,7 +958,19 @@ const file_hookline_v1_resources_proto_rawDesc = "" +
 	"\freceive_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*x\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd5\x02\n" +
+	"\x06APIKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
+	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12;\n" +
+	"\vrevoke_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\x12@\n" +
+	"\x0elast_used_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime*x\n" +
 	"\x11SubscriptionState\x12\"\n" +
 	"\x1eSUBSCRIPTION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aSUBSCRIPTION_STATE_ENABLED\x10\x01\x12\x1f\n" +
@@ -870,7 +996,7 @@ func file_hookline_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_hookline_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hookline_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_hookline_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_hookline_v1_resources_proto_goTypes = []any{
 	(SubscriptionState)(0),        // 0: hookline.v1.SubscriptionState
 	(DeliveryStatus)(0),           // 1: hookline.v1.DeliveryStatus
@@ -879,36 +1005,41 @@ var file_hookline_v1_resources_proto_goTypes = []any{
 	(*Delivery)(nil),              // 4: hookline.v1.Delivery
 	(*Attempt)(nil),               // 5: hookline.v1.Attempt
 	(*Event)(nil),                 // 6: hookline.v1.Event
-	nil,                           // 7: hookline.v1.Subscription.HeadersEntry
-	nil,                           // 8: hookline.v1.Event.LabelsEntry
-	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*APIKey)(nil),                // 7: hookline.v1.APIKey
+	nil,                           // 8: hookline.v1.Subscription.HeadersEntry
+	nil,                           // 9: hookline.v1.Event.LabelsEntry
+	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_hookline_v1_resources_proto_depIdxs = []int32{
 	3,  // 0: hookline.v1.Subscription.secrets:type_name -> hookline.v1.Secret
-	7,  // 1: hookline.v1.Subscription.headers:type_name -> hookline.v1.Subscription.HeadersEntry
-	9,  // 2: hookline.v1.Subscription.timeout:type_name -> google.protobuf.Duration
-	9,  // 3: hookline.v1.Subscription.retry_schedule:type_name -> google.protobuf.Duration
+	8,  // 1: hookline.v1.Subscription.headers:type_name -> hookline.v1.Subscription.HeadersEntry
+	10, // 2: hookline.v1.Subscription.timeout:type_name -> google.protobuf.Duration
+	10, // 3: hookline.v1.Subscription.retry_schedule:type_name -> google.protobuf.Duration
 	0,  // 4: hookline.v1.Subscription.state:type_name -> hookline.v1.SubscriptionState
-	10, // 5: hookline.v1.Subscription.failing_since:type_name -> google.protobuf.Timestamp
-	10, // 6: hookline.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	10, // 7: hookline.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
-	10, // 8: hookline.v1.Secret.create_time:type_name -> google.protobuf.Timestamp
-	10, // 9: hookline.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
+	11, // 5: hookline.v1.Subscription.failing_since:type_name -> google.protobuf.Timestamp
+	11, // 6: hookline.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	11, // 7: hookline.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	11, // 8: hookline.v1.Secret.create_time:type_name -> google.protobuf.Timestamp
+	11, // 9: hookline.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 10: hookline.v1.Delivery.status:type_name -> hookline.v1.DeliveryStatus
-	10, // 11: hookline.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	10, // 12: hookline.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
-	10, // 13: hookline.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
-	10, // 14: hookline.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
-	9,  // 15: hookline.v1.Attempt.duration:type_name -> google.protobuf.Duration
-	8,  // 16: hookline.v1.Event.labels:type_name -> hookline.v1.Event.LabelsEntry
-	10, // 17: hookline.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	10, // 18: hookline.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	11, // 11: hookline.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	11, // 12: hookline.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
+	11, // 13: hookline.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
+	11, // 14: hookline.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
+	10, // 15: hookline.v1.Attempt.duration:type_name -> google.protobuf.Duration
+	9,  // 16: hookline.v1.Event.labels:type_name -> hookline.v1.Event.LabelsEntry
+	11, // 17: hookline.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	11, // 18: hookline.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
+	11, // 19: hookline.v1.APIKey.create_time:type_name -> google.protobuf.Timestamp
+	11, // 20: hookline.v1.APIKey.expire_time:type_name -> google.protobuf.Timestamp
+	11, // 21: hookline.v1.APIKey.revoke_time:type_name -> google.protobuf.Timestamp
+	11, // 22: hookline.v1.APIKey.last_used_time:type_name -> google.protobuf.Timestamp
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_hookline_v1_resources_proto_init() }
@@ -922,7 +1053,7 @@ func file_hookline_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookline_v1_resources_proto_rawDesc), len(file_hookline_v1_resources_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

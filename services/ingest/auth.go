@@ -1,0 +1,356 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/hookline/hookline/pkg/store"
+	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
+	"github.com/hookline/hookline/services/internal/apikey"
+)
+
+// AllTenants is what an operator key names as the tenant of a request to
+// act across every tenant; an empty tenant means the same.
+const AllTenants = "*"
+
+// methodScopes is the scope each RPC needs. Every RPC of a hookline.v1
+// service must have a row: New fails otherwise, so an RPC added without
+// deciding who may call it never serves.
+var methodScopes = map[string]apikey.Scope{
+	hooklinev1.IngestService_Publish_FullMethodName:      apikey.ScopePublish,
+	hooklinev1.IngestService_PublishBatch_FullMethodName: apikey.ScopePublish,
+
+	hooklinev1.AdminService_GetSubscription_FullMethodName:   apikey.ScopeRead,
+	hooklinev1.AdminService_ListSubscriptions_FullMethodName: apikey.ScopeRead,
+	hooklinev1.AdminService_ListDeliveries_FullMethodName:    apikey.ScopeRead,
+	hooklinev1.AdminService_GetDelivery_FullMethodName:       apikey.ScopeRead,
+	hooklinev1.AdminService_ListAttempts_FullMethodName:      apikey.ScopeRead,
+	hooklinev1.AdminService_GetEvent_FullMethodName:          apikey.ScopeRead,
+	hooklinev1.AdminService_ListAPIKeys_FullMethodName:       apikey.ScopeRead,
+
+	hooklinev1.AdminService_CreateSubscription_FullMethodName:       apikey.ScopeManage,
+	hooklinev1.AdminService_UpdateSubscription_FullMethodName:       apikey.ScopeManage,
+	hooklinev1.AdminService_DeleteSubscription_FullMethodName:       apikey.ScopeManage,
+	hooklinev1.AdminService_RotateSubscriptionSecret_FullMethodName: apikey.ScopeManage,
+	hooklinev1.AdminService_EnableSubscription_FullMethodName:       apikey.ScopeManage,
+	hooklinev1.AdminService_DisableSubscription_FullMethodName:      apikey.ScopeManage,
+	hooklinev1.AdminService_SendTestEvent_FullMethodName:            apikey.ScopeManage,
+	hooklinev1.AdminService_Redeliver_FullMethodName:                apikey.ScopeManage,
+	hooklinev1.AdminService_GetSubscriptionSecret_FullMethodName:    apikey.ScopeManage,
+	hooklinev1.AdminService_CreateAPIKey_FullMethodName:             apikey.ScopeManage,
+	hooklinev1.AdminService_RevokeAPIKey_FullMethodName:             apikey.ScopeManage,
+}
+
+// MethodScope returns the scope the RPC fullMethod needs, and false for a
+// method that is not Hookline's (health, reflection).
+func MethodScope(fullMethod string) (apikey.Scope, bool) {
+	s, ok := methodScopes[fullMethod]
+	return s, ok
+}
+
+// checkMethodScopes fails if a registered hookline RPC has no scope.
+func checkMethodScopes(srv *grpc.Server) error {
+	var missing []string
+	for name, info := range srv.GetServiceInfo() {
+		if !strings.HasPrefix(name, "hookline.") {
+			continue
+		}
+		for _, m := range info.Methods {
+			if full := "/" + name + "/" + m.Name; methodScopes[full] == "" {
+				missing = append(missing, full)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("ingest: no scope decided for %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// principal is who a request acts for, once authenticated.
+type principal struct {
+	keyID  string // "" for a configured operator key or anonymous access
+	tenant string // "" for an operator
+	scopes []apikey.Scope
+}
+
+func (p *principal) operator() bool { return apikey.Allows(p.scopes, apikey.ScopeOperator) }
+
+func (p *principal) String() string {
+	switch {
+	case p.keyID != "":
+		return "API key " + p.keyID
+	case p.operator():
+		return "the configured operator key"
+	}
+	return "this caller"
+}
+
+type principalKey struct{}
+
+// principalFrom is the request's principal, set by the auth interceptor.
+func principalFrom(ctx context.Context) *principal {
+	p, _ := ctx.Value(principalKey{}).(*principal)
+	return p
+}
+
+// scopeOf is the store scope of a request whose tenant field (resolved by
+// the interceptor) is tenant: a tenant key's own tenant; for an operator,
+// the named tenant, or every tenant when none is named. Without a
+// principal it is the zero Scope, which every store query refuses.
+func scopeOf(ctx context.Context, tenant string) store.Scope {
+	p := principalFrom(ctx)
+	switch {
+	case p == nil:
+		return store.Scope{}
+	case !p.operator():
+		return store.TenantScope(p.tenant)
+	case tenant == "":
+		return store.AllTenants()
+	}
+	return store.TenantScope(tenant)
+}
+
+// keyStore is what authentication needs of the store.
+type keyStore interface {
+	GetAPIKey(ctx context.Context, id string) (*store.APIKey, error)
+	TouchAPIKeys(ctx context.Context, lastUsed map[string]time.Time) error
+}
+
+// authenticator turns a request's bearer key into a principal. Keys from
+// the store are cached for cacheTTL (so a revocation takes effect on every
+// replica within it) and their last use is recorded in batches.
+type authenticator struct {
+	operators [][]byte // hashes of the configured operator keys
+	anonymous bool     // no key: act as operator (hookline dev)
+	store     keyStore
+	now       func() time.Time
+	cacheTTL  time.Duration
+
+	mu       sync.Mutex
+	cache    map[string]cachedKey
+	lastUsed map[string]time.Time // to record at the next flush
+}
+
+type cachedKey struct {
+	key     *store.APIKey // nil: no such key
+	fetched time.Time
+	touched time.Time // last-used time known recorded
+}
+
+// maxCachedKeys bounds the cache; past it the cache starts over.
+const maxCachedKeys = 10000
+
+// touchEvery is how stale a key's recorded last use may get.
+const touchEvery = time.Minute
+
+func newAuthenticator(operators [][]byte, anonymous bool, st keyStore, now func() time.Time, ttl time.Duration) *authenticator {
+	return &authenticator{
+		operators: operators, anonymous: anonymous, store: st, now: now, cacheTTL: ttl,
+		cache: map[string]cachedKey{}, lastUsed: map[string]time.Time{},
+	}
+}
+
+var errNoCredentials = status.Error(codes.Unauthenticated, `authorization: missing "Bearer <API key>" credentials`)
+
+// authenticate finds the principal of the bearer key in md.
+func (a *authenticator) authenticate(ctx context.Context, md metadata.MD) (*principal, error) {
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		if a.anonymous {
+			return &principal{scopes: []apikey.Scope{apikey.ScopeOperator}}, nil
+		}
+		return nil, errNoCredentials
+	}
+	if len(vals) > 1 {
+		return nil, status.Error(codes.Unauthenticated, "authorization: more than one authorization header")
+	}
+	key, ok := strings.CutPrefix(vals[0], "Bearer ")
+	if !ok || key == "" {
+		return nil, errNoCredentials
+	}
+	hash := apikey.Hash(key)
+	for _, op := range a.operators {
+		if apikey.Equal(hash, op) {
+			return &principal{scopes: []apikey.Scope{apikey.ScopeOperator}}, nil
+		}
+	}
+	id, ok := apikey.ID(key)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "authorization: API key not recognised")
+	}
+	k, err := a.lookup(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now()
+	switch {
+	case k == nil || !apikey.Equal(hash, k.Hash):
+		return nil, status.Error(codes.Unauthenticated, "authorization: API key not recognised")
+	case !k.RevokedAt.IsZero():
+		return nil, status.Errorf(codes.Unauthenticated, "authorization: API key %s was revoked", id)
+	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
+		return nil, status.Errorf(codes.Unauthenticated, "authorization: API key %s expired at %s", id, k.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	scopes := make([]apikey.Scope, len(k.Scopes))
+	for i, s := range k.Scopes {
+		scopes[i] = apikey.Scope(s)
+	}
+	a.used(id, now)
+	return &principal{keyID: id, tenant: k.Tenant, scopes: scopes}, nil
+}
+
+// lookup returns the stored key id (nil if there is none), from the cache
+// while it is fresh.
+func (a *authenticator) lookup(ctx context.Context, id string) (*store.APIKey, error) {
+	now := a.now()
+	a.mu.Lock()
+	c, ok := a.cache[id]
+	a.mu.Unlock()
+	if ok && now.Sub(c.fetched) < a.cacheTTL {
+		return c.key, nil
+	}
+	k, err := a.store.GetAPIKey(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		k = nil
+	case err != nil:
+		return nil, status.Errorf(codes.Unavailable, "authorization: look up API key: %v", err)
+	}
+	a.mu.Lock()
+	if len(a.cache) >= maxCachedKeys {
+		clear(a.cache)
+	}
+	c = cachedKey{key: k, fetched: now, touched: c.touched}
+	if k != nil && k.LastUsedAt.After(c.touched) {
+		c.touched = k.LastUsedAt
+	}
+	a.cache[id] = c
+	a.mu.Unlock()
+	return k, nil
+}
+
+// used notes that key id authenticated a request at now, to be recorded
+// by the next flush unless a use within touchEvery is recorded already.
+func (a *authenticator) used(id string, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.cache[id]
+	if now.Sub(c.touched) < touchEvery {
+		return
+	}
+	c.touched = now
+	a.cache[id] = c
+	a.lastUsed[id] = now
+}
+
+// flush records the last uses noted since the previous flush.
+func (a *authenticator) flush(ctx context.Context) error {
+	a.mu.Lock()
+	if len(a.lastUsed) == 0 {
+		a.mu.Unlock()
+		return nil
+	}
+	batch := a.lastUsed
+	a.lastUsed = map[string]time.Time{}
+	a.mu.Unlock()
+	if err := a.store.TouchAPIKeys(ctx, batch); err != nil {
+		return fmt.Errorf("record API keys' last use: %w", err)
+	}
+	return nil
+}
+
+// forget drops a key from the cache, so that this replica sees a
+// revocation it made at once.
+func (a *authenticator) forget(id string) {
+	a.mu.Lock()
+	delete(a.cache, id)
+	a.mu.Unlock()
+}
+
+// authUnary authenticates every call to a hookline service, checks the
+// key's scope against the RPC's and resolves the request's tenant fields
+// against the key's tenant before the handler runs. Health checks and
+// reflection are not authenticated.
+func (s *Service) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	need, ok := methodScopes[info.FullMethod]
+	if !ok {
+		if strings.HasPrefix(info.FullMethod, "/hookline.") {
+			return nil, status.Errorf(codes.PermissionDenied, "%s: no scope allows this method", info.FullMethod)
+		}
+		return handler(ctx, req)
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	p, err := s.auth.authenticate(ctx, md)
+	if err != nil {
+		return nil, err
+	}
+	if !apikey.Allows(p.scopes, need) {
+		return nil, status.Errorf(codes.PermissionDenied, "%s has scopes %s; %s needs %q",
+			p, strings.Join(apikey.Strings(p.scopes), ","), info.FullMethod[strings.LastIndexByte(info.FullMethod, '/')+1:], need)
+	}
+	if m, ok := req.(proto.Message); ok {
+		if err := resolveTenants(m.ProtoReflect(), p, ""); err != nil {
+			return nil, err
+		}
+	}
+	return handler(context.WithValue(ctx, principalKey{}, p), req)
+}
+
+// resolveTenants checks every string field named tenant in m, at any
+// depth (a batch's events, a subscription in a create): a tenant key's
+// request may leave it empty, which becomes the key's tenant, or name the
+// key's tenant; naming another is PermissionDenied. An operator's "*"
+// becomes empty (every tenant).
+func resolveTenants(m protoreflect.Message, p *principal, path string) error {
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		name := path + string(fd.Name())
+		switch {
+		case fd.Name() == "tenant" && fd.Kind() == protoreflect.StringKind && !fd.IsList():
+			if err := resolveTenant(m, fd, p, name); err != nil {
+				return err
+			}
+		case fd.Kind() != protoreflect.MessageKind || fd.IsMap() || !m.Has(fd):
+		case fd.IsList():
+			list := m.Get(fd).List()
+			for j := range list.Len() {
+				if err := resolveTenants(list.Get(j).Message(), p, fmt.Sprintf("%s[%d].", name, j)); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := resolveTenants(m.Get(fd).Message(), p, name+"."); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func resolveTenant(m protoreflect.Message, fd protoreflect.FieldDescriptor, p *principal, field string) error {
+	got := m.Get(fd).String()
+	switch {
+	case p.operator():
+		if got == AllTenants {
+			m.Clear(fd)
+		}
+	case got == "":
+		m.Set(fd, protoreflect.ValueOfString(p.tenant))
+	case got != p.tenant:
+		return status.Errorf(codes.PermissionDenied, "%s: %s acts for tenant %q only, not %q", field, p, p.tenant, got)
+	}
+	return nil
+}
