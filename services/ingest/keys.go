@@ -25,6 +25,9 @@ func (a *adminServer) CreateAPIKey(ctx context.Context, req *hooklinev1.CreateAP
 		v.add("scopes", "%v", err)
 	}
 	operatorKey := slices.Contains(scopes, apikey.ScopeOperator)
+	if operatorKey && !principalFrom(ctx).operator() {
+		return nil, status.Errorf(codes.PermissionDenied, "scopes: only an operator issues operator keys")
+	}
 	switch {
 	case operatorKey && req.GetTenant() != "":
 		v.add("tenant", "must be empty for an operator key, which acts for every tenant")
@@ -43,9 +46,6 @@ func (a *adminServer) CreateAPIKey(ctx context.Context, req *hooklinev1.CreateAP
 	}
 	if err := v.err(); err != nil {
 		return nil, err
-	}
-	if operatorKey && !principalFrom(ctx).operator() {
-		return nil, status.Errorf(codes.PermissionDenied, "scopes: only an operator issues operator keys")
 	}
 	key, id, err := apikey.Generate()
 	if err != nil {
