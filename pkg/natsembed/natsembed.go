@@ -1,6 +1,11 @@
 // Package natsembed runs a real NATS server with JetStream inside the
 // current process, for `hookline dev` and for tests.
 //
+// The server admits only clients holding its Credentials, an NKey user
+// generated at Start unless given: an anonymous client is refused, over the
+// client port and in process alike. ConnectOptions gives a client what it
+// needs. A server started InProcessOnly opens no port at all.
+//
 // Production binaries connect to an external NATS cluster and must not
 // import this package.
 package natsembed
@@ -16,10 +21,18 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // readyTimeout bounds how long Start waits for the server to accept clients.
 const readyTimeout = 15 * time.Second
+
+// InProcessURL is the ClientURL of a server started InProcessOnly: a
+// placeholder no socket answers (the .invalid domain never resolves). A
+// client connects with it and ConnectOptions, which reach the server
+// through nats.InProcessServer.
+const InProcessURL = "nats://in-process.invalid:4222"
 
 // Options configures an embedded server.
 type Options struct {
@@ -29,12 +42,76 @@ type Options struct {
 	// Port is the client port. -1 picks a free random port; 0 means the
 	// NATS default (4222).
 	Port int
+	// InProcessOnly opens no client port (Host and Port are ignored):
+	// only code in this process reaches the server, through
+	// nats.InProcessServer, as ConnectOptions arranges.
+	InProcessOnly bool
 	// StoreDir is where JetStream keeps its files. Required: the embedded
 	// server is only useful with durable streams.
 	StoreDir string
 	// Logger receives the server's log lines. Nil discards them.
 	Logger *slog.Logger
+	// Credentials are what every client must present. The zero value
+	// has Start generate new ones; starting again with a running
+	// server's Options keeps its credentials, so its clients reconnect.
+	Credentials Credentials
 }
+
+// Credentials are the one NKey user an embedded server admits: an Ed25519
+// key pair whose seed is 32 bytes from crypto/rand. A client proves it
+// holds the seed by signing the nonce the server sends with each
+// connection, so the seed itself never crosses a connection (and no
+// password reaches the server's logs). The seed is never printed: fmt and
+// slog show the public key only.
+type Credentials struct {
+	kp  nkeys.KeyPair
+	pub string // the user's public key, "U..."
+}
+
+// NewCredentials generates new credentials.
+func NewCredentials() (Credentials, error) {
+	kp, err := nkeys.CreateUser() // 32 bytes of crypto/rand
+	if err != nil {
+		return Credentials{}, fmt.Errorf("natsembed: generate credentials: %w", err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return Credentials{}, fmt.Errorf("natsembed: generate credentials: %w", err)
+	}
+	return Credentials{kp: kp, pub: pub}, nil
+}
+
+// IsZero reports whether c holds no credentials.
+func (c Credentials) IsZero() bool { return c.kp == nil }
+
+// PublicKey returns the NKey user's public key, which is not secret.
+func (c Credentials) PublicKey() string { return c.pub }
+
+// Option returns the client option that presents c: nats.Nkey, signing
+// the server's nonce with the seed.
+func (c Credentials) Option() nats.Option {
+	kp := c.kp
+	return nats.Nkey(c.pub, func(nonce []byte) ([]byte, error) {
+		if kp == nil {
+			return nil, errors.New("natsembed: no credentials")
+		}
+		return kp.Sign(nonce)
+	})
+}
+
+// String describes c without its seed.
+func (c Credentials) String() string {
+	if c.IsZero() {
+		return "natsembed.Credentials(none)"
+	}
+	return "natsembed.Credentials(nkey " + c.pub + ")"
+}
+
+// GoString describes c without its seed, for %#v.
+func (c Credentials) GoString() string { return c.String() }
+
+// LogValue logs c without its seed.
+func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // Server is a running embedded NATS server with JetStream enabled.
 type Server struct {
@@ -54,9 +131,24 @@ func Start(opts Options) (*Server, error) {
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
 	}
+	if opts.Credentials.IsZero() {
+		c, err := NewCredentials()
+		if err != nil {
+			return nil, err
+		}
+		opts.Credentials = c
+	}
+	where := "on " + net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
+	if opts.InProcessOnly {
+		where = "in process"
+	}
 	sopts := &server.Options{
-		Host:      opts.Host,
-		Port:      opts.Port,
+		Host:       opts.Host,
+		Port:       opts.Port,
+		DontListen: opts.InProcessOnly,
+		// The only user: with it set, a client without its signature is
+		// refused ("Authorization Violation").
+		Nkeys:     []*server.NkeyUser{{Nkey: opts.Credentials.pub}},
 		JetStream: true,
 		StoreDir:  opts.StoreDir,
 		NoSigs:    true,
@@ -77,29 +169,45 @@ func Start(opts Options) (*Server, error) {
 	if msg := logs.fatalMessage(); msg != "" {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		return nil, fmt.Errorf("natsembed: start server on %s:%d: %s", opts.Host, opts.Port, msg)
+		return nil, fmt.Errorf("natsembed: start server %s: %s", where, msg)
 	}
 	if !ns.ReadyForConnections(readyTimeout) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		return nil, fmt.Errorf("natsembed: server on %s:%d not ready for connections within %s (port in use or store dir %q unusable?)",
-			opts.Host, opts.Port, readyTimeout, opts.StoreDir)
+		return nil, fmt.Errorf("natsembed: server %s not ready for connections within %s (port in use or store dir %q unusable?)",
+			where, readyTimeout, opts.StoreDir)
 	}
 	if !ns.JetStreamEnabled() {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("natsembed: JetStream failed to start with store dir %q", opts.StoreDir)
 	}
-	s := &Server{ns: ns, opts: opts, url: ns.ClientURL()}
-	if addr, ok := ns.Addr().(*net.TCPAddr); ok {
-		s.opts.Port = addr.Port
-		s.url = "nats://" + net.JoinHostPort(opts.Host, strconv.Itoa(addr.Port))
+	s := &Server{ns: ns, opts: opts, url: InProcessURL}
+	if !opts.InProcessOnly {
+		s.url = ns.ClientURL()
+		if addr, ok := ns.Addr().(*net.TCPAddr); ok {
+			s.opts.Port = addr.Port
+			s.url = "nats://" + net.JoinHostPort(opts.Host, strconv.Itoa(addr.Port))
+		}
 	}
 	return s, nil
 }
 
-// ClientURL returns the nats:// URL clients connect to.
+// ClientURL returns the nats:// URL clients connect to, without
+// credentials; InProcessURL for an InProcessOnly server.
 func (s *Server) ClientURL() string { return s.url }
+
+// ConnectOptions returns what a client needs besides ClientURL: the
+// option presenting the server's credentials and, for an InProcessOnly
+// server, nats.InProcessServer. A client of a server with a port may add
+// nats.InProcessServer itself to skip the socket.
+func (s *Server) ConnectOptions() []nats.Option {
+	opts := []nats.Option{s.opts.Credentials.Option()}
+	if s.opts.InProcessOnly {
+		opts = append(opts, nats.InProcessServer(s))
+	}
+	return opts
+}
 
 // InProcessConn opens a client connection to the server over an in-memory
 // pipe, with no socket and no system calls: pass the Server to
@@ -113,7 +221,8 @@ func (s *Server) InProcessConn() (net.Conn, error) {
 }
 
 // Options returns the options the server runs with; Port is the actual
-// port even if a random one (-1) was requested.
+// port even if a random one (-1) was requested, and Credentials are the
+// ones clients must present, even if Start generated them.
 func (s *Server) Options() Options { return s.opts }
 
 // Shutdown stops the server, disconnecting clients, and returns once it has

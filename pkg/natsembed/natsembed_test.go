@@ -58,7 +58,9 @@ func TestStartRestartKeepsData(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, js := natsembedtest.JetStream(t, u, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	// The client keeps the first server's options: Restart keeps its
+	// credentials.
+	_, js := natsembedtest.Connect(t, s, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +71,9 @@ func TestStartRestartKeepsData(t *testing.T) {
 	s2 := natsembedtest.Restart(t, s)
 	if s2.ClientURL() != u {
 		t.Fatalf("restarted URL %q, want %q", s2.ClientURL(), u)
+	}
+	if s2.Options().Credentials.PublicKey() != s.Options().Credentials.PublicKey() {
+		t.Fatal("restarted server has new credentials")
 	}
 	s.Shutdown() // second call is a no-op
 
@@ -101,7 +106,7 @@ func TestStartRestartKeepsData(t *testing.T) {
 func TestInProcessConn(t *testing.T) {
 	t.Parallel()
 	s := natsembedtest.Start(t)
-	nc, err := nats.Connect("nats://127.0.0.1:1", nats.InProcessServer(s))
+	nc, err := nats.Connect("nats://127.0.0.1:1", append(s.ConnectOptions(), nats.InProcessServer(s))...)
 	if err != nil {
 		t.Fatalf("connect in process: %v", err)
 	}

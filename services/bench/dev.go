@@ -70,7 +70,6 @@ func startDev(ctx context.Context, bin, dir string, pprof bool, logLevel string,
 		"--data-dir", filepath.Join(dir, "data"),
 		"--ingest-grpc-addr", p.grpcAddr,
 		"--ingest-http-addr", p.httpAddr,
-		"--nats-host", "127.0.0.1", "--nats-port", "-1",
 		"--log-level", logLevel,
 	}
 	if pprof {

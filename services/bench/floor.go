@@ -131,7 +131,7 @@ func (f *FloorResult) measureBroker(ctx context.Context, dir string, messages in
 		return err
 	}
 	defer ns.Shutdown()
-	tr, err := natsjs.New(ctx, natsjs.Config{URL: ns.ClientURL(), Name: "hookline-floor", Options: []nats.Option{nats.InProcessServer(ns)}}, slog.New(slog.DiscardHandler))
+	tr, err := natsjs.New(ctx, natsjs.Config{URL: ns.ClientURL(), Name: "hookline-floor", Options: append(ns.ConnectOptions(), nats.InProcessServer(ns))}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

@@ -83,26 +83,26 @@ Hookline is running: ingest, fanout, delivery and scheduler on embedded NATS Jet
 
   gRPC API   %s
   HTTP API   http://%s   (OpenAPI document: /openapi.json)
-  NATS       %s
+  NATS       embedded, in process only (no port)
   data       %s   (kept across restarts)
-%[6]s
+%[5]s
 Send a first event — in a second terminal start a receiver:
 
-  %[5]s listen
+  %[4]s listen
 
 and in a third, subscribe it and publish:
 
-  %[5]s subscriptions create --tenant acme --url http://127.0.0.1:9000/ --event-type 'order.*'
-  %[5]s publish --tenant acme --type order.created --data '{"order_id": 42}'
-  %[5]s attempts list --tenant acme
+  %[4]s subscriptions create --tenant acme --url http://127.0.0.1:9000/ --event-type 'order.*'
+  %[4]s publish --tenant acme --type order.created --data '{"order_id": 42}'
+  %[4]s attempts list --tenant acme
 
 Calls without an API key act as an operator here (loopback only). Give a team its own key:
 
-  %[5]s keys create --tenant acme --scope publish,read
+  %[4]s keys create --tenant acme --scope publish,read
 
 Stop with Ctrl-C.
 
-`, srv.GRPCAddr(), srv.HTTPAddr(), srv.NATSURL(), cfg.DataDir, self, profilesLine(srv))
+`, srv.GRPCAddr(), srv.HTTPAddr(), cfg.DataDir, self, profilesLine(srv))
 }
 
 // profilesLine is the banner's line for the runtime profiles, if served.

@@ -1,6 +1,8 @@
 // Package devserver runs the whole Hookline pipeline in one process on
 // embedded dependencies: a real NATS JetStream server and a SQLite file,
 // both kept in a data directory so a restart resumes where it stopped.
+// The NATS server opens no port: only this process reaches it, in
+// process, with credentials generated at each start.
 // It builds the services of the service table with the same constructors
 // the separate binaries use. Loopback receivers are allowed, so webhooks can be sent to
 // `hookline listen` on the same machine.
@@ -20,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/pflag"
 
 	"github.com/hookline/hookline/pkg/keyring"
@@ -49,16 +50,13 @@ var devDefaults = map[string]string{
 }
 
 // Config is the development server's configuration: where to keep data,
-// the embedded NATS port, and every service of the service table with its
-// own configuration.
+// and every service of the service table with its own configuration.
 type Config struct {
 	DataDir string
 	// SecretKeysFile is the keyring sealing signing secrets in the SQLite
 	// store (package keyring's text form); empty means
 	// DataDir/secret-keys, created with a new key on first start.
 	SecretKeysFile string
-	NATSHost       string
-	NATSPort       int
 	// PprofAddr, if set, is where Go's runtime profiles are served
 	// (/debug/pprof/), for profiling the pipeline under load.
 	PprofAddr string
@@ -82,8 +80,6 @@ func DefaultConfig() Config {
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", ".hookline", "directory holding the embedded NATS store and the SQLite database")
 	fs.StringVar(&c.SecretKeysFile, "secret-keys-file", "", "keys sealing signing secrets in the store, one id:base64 entry per line, the first sealing new writes (empty: DATA_DIR/secret-keys, made on first start)")
-	fs.StringVar(&c.NATSHost, "nats-host", "127.0.0.1", "address the embedded NATS server listens on")
-	fs.IntVar(&c.NATSPort, "nats-port", -1, "port of the embedded NATS server (-1: any free port)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "address to serve Go's runtime profiles (/debug/pprof/) on, e.g. 127.0.0.1:6060 (empty: off)")
 	if c.Services == nil {
 		for _, svc := range servicetable.All() {
@@ -106,9 +102,6 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir: must not be empty"))
-	}
-	if c.NATSPort < -1 || c.NATSPort > 65535 {
-		errs = append(errs, fmt.Errorf("--nats-port %d: must be -1 or a port number", c.NATSPort))
 	}
 	if len(c.Services) == 0 {
 		errs = append(errs, errors.New("no services: start from DefaultConfig or RegisterFlags"))
@@ -193,7 +186,10 @@ func (s *Server) startDependencies(ctx context.Context) error {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	var err error
-	s.nats, err = natsembed.Start(natsembed.Options{Host: cfg.NATSHost, Port: cfg.NATSPort, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: logger.With("component", "nats")})
+	// No port: nothing outside this process has any business with the
+	// broker, and the server refuses clients without the credentials it
+	// generated (never logged or printed).
+	s.nats, err = natsembed.Start(natsembed.Options{InProcessOnly: true, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: logger.With("component", "nats")})
 	if err != nil {
 		return fmt.Errorf("start embedded NATS: %w", err)
 	}
@@ -205,13 +201,14 @@ func (s *Server) startDependencies(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open SQLite store: %w", err)
 	}
-	// The services reach the embedded server over an in-memory pipe: every
+	// The services reach the embedded server over an in-memory pipe
+	// (ConnectOptions: nats.InProcessServer and the credentials): every
 	// publish, delivery and ack would otherwise cross a loopback socket
 	// (system calls were the largest item in the CPU profile).
 	s.transport, err = natsjs.New(ctx, natsjs.Config{
 		URL:     s.nats.ClientURL(),
 		Name:    "hookline-dev",
-		Options: []nats.Option{nats.InProcessServer(s.nats)},
+		Options: s.nats.ConnectOptions(),
 	}, logger.With("component", "natsjs"))
 	if err != nil {
 		return fmt.Errorf("connect to embedded NATS: %w", err)
@@ -254,9 +251,6 @@ func (s *Server) GRPCAddr() string { return s.api.GRPCAddr() }
 
 // HTTPAddr is the address of the JSON/HTTP API.
 func (s *Server) HTTPAddr() string { return s.api.HTTPAddr() }
-
-// NATSURL is the client URL of the embedded NATS server.
-func (s *Server) NATSURL() string { return s.nats.ClientURL() }
 
 // Run runs every service until ctx is cancelled or one fails, then stops
 // them all, and the embedded dependencies after them.

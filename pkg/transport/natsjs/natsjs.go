@@ -114,7 +114,12 @@ type Config struct {
 	// function runs (see Transport.Listen); beyond it, signals for that
 	// listener are dropped. Zero means DefaultSignalBuffer.
 	SignalBuffer int
-	// Options are extra connection options, such as credentials or TLS.
+	// Auth is how the connection authenticates and is secured: the
+	// credentials and TLS files of the service binaries' --nats-* flags.
+	// The zero value connects anonymously.
+	Auth Auth
+	// Options are extra connection options, applied after Auth's: an
+	// embedded server's credentials and nats.InProcessServer, say.
 	Options []nats.Option
 }
 
@@ -176,6 +181,39 @@ type Transport struct {
 
 	mu        sync.Mutex
 	listeners map[*listener]struct{} // running listeners, for Close
+
+	attempts *attempts // failed connection attempts since the last success
+}
+
+// attempts remembers the last failed attempt to (re)connect, so that New
+// can tell why it gave up and each new kind of failure (a TLS or
+// authentication problem, an unreachable server) is logged once rather
+// than at every attempt.
+type attempts struct {
+	mu   sync.Mutex
+	last error
+}
+
+// failed records err and reports whether it differs from the last one.
+func (a *attempts) failed(err error) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	isNew := a.last == nil || a.last.Error() != err.Error()
+	a.last = err
+	return isNew
+}
+
+// connected forgets the failures.
+func (a *attempts) connected() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.last = nil
+}
+
+func (a *attempts) lastErr() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.last
 }
 
 var _ transport.Transport = (*Transport)(nil)
@@ -184,9 +222,14 @@ var _ transport.Transport = (*Transport)(nil)
 // transport.Streams (HOOKLINE_EVENTS and HOOKLINE_DELIVERIES). It is
 // idempotent and safe when several replicas start at once. It touches no
 // other stream: an existing HOOKLINE_RETRIES from an earlier build is
-// neither created nor deleted. The connection reconnects forever; if the
-// server is not reachable yet, New keeps trying until ctx ends. A nil
-// logger discards logs.
+// neither created nor deleted. cfg.Auth is checked first, as
+// Auth.Validate checks it. The connection reconnects forever; if the
+// server is not reachable yet, New keeps trying until ctx ends, logging
+// each new kind of failed attempt (a TLS error, say) once. The exception
+// is a server that refuses the credentials twice in a row: nats.go then
+// closes the connection for good, so New fails with the server's error,
+// and a Transport already running is no longer Ready until its process
+// restarts. A nil logger discards logs.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("natsjs: Config.URL is required")
@@ -198,11 +241,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, erro
 	if cfg.DuplicateWindow > cfg.EventsMaxAge {
 		return nil, fmt.Errorf("natsjs: DuplicateWindow %s exceeds EventsMaxAge %s", cfg.DuplicateWindow, cfg.EventsMaxAge)
 	}
+	if err := cfg.Auth.check(fieldLabel, ""); err != nil {
+		return nil, fmt.Errorf("natsjs: %w", err)
+	}
+	authOpts, err := cfg.Auth.options()
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: %w", err)
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("component", "natsjs")
 
+	att := &attempts{}
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -216,7 +267,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, erro
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			att.connected()
 			logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ConnectHandler(func(*nats.Conn) { att.connected() }),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil && att.failed(err) {
+				logger.Warn("nats connection attempt failed; retrying", "err", err)
+			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subj := ""
@@ -226,10 +284,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, erro
 			logger.Error("nats async error", "subject", subj, "err", err)
 		}),
 	}
+	opts = append(opts, authOpts...)
 	opts = append(opts, cfg.Options...)
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("natsjs: connect to %s: %w", cfg.URL, err)
+		return nil, fmt.Errorf("natsjs: connect to %s: %w", redactURL(cfg.URL), err)
 	}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(cfg.MaxAsyncPending),
@@ -239,7 +298,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, erro
 		nc.Close()
 		return nil, fmt.Errorf("natsjs: jetstream context: %w", err)
 	}
-	t := &Transport{cfg: cfg, log: logger, nc: nc, js: js, listeners: make(map[*listener]struct{})}
+	t := &Transport{cfg: cfg, log: logger, nc: nc, js: js, listeners: make(map[*listener]struct{}), attempts: att}
 	for _, s := range transport.Streams {
 		if err := t.ensureStream(ctx, s); err != nil {
 			nc.Close()
@@ -281,6 +340,14 @@ func (t *Transport) ensureStream(ctx context.Context, s transport.Stream) error 
 		if err == nil {
 			return nil
 		}
+		// nats.go closes the connection for good when the server refuses
+		// the credentials twice in a row: no retry can succeed then.
+		if t.nc.IsClosed() {
+			if last := t.nc.LastError(); last != nil {
+				err = last
+			}
+			return fmt.Errorf("natsjs: connect to %s: %w", redactURL(t.cfg.URL), err)
+		}
 		// Replicas starting together may race to create the stream; the
 		// loser's next attempt updates it. Other API errors are final.
 		race := errors.Is(err, jetstream.ErrStreamNameAlreadyInUse)
@@ -290,6 +357,9 @@ func (t *Transport) ensureStream(ctx context.Context, s transport.Stream) error 
 		}
 		t.log.Warn("natsjs: stream not ready, retrying", "stream", sc.Name, "attempt", attempt, "err", err)
 		if cerr := sleepCtx(ctx, wait); cerr != nil {
+			if last := t.attempts.lastErr(); last != nil && t.nc.Status() != nats.CONNECTED {
+				return fmt.Errorf("natsjs: create or update stream %s: %w (last error: %v; last connection attempt: %v)", sc.Name, cerr, err, last)
+			}
 			return fmt.Errorf("natsjs: create or update stream %s: %w (last error: %v)", sc.Name, cerr, err)
 		}
 		wait = min(wait*2, 2*time.Second)

@@ -32,10 +32,12 @@ type server struct {
 	srv *natsembed.Server
 }
 
-func (s *server) url() string {
+// current is the running server; a restarted one keeps the URL and the
+// credentials of the first.
+func (s *server) current() *natsembed.Server {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.srv.ClientURL()
+	return s.srv
 }
 
 func (s *server) restart(t *testing.T) {
@@ -48,13 +50,20 @@ func (s *server) restart(t *testing.T) {
 // the request is retried within poll.DefaultTimeout.
 const attemptTimeout = 2 * time.Second
 
-func open(t testing.TB, url string) *natsjs.Transport {
+// open opens a Transport on the embedded server srv, with its
+// credentials, and closes it when t ends.
+func open(t testing.TB, srv *natsembed.Server) *natsjs.Transport {
 	t.Helper()
 	var logger *slog.Logger
 	if os.Getenv("NATSJS_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 	}
-	return openWith(t, natsjs.Config{URL: url}, logger)
+	return openWith(t, embedded(srv), logger)
+}
+
+// embedded is the configuration of a Transport on the embedded server srv.
+func embedded(srv *natsembed.Server) natsjs.Config {
+	return natsjs.Config{URL: srv.ClientURL(), Options: srv.ConnectOptions()}
 }
 
 // openWith opens a Transport with cfg (Name defaults to the test's name)
@@ -96,7 +105,7 @@ func TestConformance(t *testing.T) {
 	transporttest.Run(t, func(t *testing.T) transporttest.Harness {
 		s := &server{srv: natsembedtest.Start(t)}
 		return transporttest.Harness{
-			Open:    func(t *testing.T) transport.Transport { return open(t, s.url()) },
+			Open:    func(t *testing.T) transport.Transport { return open(t, s.current()) },
 			Restart: s.restart,
 		}
 	})
@@ -113,7 +122,7 @@ func TestConcurrentNew(t *testing.T) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			tr, err := natsjs.New(ctx, natsjs.Config{URL: srv.ClientURL()}, nil)
+			tr, err := natsjs.New(ctx, embedded(srv), nil)
 			if err != nil {
 				errs <- err
 				return
@@ -146,7 +155,7 @@ func TestNewStreams(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := natsembedtest.Start(t)
-			_, js := natsembedtest.JetStream(t, srv.ClientURL())
+			_, js := natsembedtest.Connect(t, srv)
 			ctx := ctxT(t)
 			// The stream as an earlier build created it, but with a
 			// duplicate window New would never set: an update would show.
@@ -166,7 +175,7 @@ func TestNewStreams(t *testing.T) {
 				}
 			}
 			for round := range 2 { // a first start, then a restart of the service
-				tr := open(t, srv.ClientURL())
+				tr := open(t, srv)
 				var names []string
 				for name := range js.StreamNames(ctx).Name() {
 					names = append(names, name)
@@ -201,7 +210,7 @@ func TestReadyAcrossRestart(t *testing.T) {
 	t.Parallel()
 	srv := natsembedtest.Start(t)
 	opts := srv.Options()
-	tr := open(t, srv.ClientURL())
+	tr := open(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := tr.Ready(ctx); err != nil {
@@ -226,7 +235,7 @@ func TestReadyAcrossRestart(t *testing.T) {
 // NATS are rejected before anything is published.
 func TestInvalidMessages(t *testing.T) {
 	t.Parallel()
-	tr := open(t, natsembedtest.Start(t).ClientURL())
+	tr := open(t, natsembedtest.Start(t))
 	ctx := t.Context()
 	bad := map[string]transport.Message{
 		"wildcard subject": {ID: "a", Subject: "t.*"},
@@ -264,7 +273,7 @@ func benchMessages(n int, prefix string) []transport.Message {
 
 // BenchmarkPublishBatch publishes batches of 100 messages of 512 bytes.
 func BenchmarkPublishBatch(b *testing.B) {
-	tr := open(b, natsembedtest.Start(b).ClientURL())
+	tr := open(b, natsembedtest.Start(b))
 	const batch = 100
 	ctx := context.Background()
 	ms := benchMessages(batch, "")
@@ -285,7 +294,7 @@ func BenchmarkPublishBatch(b *testing.B) {
 // BenchmarkConsume publishes b.N messages, then measures how fast a group
 // with 32 workers consumes and acks them.
 func BenchmarkConsume(b *testing.B) {
-	tr := open(b, natsembedtest.Start(b).ClientURL())
+	tr := open(b, natsembedtest.Start(b))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const batch = 1000

@@ -87,8 +87,8 @@ func ctxT(t *testing.T) context.Context {
 func TestSignalSubject(t *testing.T) {
 	t.Parallel()
 	srv := natsembedtest.Start(t)
-	tr := open(t, srv.ClientURL())
-	nc, err := nats.Connect(srv.ClientURL())
+	tr := open(t, srv)
+	nc, err := nats.Connect(srv.ClientURL(), srv.ConnectOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestSignalSubject(t *testing.T) {
 // invalid topic names the topic.
 func TestInvalidTopicErrorNamesTopic(t *testing.T) {
 	t.Parallel()
-	tr := open(t, natsembedtest.Start(t).ClientURL())
+	tr := open(t, natsembedtest.Start(t))
 	// The conformance suite checks that every kind of invalid topic is
 	// refused; these are the kinds whose message natsjs words itself.
 	for _, tc := range []struct{ name, topic string }{
@@ -172,10 +172,12 @@ func TestSlowListenerDropsSignals(t *testing.T) {
 	t.Parallel()
 	const buffer = 2
 	const n = 50
-	url := natsembedtest.Start(t).ClientURL()
+	srv := natsembedtest.Start(t)
 	logs := &logRecorder{}
-	slow := openWith(t, natsjs.Config{URL: url, SignalBuffer: buffer}, slog.New(logs))
-	sender := open(t, url)
+	cfg := embedded(srv)
+	cfg.SignalBuffer = buffer
+	slow := openWith(t, cfg, slog.New(logs))
+	sender := open(t, srv)
 
 	var got calls
 	entered, release := make(chan struct{}), make(chan struct{})
@@ -247,8 +249,8 @@ func TestListenContext(t *testing.T) {
 	t.Parallel()
 	srv := natsembedtest.Start(t)
 	opts := srv.Options()
-	tr := open(t, srv.ClientURL())
-	sender := open(t, srv.ClientURL())
+	tr := open(t, srv)
+	sender := open(t, srv)
 	failedCalled := make(chan string, 100)
 	failedFn := func(d []byte) { failedCalled <- string(d) }
 
@@ -317,8 +319,7 @@ func TestListenContext(t *testing.T) {
 // and stops every listener; their stop functions return at once after.
 func TestCloseStopsListeners(t *testing.T) {
 	t.Parallel()
-	url := natsembedtest.Start(t).ClientURL()
-	tr := open(t, url)
+	tr := open(t, natsembedtest.Start(t))
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	var returned bool

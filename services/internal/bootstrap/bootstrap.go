@@ -29,6 +29,10 @@ import (
 type Config struct {
 	// NATSURL is the NATS server URL, or several comma-separated.
 	NATSURL string
+	// NATSAuth is how the services authenticate to NATS and verify it:
+	// the --nats-creds-file, --nats-nkey-file, --nats-user and
+	// --nats-password-file, --nats-token-file and --nats-tls-* files.
+	NATSAuth natsjs.Auth
 	// Store is where the store is: a postgres:// or postgresql:// URL, for
 	// CockroachDB or PostgreSQL (see ParseStore). The service binaries do
 	// not take SQLite, and do not link it.
@@ -54,6 +58,7 @@ type Config struct {
 // RegisterFlags registers the shared flags on fs.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	c.NATSAuth.RegisterFlags(fs, "nats-")
 	fs.StringVar(&c.Store, "store", "", StoreUsage)
 	c.SecretKeys.RegisterFlags(fs)
 	fs.Int32Var(&c.StoreMaxConns, "store-max-conns", 0, "connection pool size of the store (0: the pool's default)")
@@ -69,6 +74,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.NATSURL == "" {
 		errs = append(errs, errors.New("--nats-url: must not be empty"))
+	}
+	if err := c.NATSAuth.Validate("nats-"); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := ParseStore(c.Store); err != nil {
 		errs = append(errs, err)
@@ -173,7 +181,7 @@ func run(name string, fs *pflag.FlagSet, boot *Config, inst *servicetable.Instan
 	}
 	defer st.Close()
 	logger.Info("store open", "store", loc.String())
-	tr, err := natsjs.New(ctx, natsjs.Config{URL: boot.NATSURL, Name: name}, logger)
+	tr, err := natsjs.New(ctx, natsjs.Config{URL: boot.NATSURL, Name: name, Auth: boot.NATSAuth}, logger)
 	if err != nil {
 		return fmt.Errorf("connect to NATS: %w", err)
 	}

@@ -65,7 +65,7 @@ func Run(tb testing.TB, run func(ctx context.Context) error) (stop func()) {
 func Transport(tb testing.TB) *natsjs.Transport {
 	tb.Helper()
 	ns := natsembedtest.Start(tb)
-	tr, err := natsjs.New(context.Background(), natsjs.Config{URL: ns.ClientURL()}, Logger())
+	tr, err := natsjs.New(context.Background(), natsjs.Config{URL: ns.ClientURL(), Options: ns.ConnectOptions()}, Logger())
 	if err != nil {
 		tb.Fatalf("natsjs.New: %v", err)
 	}
