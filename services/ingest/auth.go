@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -164,8 +165,14 @@ func newAuthenticator(operators [][]byte, anonymous bool, st keyStore, now func(
 
 var errNoCredentials = status.Error(codes.Unauthenticated, `authorization: missing "Bearer <API key>" credentials`)
 
-// authenticate finds the principal of the bearer key in md.
-func (a *authenticator) authenticate(ctx context.Context, md metadata.MD) (*principal, error) {
+// errNeedsLookup is authenticate's answer, with cachedOnly, for a key
+// that only the store can tell about.
+var errNeedsLookup = errors.New("the key is not in the cache")
+
+// authenticate finds the principal of the bearer key in md. With
+// cachedOnly it never waits for the store: a key it would have to look up
+// is errNeedsLookup.
+func (a *authenticator) authenticate(ctx context.Context, md metadata.MD, cachedOnly bool) (*principal, error) {
 	vals := md.Get("authorization")
 	if len(vals) == 0 {
 		if a.anonymous {
@@ -190,7 +197,7 @@ func (a *authenticator) authenticate(ctx context.Context, md metadata.MD) (*prin
 	if !ok {
 		return nil, status.Error(codes.Unauthenticated, "authorization: API key not recognised")
 	}
-	k, err := a.lookup(ctx, id)
+	k, err := a.lookup(ctx, id, cachedOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -212,14 +219,18 @@ func (a *authenticator) authenticate(ctx context.Context, md metadata.MD) (*prin
 }
 
 // lookup returns the stored key id (nil if there is none), from the cache
-// while it is fresh.
-func (a *authenticator) lookup(ctx context.Context, id string) (*store.APIKey, error) {
+// while it is fresh; with cachedOnly a key not fresh in the cache is
+// errNeedsLookup.
+func (a *authenticator) lookup(ctx context.Context, id string, cachedOnly bool) (*store.APIKey, error) {
 	now := a.now()
 	a.mu.Lock()
 	c, ok := a.cache[id]
 	a.mu.Unlock()
 	if ok && now.Sub(c.fetched) < a.cacheTTL {
 		return c.key, nil
+	}
+	if cachedOnly {
+		return nil, errNeedsLookup
 	}
 	k, err := a.store.GetAPIKey(ctx, id)
 	switch {
@@ -279,33 +290,71 @@ func (a *authenticator) forget(id string) {
 	a.mu.Unlock()
 }
 
-// authUnary authenticates every call to a hookline service, checks the
-// key's scope against the RPC's and resolves the request's tenant fields
-// against the key's tenant before the handler runs. Health checks and
-// reflection are not authenticated.
-func (s *Service) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	need, ok := methodScopes[info.FullMethod]
-	if !ok {
-		if strings.HasPrefix(info.FullMethod, "/hookline.") {
-			return nil, status.Errorf(codes.PermissionDenied, "%s: no scope allows this method", info.FullMethod)
-		}
-		return handler(ctx, req)
+// authTap authenticates a call and checks its scope from its headers
+// alone, before gRPC reads the request message: a caller without a key,
+// with a malformed, unknown-and-cached, revoked or expired key or one of
+// the wrong scope never makes the server read its message. gRPC runs the
+// tap on the connection's reader with the connection locked, so it never
+// waits for the store: a key it would have to look up is left to
+// authUnary, after the message is read (and cached from then on). The
+// principal travels to authUnary in the stream's context. Health checks
+// and reflection pass untouched.
+func (s *Service) authTap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	p, err := s.authorize(ctx, info.FullMethodName, info.Header, true)
+	switch {
+	case errors.Is(err, errNeedsLookup):
+		return ctx, nil
+	case err != nil || p == nil:
+		return ctx, err
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	p, err := s.auth.authenticate(ctx, md)
+	return context.WithValue(ctx, principalKey{}, p), nil
+}
+
+// authorize authenticates the key in md and checks it holds the scope of
+// fullMethod. It returns a nil principal for a method that is not
+// Hookline's (health, reflection), which needs none. With cachedOnly a key
+// that needs a store lookup is errNeedsLookup.
+func (s *Service) authorize(ctx context.Context, fullMethod string, md metadata.MD, cachedOnly bool) (*principal, error) {
+	need, ok := methodScopes[fullMethod]
+	if !ok {
+		if strings.HasPrefix(fullMethod, "/hookline.") {
+			return nil, status.Errorf(codes.PermissionDenied, "%s: no scope allows this method", fullMethod)
+		}
+		return nil, nil
+	}
+	p, err := s.auth.authenticate(ctx, md, cachedOnly)
 	if err != nil {
 		return nil, err
 	}
 	if !apikey.Allows(p.scopes, need) {
 		return nil, status.Errorf(codes.PermissionDenied, "%s has scopes %s; %s needs %q",
-			p, strings.Join(apikey.Strings(p.scopes), ","), info.FullMethod[strings.LastIndexByte(info.FullMethod, '/')+1:], need)
+			p, strings.Join(apikey.Strings(p.scopes), ","), fullMethod[strings.LastIndexByte(fullMethod, '/')+1:], need)
+	}
+	return p, nil
+}
+
+// authUnary resolves the request's tenant fields against the key's
+// tenant before the handler runs, the key and its scope having been
+// checked by authTap before the request was read.
+func (s *Service) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	p := principalFrom(ctx)
+	if p == nil {
+		md, _ := metadata.FromIncomingContext(ctx)
+		var err error
+		if p, err = s.authorize(ctx, info.FullMethod, md, false); err != nil {
+			return nil, err
+		}
+		if p == nil {
+			return handler(ctx, req) // health, reflection
+		}
+		ctx = context.WithValue(ctx, principalKey{}, p)
 	}
 	if m, ok := req.(proto.Message); ok {
 		if err := resolveTenants(m.ProtoReflect(), p, ""); err != nil {
 			return nil, err
 		}
 	}
-	return handler(context.WithValue(ctx, principalKey{}, p), req)
+	return handler(ctx, req)
 }
 
 // resolveTenants checks every string field named tenant in m, at any

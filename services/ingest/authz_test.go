@@ -91,7 +91,7 @@ func startAuthz(t *testing.T) *authzFixture {
 	f.keyRead = f.newKey(t, tenantA, nil, "read")
 	f.keyManage = f.newKey(t, tenantA, nil, "manage")
 	f.keyRevoked = f.newKey(t, tenantA, nil, "publish", "read", "manage")
-	if _, err := f.admin().RevokeAPIKey(f.as(f.operator), &hooklinev1.RevokeAPIKeyRequest{Id: keyIDOf(f.keyRevoked)}); err != nil {
+	if _, err := f.admin().RevokeAPIKey(f.as(t, f.operator), &hooklinev1.RevokeAPIKeyRequest{Id: keyIDOf(f.keyRevoked)}); err != nil {
 		t.Fatal(err)
 	}
 	f.keyExpired = f.newKey(t, tenantA, timestamppb.New(f.clock.now().Add(time.Hour)), "publish", "read", "manage")
@@ -106,9 +106,9 @@ func (f *authzFixture) admin() hooklinev1.AdminServiceClient {
 }
 
 // as is a context carrying key as the bearer credentials ("" for none).
-func (f *authzFixture) as(key string) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	_ = cancel // released when the deadline passes; each call is short
+func (f *authzFixture) as(t *testing.T, key string) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	t.Cleanup(cancel)
 	if key == "" {
 		return ctx
 	}
@@ -117,7 +117,7 @@ func (f *authzFixture) as(key string) context.Context {
 
 func (f *authzFixture) newKey(t *testing.T, tenant string, expires *timestamppb.Timestamp, scopes ...string) string {
 	t.Helper()
-	resp, err := f.admin().CreateAPIKey(f.as(f.operator), &hooklinev1.CreateAPIKeyRequest{Tenant: tenant, Scopes: scopes, ExpireTime: expires, Name: "authz " + tenant})
+	resp, err := f.admin().CreateAPIKey(f.as(t, f.operator), &hooklinev1.CreateAPIKeyRequest{Tenant: tenant, Scopes: scopes, ExpireTime: expires, Name: "authz " + tenant})
 	if err != nil {
 		t.Fatalf("create key: %v", err)
 	}
@@ -126,7 +126,7 @@ func (f *authzFixture) newKey(t *testing.T, tenant string, expires *timestamppb.
 
 func (f *authzFixture) newSubscription(t *testing.T, tenant string) string {
 	t.Helper()
-	sub, err := f.admin().CreateSubscription(f.as(f.operator), &hooklinev1.CreateSubscriptionRequest{Subscription: &hooklinev1.Subscription{
+	sub, err := f.admin().CreateSubscription(f.as(t, f.operator), &hooklinev1.CreateSubscriptionRequest{Subscription: &hooklinev1.Subscription{
 		Tenant: tenant, Url: "http://127.0.0.1:9/hooks", EventTypes: []string{"*"},
 	}})
 	if err != nil {
@@ -138,7 +138,7 @@ func (f *authzFixture) newSubscription(t *testing.T, tenant string) string {
 func (f *authzFixture) makeObjects(t *testing.T, tenant string) tenantObjects {
 	t.Helper()
 	o := tenantObjects{sub: f.newSubscription(t, tenant)}
-	sent, err := f.admin().SendTestEvent(f.as(f.operator), &hooklinev1.SendTestEventRequest{Id: o.sub})
+	sent, err := f.admin().SendTestEvent(f.as(t, f.operator), &hooklinev1.SendTestEventRequest{Id: o.sub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,7 +530,7 @@ func (f *authzFixture) callGRPC(t *testing.T, method string, row rpcRow, tg targ
 		t.Fatal(err)
 	}
 	resp := outType.New().Interface()
-	err = f.conn.Invoke(f.as(key), method, req, resp)
+	err = f.conn.Invoke(f.as(t, key), method, req, resp)
 	if err != nil {
 		return status.Code(err), status.Convert(err).Message()
 	}

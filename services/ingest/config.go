@@ -172,3 +172,19 @@ func (c *Config) operatorHashes() ([][]byte, error) {
 	}
 	return out, errors.Join(errs...)
 }
+
+// maxHeaderBytes bounds the headers of one request, gRPC metadata and
+// HTTP headers alike.
+const maxHeaderBytes = 64 << 10
+
+// maxMessageBytes bounds one gRPC request message: a full batch of full
+// payloads and 1 MiB for the other fields, at most 64 MiB.
+func (c *Config) maxMessageBytes() int {
+	return min(c.MaxPayloadBytes*c.MaxBatchEvents+1<<20, 64<<20)
+}
+
+// maxHTTPBodyBytes bounds one HTTP/JSON request body: the gRPC bound with
+// payloads in base64 (4 bytes for 3) and 64 KiB for names and escapes.
+func (c *Config) maxHTTPBodyBytes() int64 {
+	return int64(c.maxMessageBytes())*4/3 + 64<<10
+}

@@ -143,11 +143,12 @@ func New(cfg Config, d deps.Deps[Store]) (*Service, error) {
 			s.httpLis = tls.NewListener(s.httpLis, tlsCfg)
 		}
 	}
-	maxMsg := 4 << 20
-	if need := cfg.MaxPayloadBytes*cfg.MaxBatchEvents/4 + 1<<20; need > maxMsg {
-		maxMsg = min(need, 64<<20)
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.maxMessageBytes()),
+		grpc.MaxHeaderListSize(maxHeaderBytes),
+		grpc.InTapHandle(s.authTap),
+		grpc.ChainUnaryInterceptor(s.authUnary),
 	}
-	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMsg), grpc.ChainUnaryInterceptor(s.authUnary)}
 	if tlsCfg != nil {
 		// The TLS handshake happens on the network listener only: the
 		// gateway's in-memory connection is plaintext, and authenticated
@@ -206,7 +207,7 @@ func (s *Service) Run(ctx context.Context) error {
 			wg.Wait()
 			return err
 		}
-		httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -290,12 +291,15 @@ func (s *Service) httpHandler(ctx context.Context) (http.Handler, error) {
 		return nil, fmt.Errorf("ingest: gateway client: %w", err)
 	}
 	go func() { <-ctx.Done(); conn.Close() }()
-	gw := runtime.NewServeMux(runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
-		if key == retryAfterHeader {
-			return "Retry-After", true // a 429's hint, in HTTP's own header
-		}
-		return runtime.DefaultHeaderMatcher(key)
-	}))
+	gw := runtime.NewServeMux(
+		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
+			if key == retryAfterHeader {
+				return "Retry-After", true // a 429's hint, in HTTP's own header
+			}
+			return runtime.DefaultHeaderMatcher(key)
+		}),
+		runtime.WithErrorHandler(s.httpError),
+	)
 	if err := hooklinev1.RegisterIngestServiceHandler(ctx, gw, conn); err != nil {
 		return nil, fmt.Errorf("ingest: register gateway: %w", err)
 	}
@@ -303,7 +307,7 @@ func (s *Service) httpHandler(ctx context.Context) (http.Handler, error) {
 		return nil, fmt.Errorf("ingest: register gateway: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", gw)
+	mux.Handle("/v1/", s.guardHTTP(gw))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		rctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -56,7 +57,8 @@ func TestBearerTokenRequired(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
+			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+			defer cancel()
 			if tt.auth != "" {
 				ctx = metadata.AppendToOutgoingContext(ctx, "authorization", tt.auth)
 			}
@@ -91,7 +93,7 @@ func TestBadPageTokenIsInvalidArgument(t *testing.T) {
 	s := startIngest(t)
 	conn := dial(t, s)
 	admin := hooklinev1.NewAdminServiceClient(conn)
-	ctx := authorized()
+	ctx := authorized(t)
 	_, err := admin.ListDeliveries(ctx, &hooklinev1.ListDeliveriesRequest{PageToken: "not-a-token"})
 	if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "page_token") {
 		t.Fatalf("ListDeliveries with a bad token: %v, want InvalidArgument naming page_token", err)
@@ -105,7 +107,7 @@ func TestPublishBatchIdempotency(t *testing.T) {
 	s := startIngest(t)
 	conn := dial(t, s)
 	client := hooklinev1.NewIngestServiceClient(conn)
-	ctx := authorized()
+	ctx := authorized(t)
 	ev := func(key string) *hooklinev1.PublishRequest {
 		return &hooklinev1.PublishRequest{Tenant: "acme", EventType: "order.created", Payload: []byte(`{}`), IdempotencyKey: key}
 	}
@@ -161,7 +163,14 @@ func dial(t *testing.T, s *Service) *grpc.ClientConn {
 	return conn
 }
 
-// authorized is a context carrying the test's bearer token.
-func authorized() context.Context {
-	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+// callTimeout bounds each call of a test, so a hang fails the test that
+// hangs rather than the package.
+const callTimeout = 10 * time.Second
+
+// authorized is a context carrying the test's bearer token, bounded by
+// callTimeout.
+func authorized(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	t.Cleanup(cancel)
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 }
