@@ -149,3 +149,23 @@ func TestParseEnumAndTimes(t *testing.T) {
 		t.Error("parseTimeFlag(yesterday) succeeded")
 	}
 }
+
+// TestTLSFlagErrorsNameTheFlag: bad TLS files are reported before dialling,
+// each naming the CLI's flag.
+func TestTLSFlagErrorsNameTheFlag(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing CA file", []string{"--ca-file", "/nonexistent/ca.pem"}, "--ca-file: "},
+		{"cert without key", []string{"--cert-file", "/nonexistent/c.pem"}, "--key-file"},
+	}
+	for _, tt := range tests {
+		_, _, err := runCLI(t, "127.0.0.1:1", append(tt.args, "subscriptions", "list")...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "----") {
+			t.Errorf("%s: %v, want an error naming %q", tt.name, err, tt.want)
+		}
+	}
+}

@@ -199,7 +199,7 @@ func (g *globals) dial(cmd *cobra.Command) (*client, context.Context, context.Ca
 // tlsConfig is the client TLS configuration of the global flags.
 func (g *globals) tlsConfig() (*tls.Config, error) {
 	c := tlsfiles.ClientConfig{CAFile: g.caFile, CertFile: g.certFile, KeyFile: g.keyFile}
-	if err := c.Validate("--"); err != nil {
+	if err := c.Validate(""); err != nil {
 		return nil, err
 	}
 	return c.TLSConfig()

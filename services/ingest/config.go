@@ -117,7 +117,7 @@ func (c *Config) Validate() error {
 	if _, err := c.operatorHashes(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := c.TLS.Validate("--ingest-tls-"); err != nil {
+	if err := c.TLS.Validate("ingest-tls-"); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Limits.Validate(); err != nil {

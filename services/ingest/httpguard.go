@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,9 +38,24 @@ func (s *Service) guardHTTP(gw *runtime.ServeMux) http.Handler {
 			s.httpError(r.Context(), gw, &runtime.JSONPb{}, w, r, err)
 			return
 		}
+		if len(body) > 0 && !json.Valid(body) {
+			s.httpError(r.Context(), gw, &runtime.JSONPb{}, w, r, malformedJSON(body))
+			return
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		gw.ServeHTTP(w, r)
 	})
+}
+
+// malformedJSON says where and why body is not JSON.
+func malformedJSON(body []byte) error {
+	var raw json.RawMessage
+	err := json.Unmarshal(body, &raw)
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return status.Errorf(codes.InvalidArgument, "body: not valid JSON at byte %d: %v", syn.Offset, syn)
+	}
+	return status.Errorf(codes.InvalidArgument, "body: not valid JSON: %v", err)
 }
 
 // bodyChunk is the step in which a body of unknown length is read.

@@ -26,6 +26,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/hookline/hookline/pkg/ssrf"
 	"github.com/hookline/hookline/pkg/store"
@@ -299,6 +300,12 @@ func (s *Service) httpHandler(ctx context.Context) (http.Handler, error) {
 			return runtime.DefaultHeaderMatcher(key)
 		}),
 		runtime.WithErrorHandler(s.httpError),
+		// Unknown fields are refused, naming the field, rather than
+		// dropped: a misspelt field would otherwise be silently ignored.
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}}),
 	)
 	if err := hooklinev1.RegisterIngestServiceHandler(ctx, gw, conn); err != nil {
 		return nil, fmt.Errorf("ingest: register gateway: %w", err)

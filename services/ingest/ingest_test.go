@@ -72,16 +72,22 @@ func TestBearerTokenRequired(t *testing.T) {
 
 func TestConfigValidateNamesEveryFlag(t *testing.T) {
 	t.Parallel()
-	cfg := Config{GRPCAddr: "nope", HTTPAddr: "also-nope", AuthTokens: []string{"short"}, AllowCIDRs: []string{"not-a-cidr"}, DefaultSecretTTL: -1}
+	cfg := Config{GRPCAddr: "nope", HTTPAddr: "also-nope", AuthTokens: []string{"short"}, AllowCIDRs: []string{"not-a-cidr"}, DefaultSecretTTL: -1,
+		OperatorKeys: []string{"sha256:zz"}, KeyCacheTTL: -1}
+	cfg.TLS.CertFile = "/nonexistent/cert.pem"
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("bad config validated")
 	}
 	for _, flag := range []string{"--ingest-grpc-addr", "--ingest-http-addr", "--ingest-max-payload-bytes", "--ingest-max-batch-events",
-		"--ingest-auth-tokens", "--ingest-allow-cidrs", "--ingest-previous-secret-ttl"} {
+		"--ingest-auth-tokens", "--ingest-allow-cidrs", "--ingest-previous-secret-ttl", "--ingest-operator-keys[0]", "--ingest-key-cache-ttl",
+		"\n--ingest-tls-key-file"} {
 		if !strings.Contains(err.Error(), flag) {
 			t.Errorf("error does not name %s:\n%v", flag, err)
 		}
+	}
+	if strings.Contains(err.Error(), "----") {
+		t.Errorf("a flag named with four dashes:\n%v", err)
 	}
 	if err := new(DefaultConfig()).Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -101,6 +102,8 @@ func (s *Service) validatePublish(v *violations, prefix string, r *hooklinev1.Pu
 		v.add(prefix+"payload", "%d bytes exceeds the limit of %d bytes", len(p), s.cfg.MaxPayloadBytes)
 	case !json.Valid(p):
 		v.add(prefix+"payload", "is not valid JSON")
+	case !utf8.Valid(p):
+		v.add(prefix+"payload", "is not valid UTF-8, which JSON requires")
 	}
 	if len(r.GetIdempotencyKey()) > maxIdempotencyKeyLen {
 		v.add(prefix+"idempotency_key", "longer than %d characters", maxIdempotencyKeyLen)
@@ -154,14 +157,14 @@ func (s *Service) validateSubscription(ctx context.Context, v *violations, sub *
 				v.add(field, "is not a valid HTTP header name")
 			case wire.ReservedWebhookHeader(k):
 				v.add(field, "is set by Hookline and cannot be overridden")
-			case len(val) > maxHeaderValueLen || strings.ContainsAny(val, "\r\n\x00"):
-				v.add(field, "value must be at most %d characters without CR, LF or NUL", maxHeaderValueLen)
+			case len(val) > maxHeaderValueLen || !validHeaderValue(val):
+				v.add(field, "value must be at most %d characters of visible text, spaces and tabs (no control characters)", maxHeaderValueLen)
 			}
 		}
 	}
 	if has("timeout") && sub.GetTimeout() != nil {
 		d := sub.GetTimeout().AsDuration()
-		if err := sub.GetTimeout().CheckValid(); err != nil || d <= 0 || d > maxTimeout {
+		if err := sub.GetTimeout().CheckValid(); err != nil || d < time.Millisecond || d > maxTimeout {
 			v.add("subscription.timeout", "must be between 1ms and %v", maxTimeout)
 		}
 	}
@@ -170,7 +173,7 @@ func (s *Service) validateSubscription(ctx context.Context, v *violations, sub *
 			v.add("subscription.retry_schedule", "more than %d retries", retry.MaxScheduleLen)
 		}
 		for i, d := range sub.GetRetrySchedule() {
-			if err := d.CheckValid(); err != nil || d.AsDuration() <= 0 || d.AsDuration() > retry.MaxDelay {
+			if err := d.CheckValid(); err != nil || d.AsDuration() < time.Millisecond || d.AsDuration() > retry.MaxDelay {
 				v.add(fmt.Sprintf("subscription.retry_schedule[%d]", i), "must be between 1ms and %v", retry.MaxDelay)
 			}
 		}
@@ -216,6 +219,17 @@ func (s *Service) validateURL(ctx context.Context, v *violations, field, raw str
 			v.add(field, "%v", err)
 		}
 	}
+}
+
+// validHeaderValue reports whether v is a field value HTTP allows:
+// visible characters, obs-text, spaces and tabs, no control bytes.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func validHeaderName(k string) bool {
