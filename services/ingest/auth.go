@@ -360,36 +360,43 @@ func (s *Service) authUnary(ctx context.Context, req any, info *grpc.UnaryServer
 // resolveTenants checks every string field named tenant in m, at any
 // depth (a batch's events, a subscription in a create): a tenant key's
 // request may leave it empty, which becomes the key's tenant, or name the
-// key's tenant; naming another is PermissionDenied. An operator's "*"
-// becomes empty (every tenant).
+// key's tenant; naming another is PermissionDenied, naming the field
+// (path is the field path of m, "" at the top). An operator's "*" becomes
+// empty (every tenant). It allocates nothing unless it refuses.
 func resolveTenants(m protoreflect.Message, p *principal, path string) error {
 	fields := m.Descriptor().Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
-		name := path + string(fd.Name())
 		switch {
 		case fd.Name() == "tenant" && fd.Kind() == protoreflect.StringKind && !fd.IsList():
-			if err := resolveTenant(m, fd, p, name); err != nil {
+			if err := resolveTenant(m, fd, p, path); err != nil {
 				return err
 			}
 		case fd.Kind() != protoreflect.MessageKind || fd.IsMap() || !m.Has(fd):
 		case fd.IsList():
 			list := m.Get(fd).List()
 			for j := range list.Len() {
-				if err := resolveTenants(list.Get(j).Message(), p, fmt.Sprintf("%s[%d].", name, j)); err != nil {
-					return err
+				if err := resolveTenants(list.Get(j).Message(), p, ""); err != nil {
+					return prefixField(err, fmt.Sprintf("%s%s[%d].", path, fd.Name(), j))
 				}
 			}
 		default:
-			if err := resolveTenants(m.Get(fd).Message(), p, name+"."); err != nil {
-				return err
+			if err := resolveTenants(m.Get(fd).Message(), p, ""); err != nil {
+				return prefixField(err, path+string(fd.Name())+".")
 			}
 		}
 	}
 	return nil
 }
 
-func resolveTenant(m protoreflect.Message, fd protoreflect.FieldDescriptor, p *principal, field string) error {
+// prefixField puts the path of the message a refusal came from before the
+// field its message names.
+func prefixField(err error, path string) error {
+	st := status.Convert(err)
+	return status.Error(st.Code(), path+st.Message())
+}
+
+func resolveTenant(m protoreflect.Message, fd protoreflect.FieldDescriptor, p *principal, path string) error {
 	got := m.Get(fd).String()
 	switch {
 	case p.operator():
@@ -399,7 +406,7 @@ func resolveTenant(m protoreflect.Message, fd protoreflect.FieldDescriptor, p *p
 	case got == "":
 		m.Set(fd, protoreflect.ValueOfString(p.tenant))
 	case got != p.tenant:
-		return status.Errorf(codes.PermissionDenied, "%s: %s acts for tenant %q only, not %q", field, p, p.tenant, got)
+		return status.Errorf(codes.PermissionDenied, "%stenant: %s acts for tenant %q only, not %q", path, p, p.tenant, got)
 	}
 	return nil
 }
