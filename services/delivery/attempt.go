@@ -40,8 +40,8 @@ func newHTTPTransport(cfg Config, guard *ssrf.Guard, resolver *net.Resolver) *ht
 		Resolver:  resolver,
 	}
 	return &http.Transport{
-		Proxy:                  nil, // a proxy would sidestep the SSRF guard
-		DialContext:            dialer.DialContext,
+		Proxy:                  nil,                                     // a proxy would sidestep the SSRF guard
+		DialContext:            guard.DialLocalhost(dialer.DialContext), // localhost names never reach DNS (RFC 6761)
 		ForceAttemptHTTP2:      true,
 		MaxIdleConns:           cfg.MaxIdleConns,
 		MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,

@@ -3,10 +3,13 @@ package delivery_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -297,6 +300,51 @@ func TestLoopbackRefusedWithoutAllowList(t *testing.T) {
 	}
 	if hits.Load() != 0 {
 		t.Fatal("loopback receiver was reached")
+	}
+}
+
+// TestLocalhostNamesNeverReachDNS: a receiver named under .localhost (RFC
+// 6761) is reached on loopback when loopback is allowed, and refused when
+// it is not, without a single query to the resolver.
+func TestLocalhostNamesNeverReachDNS(t *testing.T) {
+	t.Parallel()
+	var queries atomic.Int32
+	noDNS := &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+		queries.Add(1)
+		return nil, errors.New("tests send no DNS query")
+	}}
+	t.Cleanup(func() { // after the parallel subtests
+		if n := queries.Load(); n != 0 {
+			t.Errorf("%d DNS queries for localhost names", n)
+		}
+	})
+	tests := []struct {
+		name  string
+		allow []string
+		want  store.DeliveryStatus
+	}{
+		{"loopback allowed", []string{"127.0.0.0/8"}, store.DeliverySucceeded},
+		{"loopback not allowed", nil, store.DeliveryRetrying},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.resolver = noDNS
+			srv, _ := recorder(t, status(http.StatusOK))
+			cfg := testConfig()
+			cfg.AllowCIDRs = tt.allow
+			e.run(cfg)
+			u, _ := url.Parse(srv.URL)
+			sub := e.subscription("http://hooks.localhost.:" + u.Port() + "/")
+			d := e.send(sub)
+			e.waitStatus(d.ID, tt.want)
+			if tt.want != store.DeliverySucceeded {
+				if as := e.attempts(d.ID); len(as) != 1 || !strings.Contains(as[0].Error, "localhost") {
+					t.Fatalf("attempts = %+v; want one refused naming localhost", as)
+				}
+			}
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"log/slog"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,6 +47,8 @@ type env struct {
 
 	// now, when set before run, is the service's clock.
 	now func() time.Time
+	// resolver, when set before run, resolves the receivers' names.
+	resolver *net.Resolver
 
 	stop    context.CancelFunc
 	stopped chan error
@@ -78,7 +81,7 @@ func newEnvOn(t *testing.T, st store.Store) *env {
 // nil) when the test ends, or by stopService.
 func (e *env) run(cfg delivery.Config) *delivery.Service {
 	e.t.Helper()
-	svc, err := delivery.New(cfg, deps.Deps[delivery.Store]{Store: e.st, Transport: e.tr, Logger: testLogger(), Now: e.now})
+	svc, err := delivery.New(cfg, deps.Deps[delivery.Store]{Store: e.st, Transport: e.tr, Logger: testLogger(), Now: e.now, Resolver: e.resolver})
 	if err != nil {
 		e.t.Fatalf("delivery.New: %v", err)
 	}

@@ -90,10 +90,19 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 		in.Config.RegisterFlags(fs)
 	}
 	for name, v := range devDefaults {
-		if f := fs.Lookup(name); f != nil {
-			_ = f.Value.Set(v)
-			f.DefValue = v
+		f := fs.Lookup(name)
+		if f == nil {
+			continue
 		}
+		// A list default is replaced, not Set: Set would mark the list as
+		// given, and a value from the command line or the environment
+		// would then be appended to the default instead of replacing it.
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			_ = sv.Replace(strings.Split(v, ","))
+		} else {
+			_ = f.Value.Set(v)
+		}
+		f.DefValue = v
 	}
 }
 
