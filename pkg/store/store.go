@@ -244,10 +244,15 @@ type IdempotencyKey struct {
 }
 
 // IdempotencyRecord maps an idempotency key to the event it was first
-// used for.
+// used for, and to the request it was used with.
 type IdempotencyRecord struct {
 	IdempotencyKey
 	EventID string
+	// Fingerprint identifies the request the key was first used with (the
+	// ingest service's hash of event type and payload), so that a reuse of
+	// the key with another request can be told from a retry. Empty on
+	// records written before fingerprints were kept: those match any.
+	Fingerprint []byte
 }
 
 // DueRetry is a claimed retry with what is needed to publish it.
@@ -396,14 +401,16 @@ type Store interface {
 	// GetEvent returns the event with id within scope, or ErrNotFound.
 	GetEvent(ctx context.Context, scope Scope, id string) (*Event, error)
 
-	// LookupIdempotencyKeys returns the event ID recorded for each of keys
-	// that has a record; keys without one are absent from the map.
-	LookupIdempotencyKeys(ctx context.Context, keys []IdempotencyKey) (map[IdempotencyKey]string, error)
-	// PutIdempotencyKeys records each key -> event ID, in one transaction,
-	// unless the key has a record already: the first writer wins, and within
-	// one call the earliest record of a key. It returns the event ID
-	// recorded for each record's key afterwards, in order.
-	PutIdempotencyKeys(ctx context.Context, recs []IdempotencyRecord, now time.Time) ([]string, error)
+	// LookupIdempotencyKeys returns the record of each of keys that has
+	// one; keys without one are absent from the map.
+	LookupIdempotencyKeys(ctx context.Context, keys []IdempotencyKey) (map[IdempotencyKey]IdempotencyRecord, error)
+	// PutIdempotencyKeys records each key -> event ID and fingerprint, in
+	// one transaction, unless the key has a record already: the first
+	// writer wins, and within one call the earliest record of a key. It
+	// returns the record kept for each record's key afterwards, in order
+	// (the caller's own, or the first writer's with its event ID and
+	// fingerprint).
+	PutIdempotencyKeys(ctx context.Context, recs []IdempotencyRecord, now time.Time) ([]IdempotencyRecord, error)
 
 	// InsertFanout stores events and deliveries (of those events) together,
 	// atomically: either all of them are stored or, on error, none. A row

@@ -199,14 +199,18 @@ func (a *adminServer) ListSubscriptions(ctx context.Context, req *hooklinev1.Lis
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	subs, next, err := a.s.deps.Store.ListSubscriptions(ctx, store.SubscriptionFilter{
-		Scope: scopeOf(ctx, req.GetTenant()), State: stateFromProto(req.GetState()), Limit: limit, PageToken: req.GetPageToken(),
-	})
+	var err error
+	f := store.SubscriptionFilter{Scope: scopeOf(ctx, req.GetTenant()), State: stateFromProto(req.GetState()), Limit: limit}
+	query := listQuery("subscriptions", f.Scope, f.State)
+	if f.PageToken, err = unwrapPageToken(query, req.GetPageToken()); err != nil {
+		return nil, err
+	}
+	subs, next, err := a.s.deps.Store.ListSubscriptions(ctx, f)
 	if err != nil {
 		return nil, storeErr("subscriptions", err)
 	}
 	now := a.s.now()
-	out := &hooklinev1.ListSubscriptionsResponse{NextPageToken: next}
+	out := &hooklinev1.ListSubscriptionsResponse{NextPageToken: wrapPageToken(query, next)}
 	for i := range subs {
 		out.Subscriptions = append(out.Subscriptions, subscriptionToProto(&subs[i], now, withoutSecretValues))
 	}
@@ -376,15 +380,21 @@ func (a *adminServer) ListDeliveries(ctx context.Context, req *hooklinev1.ListDe
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ds, next, err := a.s.deps.Store.ListDeliveries(ctx, store.DeliveryFilter{
+	var err error
+	f := store.DeliveryFilter{
 		Scope: scopeOf(ctx, req.GetTenant()), SubscriptionID: req.GetSubscriptionId(), EventID: req.GetEventId(),
 		Status: statusFromProto(req.GetStatus()), CreatedAfter: fromTS(req.GetCreatedAfter()), CreatedBefore: fromTS(req.GetCreatedBefore()),
-		Limit: limit, PageToken: req.GetPageToken(),
-	})
+		Limit: limit,
+	}
+	query := listQuery("deliveries", f.Scope, f.SubscriptionID, f.EventID, f.Status, f.CreatedAfter.UnixNano(), f.CreatedBefore.UnixNano())
+	if f.PageToken, err = unwrapPageToken(query, req.GetPageToken()); err != nil {
+		return nil, err
+	}
+	ds, next, err := a.s.deps.Store.ListDeliveries(ctx, f)
 	if err != nil {
 		return nil, storeErr("deliveries", err)
 	}
-	out := &hooklinev1.ListDeliveriesResponse{NextPageToken: next}
+	out := &hooklinev1.ListDeliveriesResponse{NextPageToken: wrapPageToken(query, next)}
 	for i := range ds {
 		out.Deliveries = append(out.Deliveries, deliveryToProto(&ds[i]))
 	}
@@ -410,14 +420,20 @@ func (a *adminServer) ListAttempts(ctx context.Context, req *hooklinev1.ListAtte
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	as, next, err := a.s.deps.Store.ListAttempts(ctx, store.AttemptFilter{
+	var err error
+	f := store.AttemptFilter{
 		Scope: scopeOf(ctx, req.GetTenant()), DeliveryID: req.GetDeliveryId(), SubscriptionID: req.GetSubscriptionId(), EventID: req.GetEventId(),
-		Limit: limit, PageToken: req.GetPageToken(),
-	})
+		Limit: limit,
+	}
+	query := listQuery("attempts", f.Scope, f.DeliveryID, f.SubscriptionID, f.EventID)
+	if f.PageToken, err = unwrapPageToken(query, req.GetPageToken()); err != nil {
+		return nil, err
+	}
+	as, next, err := a.s.deps.Store.ListAttempts(ctx, f)
 	if err != nil {
 		return nil, storeErr("attempts", err)
 	}
-	out := &hooklinev1.ListAttemptsResponse{NextPageToken: next}
+	out := &hooklinev1.ListAttemptsResponse{NextPageToken: wrapPageToken(query, next)}
 	for i := range as {
 		out.Attempts = append(out.Attempts, attemptToProto(&as[i]))
 	}

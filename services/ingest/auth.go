@@ -337,6 +337,7 @@ func (s *Service) authorize(ctx context.Context, fullMethod string, md metadata.
 // tenant before the handler runs, the key and its scope having been
 // checked by authTap before the request was read.
 func (s *Service) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	badField, bad := s.codec.badUTF8(req) // taken at once, so the codec never keeps it
 	p := principalFrom(ctx)
 	if p == nil {
 		md, _ := metadata.FromIncomingContext(ctx)
@@ -348,6 +349,11 @@ func (s *Service) authUnary(ctx context.Context, req any, info *grpc.UnaryServer
 			return handler(ctx, req) // health, reflection
 		}
 		ctx = context.WithValue(ctx, principalKey{}, p)
+	}
+	if bad {
+		var v violations
+		v.add(badField, "is not valid UTF-8")
+		return nil, v.err()
 	}
 	if m, ok := req.(proto.Message); ok {
 		if err := resolveTenants(m.ProtoReflect(), p, ""); err != nil {

@@ -55,8 +55,8 @@ type Store interface {
 	ListAPIKeys(ctx context.Context, f store.APIKeyFilter) ([]store.APIKey, string, error)
 	RevokeAPIKey(ctx context.Context, scope store.Scope, id string, now time.Time) error
 	TouchAPIKeys(ctx context.Context, lastUsed map[string]time.Time) error
-	LookupIdempotencyKeys(ctx context.Context, keys []store.IdempotencyKey) (map[store.IdempotencyKey]string, error)
-	PutIdempotencyKeys(ctx context.Context, recs []store.IdempotencyRecord, now time.Time) ([]string, error)
+	LookupIdempotencyKeys(ctx context.Context, keys []store.IdempotencyKey) (map[store.IdempotencyKey]store.IdempotencyRecord, error)
+	PutIdempotencyKeys(ctx context.Context, recs []store.IdempotencyRecord, now time.Time) ([]store.IdempotencyRecord, error)
 	InsertFanout(ctx context.Context, events []store.Event, ds []store.Delivery) error
 	GetDelivery(ctx context.Context, scope store.Scope, id string) (*store.Delivery, error)
 	ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error)
@@ -80,6 +80,8 @@ type Service struct {
 	subs *subcache.Cache
 	now  func() time.Time
 	auth *authenticator
+	// codec decodes requests, keeping track of strings that are not UTF-8.
+	codec *utf8Codec
 	// limits are the per-tenant publish rate and subscription limits.
 	limits *tenantlimit.Limiter
 
@@ -144,7 +146,9 @@ func New(cfg Config, d deps.Deps[Store]) (*Service, error) {
 			s.httpLis = tls.NewListener(s.httpLis, tlsCfg)
 		}
 	}
+	s.codec = newUTF8Codec()
 	opts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(s.codec),
 		grpc.MaxRecvMsgSize(cfg.maxMessageBytes()),
 		grpc.MaxHeaderListSize(maxHeaderBytes),
 		grpc.InTapHandle(s.authTap),

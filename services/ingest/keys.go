@@ -69,13 +69,17 @@ func (a *adminServer) ListAPIKeys(ctx context.Context, req *hooklinev1.ListAPIKe
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	keys, next, err := a.s.deps.Store.ListAPIKeys(ctx, store.APIKeyFilter{
-		Scope: scopeOf(ctx, req.GetTenant()), IncludeRevoked: req.GetIncludeRevoked(), Limit: limit, PageToken: req.GetPageToken(),
-	})
+	var err error
+	f := store.APIKeyFilter{Scope: scopeOf(ctx, req.GetTenant()), IncludeRevoked: req.GetIncludeRevoked(), Limit: limit}
+	query := listQuery("keys", f.Scope, f.IncludeRevoked)
+	if f.PageToken, err = unwrapPageToken(query, req.GetPageToken()); err != nil {
+		return nil, err
+	}
+	keys, next, err := a.s.deps.Store.ListAPIKeys(ctx, f)
 	if err != nil {
 		return nil, storeErr("API keys", err)
 	}
-	out := &hooklinev1.ListAPIKeysResponse{NextPageToken: next}
+	out := &hooklinev1.ListAPIKeysResponse{NextPageToken: wrapPageToken(query, next)}
 	for i := range keys {
 		out.ApiKeys = append(out.ApiKeys, apiKeyToProto(&keys[i]))
 	}

@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strconv"
@@ -81,7 +83,10 @@ func (s *Service) publish(ctx context.Context, reqs []*hooklinev1.PublishRequest
 	if err != nil {
 		return nil, err
 	}
-	b := s.plan(reqs, known, now)
+	b, err := s.plan(reqs, known, now)
+	if err != nil {
+		return nil, err
+	}
 	if len(b.msgs) == 0 {
 		return b.out, nil
 	}
@@ -94,13 +99,15 @@ func (s *Service) publish(ctx context.Context, reqs []*hooklinev1.PublishRequest
 			b.out[b.idx[k]].Duplicate = true
 		}
 	}
-	s.recordKeys(ctx, b, now)
+	if conflict := s.recordKeys(ctx, b, now); conflict != nil && len(reqs) == 1 {
+		return nil, conflict
+	}
 	return b.out, nil
 }
 
 // lookupKeys reads, in one store call, the event recorded for every
 // idempotency key of reqs that has one.
-func (s *Service) lookupKeys(ctx context.Context, reqs []*hooklinev1.PublishRequest) (map[store.IdempotencyKey]string, error) {
+func (s *Service) lookupKeys(ctx context.Context, reqs []*hooklinev1.PublishRequest) (map[store.IdempotencyKey]store.IdempotencyRecord, error) {
 	var keys []store.IdempotencyKey
 	for _, r := range reqs {
 		if r.GetIdempotencyKey() != "" {
@@ -126,30 +133,69 @@ type publishBatch struct {
 	seen map[string]int                // event id -> out index
 }
 
+// fingerprint identifies what a publish request asks for, to tell a retry
+// of it (same idempotency key, same fingerprint) from a reuse of the key
+// for something else: the event type and the payload.
+func fingerprint(r *hooklinev1.PublishRequest) []byte {
+	h := sha256.New()
+	h.Write([]byte(r.GetEventType()))
+	h.Write([]byte{0})
+	h.Write(r.GetPayload())
+	return h.Sum(nil)
+}
+
+// keyReused is the refusal of an idempotency key used before for another
+// request: AlreadyExists, naming the field and the event the key was
+// first used for.
+func keyReused(prefix, eventID string) error {
+	st := status.New(codes.AlreadyExists, fmt.Sprintf(
+		"%sidempotency_key: already used for event %s with a different event type or payload; use a new key for a new event", prefix, eventID))
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: "IDEMPOTENCY_KEY_REUSED", Domain: "hookline.dev",
+		Metadata: map[string]string{"event_id": eventID}}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
 // plan answers the requests whose key is known already (duplicate=true with
 // the recorded event) or repeated within the call, and gives every other
-// request its event id and EVENTS message.
-func (s *Service) plan(reqs []*hooklinev1.PublishRequest, known map[store.IdempotencyKey]string, now time.Time) publishBatch {
+// request its event id and EVENTS message. A key known or repeated with
+// another event type or payload refuses the whole call (AlreadyExists):
+// nothing of it is published.
+func (s *Service) plan(reqs []*hooklinev1.PublishRequest, known map[store.IdempotencyKey]store.IdempotencyRecord, now time.Time) (publishBatch, error) {
 	b := publishBatch{
 		out:  make([]*hooklinev1.PublishResponse, len(reqs)),
 		msgs: make([]transport.Message, 0, len(reqs)),
 		idx:  make([]int, 0, len(reqs)),
 		seen: map[string]int{},
 	}
+	prefix := func(i int) string {
+		if len(reqs) == 1 {
+			return ""
+		}
+		return fmt.Sprintf("events[%d].", i)
+	}
 	for i, r := range reqs {
 		var id string
 		if key := r.GetIdempotencyKey(); key != "" {
 			k := store.IdempotencyKey{Tenant: r.GetTenant(), Key: key}
-			if existing, found := known[k]; found {
-				b.out[i] = &hooklinev1.PublishResponse{EventId: existing, Duplicate: true}
+			fp := fingerprint(r)
+			if rec, found := known[k]; found {
+				if len(rec.Fingerprint) > 0 && !bytes.Equal(rec.Fingerprint, fp) {
+					return b, keyReused(prefix(i), rec.EventID)
+				}
+				b.out[i] = &hooklinev1.PublishResponse{EventId: rec.EventID, Duplicate: true}
 				continue
 			}
 			id = ids.EventFromIdempotencyKey(r.GetTenant(), key)
 			if j, dup := b.seen[id]; dup {
+				if !bytes.Equal(fingerprint(reqs[j]), fp) {
+					return b, keyReused(prefix(i), id)
+				}
 				b.out[i] = &hooklinev1.PublishResponse{EventId: b.out[j].GetEventId(), Duplicate: true}
 				continue
 			}
-			b.recs = append(b.recs, store.IdempotencyRecord{IdempotencyKey: k, EventID: id})
+			b.recs = append(b.recs, store.IdempotencyRecord{IdempotencyKey: k, EventID: id, Fingerprint: fp})
 		} else {
 			id = ids.NewEvent(now)
 		}
@@ -158,28 +204,40 @@ func (s *Service) plan(reqs []*hooklinev1.PublishRequest, known map[store.Idempo
 		b.msgs = append(b.msgs, wire.EventMessage(acceptedEvent(id, r, now)))
 		b.idx = append(b.idx, i)
 	}
-	return b
+	return b, nil
 }
 
 // recordKeys records the idempotency keys of published events, in one
 // write. The events are durable already; the record only lets later
 // retries answer duplicate=true without the broker, so a failure is logged,
 // not returned. A key another publish recorded first turns this answer
-// into a duplicate of that event.
-func (s *Service) recordKeys(ctx context.Context, b publishBatch, now time.Time) {
+// into a duplicate of that event (the broker dropped this one as a
+// duplicate of the same id) — unless that publish asked for another event
+// type or payload: then the answer is the reuse refusal, returned for a
+// single publish; within a batch, whose other events are accepted, the
+// event's answer stays duplicate and the reuse is logged.
+func (s *Service) recordKeys(ctx context.Context, b publishBatch, now time.Time) error {
 	if len(b.recs) == 0 {
-		return
+		return nil
 	}
 	recorded, err := s.deps.Store.PutIdempotencyKeys(ctx, b.recs, now)
 	if err != nil {
 		s.logger.Warn("record idempotency keys", "count", len(b.recs), "err", err)
-		return
+		return nil
 	}
+	var conflict error
 	for k, rec := range b.recs {
-		if recorded[k] != rec.EventID {
-			b.out[b.seen[rec.EventID]] = &hooklinev1.PublishResponse{EventId: recorded[k], Duplicate: true}
+		kept := recorded[k]
+		reused := len(kept.Fingerprint) > 0 && !bytes.Equal(kept.Fingerprint, rec.Fingerprint)
+		if reused {
+			conflict = keyReused("", kept.EventID)
+			s.logger.Warn("idempotency key reused concurrently with another payload", "tenant", rec.Tenant, "event_id", kept.EventID)
+		}
+		if kept.EventID != rec.EventID || reused {
+			b.out[b.seen[rec.EventID]] = &hooklinev1.PublishResponse{EventId: kept.EventID, Duplicate: true}
 		}
 	}
+	return conflict
 }
 
 // acceptedEvent is the event a validated request describes, as accepted

@@ -151,10 +151,11 @@ func (s *Store) GetEvent(ctx context.Context, scope store.Scope, id string) (*st
 // lookupChunk bounds the keys looked up in one query.
 const lookupChunk = 1000
 
-// LookupIdempotencyKeys returns the event IDs recorded for keys, up to a
-// thousand keys per query (the keys travel as two arrays).
-func (s *Store) LookupIdempotencyKeys(ctx context.Context, keys []store.IdempotencyKey) (map[store.IdempotencyKey]string, error) {
-	out := make(map[store.IdempotencyKey]string)
+// LookupIdempotencyKeys returns the records of keys (event ID and
+// fingerprint; a nil fingerprint where none was kept), up to a thousand
+// keys per query (the keys travel as two arrays).
+func (s *Store) LookupIdempotencyKeys(ctx context.Context, keys []store.IdempotencyKey) (map[store.IdempotencyKey]store.IdempotencyRecord, error) {
+	out := make(map[store.IdempotencyKey]store.IdempotencyRecord)
 	for len(keys) > 0 {
 		chunk := keys[:min(len(keys), lookupChunk)]
 		keys = keys[len(chunk):]
@@ -163,7 +164,7 @@ func (s *Store) LookupIdempotencyKeys(ctx context.Context, keys []store.Idempote
 			tenants[i], names[i] = k.Tenant, k.Key
 		}
 		err := s.run(ctx, "lookup idempotency keys", func(ctx context.Context) error {
-			rows, err := s.pool.Query(ctx, `SELECT k.tenant, k.idempotency_key, k.event_id
+			rows, err := s.pool.Query(ctx, `SELECT k.tenant, k.idempotency_key, k.event_id, k.fingerprint
 FROM idempotency_keys AS k
 JOIN unnest($1::TEXT[], $2::TEXT[]) AS q (tenant, idempotency_key)
     ON k.tenant = q.tenant AND k.idempotency_key = q.idempotency_key`, tenants, names)
@@ -172,12 +173,12 @@ JOIN unnest($1::TEXT[], $2::TEXT[]) AS q (tenant, idempotency_key)
 			}
 			defer rows.Close()
 			for rows.Next() {
-				var k store.IdempotencyKey
-				var id string
-				if err := rows.Scan(&k.Tenant, &k.Key, &id); err != nil {
+				var r store.IdempotencyRecord
+				if err := rows.Scan(&r.Tenant, &r.Key, &r.EventID, &r.Fingerprint); err != nil {
 					return err
 				}
-				out[k] = id
+				r.Fingerprint = rowcodec.Fingerprint(r.Fingerprint)
+				out[r.IdempotencyKey] = r
 			}
 			return rows.Err()
 		})
@@ -190,23 +191,23 @@ JOIN unnest($1::TEXT[], $2::TEXT[]) AS q (tenant, idempotency_key)
 
 // sqlPutIdempotencyKeys records keys in one statement. A key that has a
 // record keeps it: the DO UPDATE assigns event_id its own value, which
-// changes nothing but makes RETURNING report the recorded event id (the
-// row is locked first, so a concurrent first writer is waited for and
-// seen).
-const sqlPutIdempotencyKeys = `INSERT INTO idempotency_keys (tenant, idempotency_key, event_id, created_at)
-SELECT t.tenant, t.idempotency_key, t.event_id, $4::INT8
-FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[]) AS t (tenant, idempotency_key, event_id)
+// changes nothing but makes RETURNING report the recorded event id and
+// fingerprint (the row is locked first, so a concurrent first writer is
+// waited for and seen).
+const sqlPutIdempotencyKeys = `INSERT INTO idempotency_keys (tenant, idempotency_key, event_id, fingerprint, created_at)
+SELECT t.tenant, t.idempotency_key, t.event_id, t.fingerprint, $5::INT8
+FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BYTEA[]) AS t (tenant, idempotency_key, event_id, fingerprint)
 ON CONFLICT (tenant, idempotency_key) DO UPDATE SET event_id = idempotency_keys.event_id
-RETURNING tenant, idempotency_key, event_id`
+RETURNING tenant, idempotency_key, event_id, fingerprint`
 
-// PutIdempotencyKeys records every key without a record, in one statement
-// (one implicit transaction): the first writer wins, and within one call
-// the earliest record of a key. It returns the event ID recorded for each
-// record's key afterwards, in order.
-func (s *Store) PutIdempotencyKeys(ctx context.Context, recs []store.IdempotencyRecord, now time.Time) ([]string, error) {
-	recorded := make([]string, len(recs))
+// PutIdempotencyKeys records every key without a record, with its event ID
+// and fingerprint, in one statement (one implicit transaction): the first
+// writer wins, and within one call the earliest record of a key. It
+// returns the record kept for each record's key afterwards, in order.
+func (s *Store) PutIdempotencyKeys(ctx context.Context, recs []store.IdempotencyRecord, now time.Time) ([]store.IdempotencyRecord, error) {
+	kept := make([]store.IdempotencyRecord, len(recs))
 	if len(recs) == 0 {
-		return recorded, nil
+		return kept, nil
 	}
 	uniq := make([]store.IdempotencyRecord, 0, len(recs))
 	seen := make(map[store.IdempotencyKey]bool, len(recs))
@@ -219,25 +220,26 @@ func (s *Store) PutIdempotencyKeys(ctx context.Context, recs []store.Idempotency
 	slices.SortFunc(uniq, func(a, b store.IdempotencyRecord) int {
 		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Key, b.Key))
 	})
-	tenants, names, events := make([]string, len(uniq)), make([]string, len(uniq)), make([]string, len(uniq))
+	n := len(uniq)
+	tenants, names, events, fingerprints := make([]string, n), make([]string, n), make([]string, n), make([][]byte, n)
 	for i, r := range uniq {
-		tenants[i], names[i], events[i] = r.Tenant, r.Key, r.EventID
+		tenants[i], names[i], events[i], fingerprints[i] = r.Tenant, r.Key, r.EventID, rowcodec.Fingerprint(r.Fingerprint)
 	}
-	got := make(map[store.IdempotencyKey]string, len(tenants))
+	got := make(map[store.IdempotencyKey]store.IdempotencyRecord, n)
 	err := s.run(ctx, "put idempotency keys", func(ctx context.Context) error {
 		clear(got)
-		rows, err := s.pool.Query(ctx, sqlPutIdempotencyKeys, tenants, names, events, rowcodec.Nanos(now))
+		rows, err := s.pool.Query(ctx, sqlPutIdempotencyKeys, tenants, names, events, fingerprints, rowcodec.Nanos(now))
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var k store.IdempotencyKey
-			var id string
-			if err := rows.Scan(&k.Tenant, &k.Key, &id); err != nil {
+			var r store.IdempotencyRecord
+			if err := rows.Scan(&r.Tenant, &r.Key, &r.EventID, &r.Fingerprint); err != nil {
 				return err
 			}
-			got[k] = id
+			r.Fingerprint = rowcodec.Fingerprint(r.Fingerprint)
+			got[r.IdempotencyKey] = r
 		}
 		return rows.Err()
 	})
@@ -245,13 +247,13 @@ func (s *Store) PutIdempotencyKeys(ctx context.Context, recs []store.Idempotency
 		return nil, err
 	}
 	for i, r := range recs {
-		id, ok := got[r.IdempotencyKey]
+		k, ok := got[r.IdempotencyKey]
 		if !ok {
 			return nil, fmt.Errorf("crdb: put idempotency keys: key %q of %s: no record returned", r.Key, r.Tenant)
 		}
-		recorded[i] = id
+		kept[i] = k
 	}
-	return recorded, nil
+	return kept, nil
 }
 
 // uniqueByID returns rows without repeated ids (the first of each stays),

@@ -124,15 +124,16 @@ func decodeEventExtras(e *store.Event, labels string, occurredAt, receivedAt int
 // each, far below SQLite's limit).
 const lookupChunk = 256
 
-// LookupIdempotencyKeys returns the event IDs recorded for keys, a few
-// hundred keys per query.
-func (s *Store) LookupIdempotencyKeys(ctx context.Context, keys []store.IdempotencyKey) (map[store.IdempotencyKey]string, error) {
-	out := make(map[store.IdempotencyKey]string)
+// LookupIdempotencyKeys returns the records of keys (event ID and
+// fingerprint; a nil fingerprint where none was kept), a few hundred keys
+// per query.
+func (s *Store) LookupIdempotencyKeys(ctx context.Context, keys []store.IdempotencyKey) (map[store.IdempotencyKey]store.IdempotencyRecord, error) {
+	out := make(map[store.IdempotencyKey]store.IdempotencyRecord)
 	for len(keys) > 0 {
 		chunk := keys[:min(len(keys), lookupChunk)]
 		keys = keys[len(chunk):]
 		var q strings.Builder
-		q.WriteString(`SELECT tenant, idempotency_key, event_id FROM idempotency_keys WHERE `)
+		q.WriteString(`SELECT tenant, idempotency_key, event_id, fingerprint FROM idempotency_keys WHERE `)
 		args := make([]any, 0, 2*len(chunk))
 		for i, k := range chunk {
 			if i > 0 {
@@ -146,13 +147,13 @@ func (s *Store) LookupIdempotencyKeys(ctx context.Context, keys []store.Idempote
 			return nil, fmt.Errorf("sqlite: lookup idempotency keys: %w", err)
 		}
 		for rows.Next() {
-			var k store.IdempotencyKey
-			var id string
-			if err := rows.Scan(&k.Tenant, &k.Key, &id); err != nil {
+			var r store.IdempotencyRecord
+			if err := rows.Scan(&r.Tenant, &r.Key, &r.EventID, &r.Fingerprint); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("sqlite: lookup idempotency keys: %w", err)
 			}
-			out[k] = id
+			r.Fingerprint = rowcodec.Fingerprint(r.Fingerprint)
+			out[r.IdempotencyKey] = r
 		}
 		if err := errors.Join(rows.Close(), rows.Err()); err != nil {
 			return nil, fmt.Errorf("sqlite: lookup idempotency keys: %w", err)
@@ -161,38 +162,42 @@ func (s *Store) LookupIdempotencyKeys(ctx context.Context, keys []store.Idempote
 	return out, nil
 }
 
-// PutIdempotencyKeys records every key without a record in one write
-// transaction (the first writer wins) and returns the event ID recorded
-// for each afterwards.
-func (s *Store) PutIdempotencyKeys(ctx context.Context, recs []store.IdempotencyRecord, now time.Time) ([]string, error) {
-	recorded := make([]string, len(recs))
+// PutIdempotencyKeys records every key without a record, with its event ID
+// and fingerprint, in one write transaction (the first writer wins, and
+// within one call the earliest record of a key), and returns the record
+// kept for each record's key afterwards, in order.
+func (s *Store) PutIdempotencyKeys(ctx context.Context, recs []store.IdempotencyRecord, now time.Time) ([]store.IdempotencyRecord, error) {
+	kept := make([]store.IdempotencyRecord, len(recs))
 	if len(recs) == 0 {
-		return recorded, nil
+		return kept, nil
 	}
 	err := s.inWriteTx(ctx, "put idempotency keys", func(ctx context.Context, tx *sql.Tx) error {
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO idempotency_keys (tenant, idempotency_key, event_id, created_at)
-VALUES (?, ?, ?, ?) ON CONFLICT (tenant, idempotency_key) DO NOTHING`)
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO idempotency_keys (tenant, idempotency_key, event_id, fingerprint, created_at)
+VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, idempotency_key) DO NOTHING`)
 		if err != nil {
-			return err
+			return fmt.Errorf("prepare insert: %w", err)
 		}
 		defer ins.Close()
-		sel, err := tx.PrepareContext(ctx, `SELECT event_id FROM idempotency_keys WHERE tenant = ? AND idempotency_key = ?`)
+		sel, err := tx.PrepareContext(ctx, `SELECT event_id, fingerprint FROM idempotency_keys WHERE tenant = ? AND idempotency_key = ?`)
 		if err != nil {
-			return err
+			return fmt.Errorf("prepare select: %w", err)
 		}
 		defer sel.Close()
 		for i, r := range recs {
-			if _, err := ins.ExecContext(ctx, r.Tenant, r.Key, r.EventID, rowcodec.Nanos(now)); err != nil {
+			if _, err := ins.ExecContext(ctx, r.Tenant, r.Key, r.EventID, rowcodec.Fingerprint(r.Fingerprint), rowcodec.Nanos(now)); err != nil {
 				return fmt.Errorf("key %q of %s: %w", r.Key, r.Tenant, err)
 			}
-			if err := sel.QueryRowContext(ctx, r.Tenant, r.Key).Scan(&recorded[i]); err != nil {
-				return fmt.Errorf("key %q of %s: %w", r.Key, r.Tenant, err)
+			k := store.IdempotencyRecord{IdempotencyKey: r.IdempotencyKey}
+			if err := sel.QueryRowContext(ctx, r.Tenant, r.Key).Scan(&k.EventID, &k.Fingerprint); err != nil {
+				return fmt.Errorf("key %q of %s: read the kept record: %w", r.Key, r.Tenant, err)
 			}
+			k.Fingerprint = rowcodec.Fingerprint(k.Fingerprint)
+			kept[i] = k
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return recorded, nil
+	return kept, nil
 }

@@ -80,3 +80,14 @@ func DeliveryLastError(r *store.AttemptResult) string {
 func FinalStatus(st store.DeliveryStatus) bool {
 	return st == store.DeliverySucceeded || st == store.DeliveryDead || st == store.DeliveryParked
 }
+
+// Fingerprint is an idempotency record's fingerprint as stored and as
+// returned: fp, or nil when it is empty. An empty fingerprint is stored as
+// NULL, as on keys recorded before fingerprints were kept, and NULL reads
+// back as nil, so both stores return nil for "no fingerprint".
+func Fingerprint(fp []byte) []byte {
+	if len(fp) == 0 {
+		return nil
+	}
+	return fp
+}

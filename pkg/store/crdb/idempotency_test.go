@@ -1,0 +1,45 @@
+package crdb
+
+import (
+	"testing"
+
+	"github.com/hookline/hookline/pkg/store"
+	"github.com/hookline/hookline/pkg/store/crdb/crdbtest"
+	"github.com/hookline/hookline/pkg/store/storetest"
+)
+
+// TestIdempotencyKeysBeforeFingerprints: keys recorded at schema version 4,
+// before fingerprints were kept, read back after migration 5 with their
+// event IDs and no fingerprint, through Lookup and through a later Put of
+// the same key with a fingerprint (which changes nothing).
+func TestIdempotencyKeysBeforeFingerprints(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := crdbtest.NewDatabase(t)
+	migrateUpTo(t, url, 4)
+	conn := connectTest(t, url)
+	if _, err := conn.Exec(ctx, `INSERT INTO idempotency_keys (tenant, idempotency_key, event_id, created_at)
+VALUES ('acme', 'old', 'evt_old', $1)`, storetest.Base.UnixNano()); err != nil {
+		t.Fatalf("insert a key of version 4: %v", err)
+	}
+	s := openStore(t, url, Options{})
+	key := store.IdempotencyKey{Tenant: "acme", Key: "old"}
+	found, err := s.LookupIdempotencyKeys(ctx, []store.IdempotencyKey{key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := found[key]; !ok || got.EventID != "evt_old" || got.Fingerprint != nil {
+		t.Fatalf("LookupIdempotencyKeys = %+v, %v; want evt_old without a fingerprint", got, ok)
+	}
+	kept, err := s.PutIdempotencyKeys(ctx, []store.IdempotencyRecord{{IdempotencyKey: key, EventID: "evt_new", Fingerprint: []byte("fp")}}, storetest.Base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 1 || kept[0].EventID != "evt_old" || kept[0].Fingerprint != nil {
+		t.Fatalf("PutIdempotencyKeys = %+v; want evt_old without a fingerprint", kept)
+	}
+	var null bool
+	if err := conn.QueryRow(ctx, `SELECT fingerprint IS NULL FROM idempotency_keys WHERE tenant = 'acme' AND idempotency_key = 'old'`).Scan(&null); err != nil || !null {
+		t.Fatalf("the old key's stored fingerprint: NULL %v, err %v; want it left NULL", null, err)
+	}
+}
