@@ -50,7 +50,7 @@ verify: vet ## Fail if generated code or docs are stale, code is unformatted or 
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
-	@set -e; for target in pkg:./signature pkg:./ssrf pkg:./retry pkg:./eventtype pkg:./keyring services:./internal/wire services:./internal/apikey; do \
+	@set -e; for target in pkg:./signature pkg:./ssrf pkg:./retry pkg:./eventtype pkg:./keyring services:./internal/wire services:./internal/apikey services:./ingest; do \
 	  mod=$${target%%:*}; pkg=$${target#*:}; \
 	  for f in $$(cd $$mod && $(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
 	    (cd $$mod && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg); done; done

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
@@ -32,6 +33,10 @@ func (s *Service) guardHTTP(gw *runtime.ServeMux) http.Handler {
 			runtime.DefaultHTTPErrorHandler(r.Context(), gw, &runtime.JSONPb{}, w, r, err)
 			return
 		}
+		if err := checkURLText(r); err != nil {
+			s.httpError(r.Context(), gw, &runtime.JSONPb{}, w, r, err)
+			return
+		}
 		body, err := readCapped(r.Body, r.ContentLength, limit)
 		if err != nil {
 			w.Header().Set("Connection", "close") // the rest of the body is not read
@@ -45,6 +50,29 @@ func (s *Service) guardHTTP(gw *runtime.ServeMux) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		gw.ServeHTTP(w, r)
 	})
+}
+
+// checkURLText refuses a path or query parameter that is not UTF-8 once
+// decoded: it would fill a string field of the request, which gRPC cannot
+// encode (an Internal error otherwise).
+func checkURLText(r *http.Request) error {
+	var v violations
+	if !utf8.ValidString(r.URL.Path) {
+		v.add("path", "is not valid UTF-8")
+	}
+	for key, vals := range r.URL.Query() {
+		if !utf8.ValidString(key) {
+			v.add("query", "a parameter name is not valid UTF-8")
+			continue
+		}
+		for _, val := range vals {
+			if !utf8.ValidString(val) {
+				v.add(key, "is not valid UTF-8")
+				break
+			}
+		}
+	}
+	return v.err()
 }
 
 // malformedJSON says where and why body is not JSON.

@@ -159,7 +159,7 @@ func TestPublishBatchIdempotency(t *testing.T) {
 }
 
 // dial connects to the service's gRPC API until the test ends.
-func dial(t *testing.T, s *Service) *grpc.ClientConn {
+func dial(t testing.TB, s *Service) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

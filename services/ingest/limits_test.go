@@ -31,7 +31,7 @@ type testService struct {
 	operator string
 }
 
-func startTestService(t *testing.T, mutate func(*Config)) *testService {
+func startTestService(t testing.TB, mutate func(*Config)) *testService {
 	t.Helper()
 	operator, _, err := apikey.Generate()
 	if err != nil {
@@ -59,7 +59,7 @@ func startTestService(t *testing.T, mutate func(*Config)) *testService {
 }
 
 // ctx is a context carrying key, bounded for one call.
-func (ts *testService) ctx(t *testing.T, key string) context.Context {
+func (ts *testService) ctx(t testing.TB, key string) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
