@@ -18,6 +18,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -51,6 +52,14 @@ type Options struct {
 	StoreDir string
 	// Logger receives the server's log lines. Nil discards them.
 	Logger *slog.Logger
+	// RecoverInterval is how often, after a storage fault, the server
+	// checks whether its store has room again; zero means
+	// DefaultRecoverInterval.
+	RecoverInterval time.Duration
+	// MinFreeBytes is the free space the store's file system needs before
+	// JetStream is restarted after a storage fault; zero means
+	// DefaultMinFreeBytes.
+	MinFreeBytes uint64
 	// Credentials are what every client must present. The zero value
 	// has Start generate new ones; starting again with a running
 	// server's Options keeps its credentials, so its clients reconnect.
@@ -119,6 +128,14 @@ type Server struct {
 	opts     Options
 	url      string
 	shutdown sync.Once
+	logger   *slog.Logger
+
+	fault       atomic.Pointer[storageFault] // the current storage fault, nil while JetStream stores
+	faultMu     sync.Mutex                   // guards faultCtx and faultCancel
+	faultCtx    context.Context              // done once the current (or next) fault occurs
+	faultCancel context.CancelFunc           // ends faultCtx
+	stopWatch   chan struct{}
+	watchDone   chan struct{}
 }
 
 // Start starts a NATS server with JetStream on the given options and returns
@@ -162,6 +179,13 @@ func Start(opts Options) (*Server, error) {
 	// Always install our logger: the server's default logger calls
 	// os.Exit on Fatalf, which must never happen inside hookline.
 	logs := newLogAdapter(opts.Logger)
+	s := &Server{opts: opts, url: InProcessURL, logger: logs.l, stopWatch: make(chan struct{}), watchDone: make(chan struct{})}
+	s.faultCtx, s.faultCancel = context.WithCancel(context.Background())
+	logs.onError = func(line string) {
+		if storageFailure(line) {
+			s.noteStorageFailure(line, time.Now())
+		}
+	}
 	ns.SetLogger(logs, false, false)
 	// Start enables JetStream and opens the listener synchronously; a
 	// failure of either is reported through Fatalf and Start returns.
@@ -182,7 +206,7 @@ func Start(opts Options) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("natsembed: JetStream failed to start with store dir %q", opts.StoreDir)
 	}
-	s := &Server{ns: ns, opts: opts, url: InProcessURL}
+	s.ns = ns
 	if !opts.InProcessOnly {
 		s.url = ns.ClientURL()
 		if addr, ok := ns.Addr().(*net.TCPAddr); ok {
@@ -190,6 +214,7 @@ func Start(opts Options) (*Server, error) {
 			s.url = "nats://" + net.JoinHostPort(opts.Host, strconv.Itoa(addr.Port))
 		}
 	}
+	go s.watch(s.stopWatch, s.watchDone)
 	return s, nil
 }
 
@@ -229,6 +254,9 @@ func (s *Server) Options() Options { return s.opts }
 // fully stopped. It is safe to call more than once and concurrently.
 func (s *Server) Shutdown() {
 	s.shutdown.Do(func() {
+		close(s.stopWatch)
+		<-s.watchDone
+		s.faultCancel()
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()
 	})
@@ -236,9 +264,11 @@ func (s *Server) Shutdown() {
 
 // logAdapter forwards the server's printf-style logging to slog.
 type logAdapter struct {
-	l     *slog.Logger
-	mu    sync.Mutex
-	fatal string // first Fatalf message
+	l *slog.Logger
+	// onError, when set, sees every error line (storage faults).
+	onError func(line string)
+	mu      sync.Mutex
+	fatal   string // first Fatalf message
 }
 
 func (a *logAdapter) fatalMessage() string {
@@ -274,6 +304,11 @@ func (a *logAdapter) Fatalf(format string, v ...any) {
 	a.mu.Unlock()
 	a.log(slog.LevelError, format, v)
 }
-func (a *logAdapter) Errorf(format string, v ...any) { a.log(slog.LevelError, format, v) }
+func (a *logAdapter) Errorf(format string, v ...any) {
+	if a.onError != nil {
+		a.onError(fmt.Sprintf(format, v...))
+	}
+	a.log(slog.LevelError, format, v)
+}
 func (a *logAdapter) Debugf(format string, v ...any) { a.log(slog.LevelDebug, format, v) }
 func (a *logAdapter) Tracef(format string, v ...any) { a.log(slog.LevelDebug-4, format, v) }

@@ -27,6 +27,7 @@ import (
 	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/pkg/natsembed"
 	"github.com/hookline/hookline/pkg/store/sqlite"
+	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
 	"github.com/hookline/hookline/services/fanout"
 	"github.com/hookline/hookline/services/internal/profiling"
@@ -165,7 +166,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	if err := s.startDependencies(ctx); err != nil {
 		return nil, err
 	}
-	d := servicetable.Deps{Store: s.store, Transport: s.transport, Logger: logger, Subscriptions: s.subs}
+	d := servicetable.Deps{Store: s.store, Transport: storageAware{s.transport, s.nats}, Logger: logger, Subscriptions: s.subs}
 	for _, in := range cfg.Services {
 		r, err := in.Build(d)
 		if err != nil {
@@ -346,4 +347,42 @@ func devKeyring(cfg Config) (*keyring.Keyring, error) {
 		}
 	}
 	return keyring.Load(path)
+}
+
+// storageAware is the development transport as the services see it: while
+// the embedded server's JetStream cannot write (a full disk), a publish
+// fails at once naming the cause instead of waiting for an ack that will
+// not come — a publish already waiting stops waiting when the fault is
+// noticed — and Ready says so; the server restarts JetStream by itself
+// once the disk has room (natsembed.Server.Healthy).
+type storageAware struct {
+	*natsjs.Transport
+	broker *natsembed.Server
+}
+
+// Publish refuses while the broker's storage has failed, and publishes
+// otherwise, giving up with the fault if one occurs meanwhile.
+func (t storageAware) Publish(ctx context.Context, stream transport.Stream, msgs ...transport.Message) ([]transport.PublishResult, error) {
+	fault := t.broker.FaultContext()
+	if fault.Err() != nil {
+		if err := t.broker.Healthy(); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(fault, func() { cancel(t.broker.Healthy()) })
+	defer stop()
+	res, err := t.Transport.Publish(ctx, stream, msgs...)
+	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, natsembed.ErrStorage) {
+			return nil, cause
+		}
+	}
+	return res, err
+}
+
+// Ready reports the broker's storage fault as well as the connection.
+func (t storageAware) Ready(ctx context.Context) error {
+	return errors.Join(t.broker.Healthy(), t.Transport.Ready(ctx))
 }
