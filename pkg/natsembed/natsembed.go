@@ -124,7 +124,8 @@ func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String())
 
 // Server is a running embedded NATS server with JetStream enabled.
 type Server struct {
-	ns       *server.Server
+	nsMu     sync.Mutex     // guards ns
+	ns       *server.Server // replaced when the watchdog restarts the server
 	opts     Options
 	url      string
 	shutdown sync.Once
@@ -155,6 +156,30 @@ func Start(opts Options) (*Server, error) {
 		}
 		opts.Credentials = c
 	}
+	s := &Server{opts: opts, url: InProcessURL, stopWatch: make(chan struct{}), watchDone: make(chan struct{})}
+	s.logger = newLogAdapter(opts.Logger).l
+	s.faultCtx, s.faultCancel = context.WithCancel(context.Background())
+	ns, err := s.startServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	s.ns = ns
+	if !opts.InProcessOnly {
+		s.url = ns.ClientURL()
+		if addr, ok := ns.Addr().(*net.TCPAddr); ok {
+			s.opts.Port = addr.Port
+			s.url = "nats://" + net.JoinHostPort(opts.Host, strconv.Itoa(addr.Port))
+		}
+	}
+	go s.watch(s.stopWatch, s.watchDone)
+	return s, nil
+}
+
+// startServer starts a nats-server with JetStream on opts, its log going
+// to opts.Logger with storage failures noted on s, and returns once it
+// accepts clients and JetStream is enabled. On error nothing is left
+// running.
+func (s *Server) startServer(opts Options) (*server.Server, error) {
 	where := "on " + net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
 	if opts.InProcessOnly {
 		where = "in process"
@@ -179,8 +204,6 @@ func Start(opts Options) (*Server, error) {
 	// Always install our logger: the server's default logger calls
 	// os.Exit on Fatalf, which must never happen inside hookline.
 	logs := newLogAdapter(opts.Logger)
-	s := &Server{opts: opts, url: InProcessURL, logger: logs.l, stopWatch: make(chan struct{}), watchDone: make(chan struct{})}
-	s.faultCtx, s.faultCancel = context.WithCancel(context.Background())
 	logs.onError = func(line string) {
 		if storageFailure(line) {
 			s.noteStorageFailure(line, time.Now())
@@ -206,16 +229,14 @@ func Start(opts Options) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("natsembed: JetStream failed to start with store dir %q", opts.StoreDir)
 	}
-	s.ns = ns
-	if !opts.InProcessOnly {
-		s.url = ns.ClientURL()
-		if addr, ok := ns.Addr().(*net.TCPAddr); ok {
-			s.opts.Port = addr.Port
-			s.url = "nats://" + net.JoinHostPort(opts.Host, strconv.Itoa(addr.Port))
-		}
-	}
-	go s.watch(s.stopWatch, s.watchDone)
-	return s, nil
+	return ns, nil
+}
+
+// current is the running nats-server (another one after a restart).
+func (s *Server) current() *server.Server {
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	return s.ns
 }
 
 // ClientURL returns the nats:// URL clients connect to, without
@@ -238,7 +259,7 @@ func (s *Server) ConnectOptions() []nats.Option {
 // pipe, with no socket and no system calls: pass the Server to
 // nats.InProcessServer to use it from a client in the same process.
 func (s *Server) InProcessConn() (net.Conn, error) {
-	c, err := s.ns.InProcessConn()
+	c, err := s.current().InProcessConn()
 	if err != nil {
 		return nil, fmt.Errorf("natsembed: in-process connection: %w", err)
 	}
@@ -257,8 +278,9 @@ func (s *Server) Shutdown() {
 		close(s.stopWatch)
 		<-s.watchDone
 		s.faultCancel()
-		s.ns.Shutdown()
-		s.ns.WaitForShutdown()
+		ns := s.current()
+		ns.Shutdown()
+		ns.WaitForShutdown()
 	})
 }
 

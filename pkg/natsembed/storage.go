@@ -43,14 +43,14 @@ func storageFailure(line string) bool {
 // Healthy reports whether JetStream can store messages: nil, or an error
 // wrapping ErrStorage that says what failed and that the server retries.
 // An embedded server recovers by itself: once the store's file system has
-// MinFreeBytes free again, the watchdog restarts JetStream, which reopens
+// MinFreeBytes free again, the watchdog restarts the server, which reopens
 // every stream from its files.
 func (s *Server) Healthy() error {
 	f := s.fault.Load()
 	if f == nil {
 		return nil
 	}
-	return fmt.Errorf("%w since %s: %s (JetStream restarts once %s has %d MiB free)",
+	return fmt.Errorf("%w since %s: %s (the server restarts once %s has %d MiB free)",
 		ErrStorage, f.when.UTC().Format(time.RFC3339), f.msg, s.opts.StoreDir, s.minFree()>>20)
 }
 
@@ -115,34 +115,33 @@ func (s *Server) watch(stop <-chan struct{}, done chan<- struct{}) {
 		if err != nil || free < s.minFree() {
 			continue
 		}
-		if err := s.restartJetStream(); err != nil {
-			s.logger.Warn("restarting JetStream after a storage fault failed; retrying", "err", err)
+		if err := s.restartServer(); err != nil {
+			s.logger.Warn("restarting the NATS server after a storage fault failed; retrying", "err", err)
 			continue
 		}
 		s.resetFault(f)
-		s.logger.Info("JetStream restarted after a storage fault: storing messages again", "fault", f.msg, "down_for", time.Since(f.when).Round(time.Millisecond))
+		s.logger.Info("NATS server restarted after a storage fault: storing messages again", "fault", f.msg, "down_for", time.Since(f.when).Round(time.Millisecond))
 	}
 }
 
-// restartJetStream stops JetStream and starts it again with the same
-// configuration: every stream and consumer is reopened from its files
-// with a fresh write path.
-func (s *Server) restartJetStream() error {
-	cfg := s.ns.JetStreamConfig()
-	if cfg == nil {
-		return errors.New("no JetStream configuration")
+// restartServer stops the nats-server and starts a new one on the same
+// store, port and credentials: every stream and consumer is reopened from
+// its files with a fresh write path. Clients reconnect by themselves (an
+// in-process client through InProcessConn, which reaches the new server).
+// The whole server is restarted, not only JetStream: re-enabling
+// JetStream on a running server races with requests in flight inside
+// nats-server.
+func (s *Server) restartServer() error {
+	old := s.current()
+	old.Shutdown()
+	old.WaitForShutdown()
+	ns, err := s.startServer(s.opts)
+	if err != nil {
+		return err
 	}
-	c := *cfg
-	// The running configuration's StoreDir ends in the "jetstream" the
-	// server appends to the configured one; it is given the configured one
-	// again, as at start.
-	c.StoreDir = s.opts.StoreDir
-	if err := s.ns.ShutdownJetStream(); err != nil {
-		return fmt.Errorf("stop JetStream: %w", err)
-	}
-	if err := s.ns.EnableJetStream(&c); err != nil {
-		return fmt.Errorf("start JetStream: %w", err)
-	}
+	s.nsMu.Lock()
+	s.ns = ns
+	s.nsMu.Unlock()
 	return nil
 }
 
