@@ -180,8 +180,14 @@ func checkSecretKeys(ctx context.Context, db *sql.DB, kr *keyring.Keyring) error
 	return rowcodec.MissingKeys(kr, ids)
 }
 
-// Ready reports whether both the writer and the readers answer a query.
+// Ready reports whether both the writer and the readers answer a query,
+// and whether the last write transaction could be written: after a write
+// the file system refused (a full disk, an I/O error) the store is not
+// ready, saying why, until a transaction commits again.
 func (s *Store) Ready(ctx context.Context) error {
+	if err := s.writer.storageErr(); err != nil {
+		return err
+	}
 	var one int
 	if err := s.write.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		return fmt.Errorf("sqlite: ready (writer): %w", err)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/hookline/hookline/pkg/groupcommit"
 )
@@ -46,6 +48,51 @@ type writer struct {
 	db    *sql.DB
 	batch *groupcommit.Batcher[writeOp]
 	txs   atomic.Int64 // transactions begun
+	// fault is the storage failure of the last transaction (a full disk,
+	// an I/O error), nil once a transaction commits again; Ready reports
+	// it, so the store is not ready while it cannot write.
+	fault atomic.Pointer[storageFault]
+}
+
+// storageFault is a write the database file could not take.
+type storageFault struct {
+	err  error
+	when time.Time
+}
+
+// isStorageError reports whether err is the file system refusing a
+// write (SQLITE_FULL, SQLITE_IOERR), not a problem of the statement.
+func isStorageError(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "database or disk is full") || strings.Contains(msg, "disk I/O error") ||
+		strings.Contains(msg, "no space left on device")
+}
+
+// noteOutcome records a storage failure among errs, or clears the fault
+// after a transaction that committed.
+func (w *writer) noteOutcome(committed bool, errs []error) {
+	if committed {
+		w.fault.Store(nil)
+		return
+	}
+	for _, err := range errs {
+		if isStorageError(err) {
+			w.fault.CompareAndSwap(nil, &storageFault{err: err, when: time.Now()})
+			return
+		}
+	}
+}
+
+// storageErr is the current storage fault as an error, or nil.
+func (w *writer) storageErr() error {
+	f := w.fault.Load()
+	if f == nil {
+		return nil
+	}
+	return fmt.Errorf("sqlite: writes failing since %s: %w", f.when.UTC().Format(time.RFC3339), f.err)
 }
 
 func startWriter(db *sql.DB) *writer {
@@ -89,6 +136,8 @@ func (w *writer) run(ctx context.Context, batch []writeOp, errs []error) {
 	if live == 0 {
 		return
 	}
+	committed := false
+	defer func() { w.noteOutcome(committed, errs) }()
 	w.txs.Add(1)
 	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -136,5 +185,7 @@ func (w *writer) run(ctx context.Context, batch []writeOp, errs []error) {
 	}
 	if err := tx.Commit(); err != nil {
 		fail(fmt.Errorf("commit: %w", err))
+		return
 	}
+	committed = true
 }
