@@ -206,11 +206,20 @@ func redact(rawURL string) string {
 // Dialect reports the server dialect detected at Open.
 func (s *Store) Dialect() Dialect { return s.dialect }
 
-// Ready reports whether the database answers a query.
+// Ready reports whether the database answers a query; its error names
+// the server and why it does not.
 func (s *Store) Ready(ctx context.Context) error {
 	var one int
-	if err := s.pool.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
-		return fmt.Errorf("crdb: ready: %w", err)
+	err := s.pool.QueryRow(ctx, `SELECT 1`).Scan(&one)
+	if err != nil && ctx.Err() == nil {
+		// A pooled connection the server dropped fails once ("unexpected
+		// EOF") and is discarded; a second try dials, and its error names
+		// the cause (connection refused, authentication...).
+		err = s.pool.QueryRow(ctx, `SELECT 1`).Scan(&one)
+	}
+	if err != nil {
+		cc := s.pool.Config().ConnConfig
+		return fmt.Errorf("crdb: ready: the database server %s:%d does not answer: %w", cc.Host, cc.Port, err)
 	}
 	return nil
 }
