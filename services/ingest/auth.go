@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -139,6 +140,10 @@ type authenticator struct {
 	now       func() time.Time
 	cacheTTL  time.Duration
 
+	// lookups bounds the store lookups of keys not in the cache; nil
+	// means unbounded.
+	lookups *rate.Limiter
+
 	mu       sync.Mutex
 	cache    map[string]cachedKey
 	lastUsed map[string]time.Time // to record at the next flush
@@ -156,12 +161,22 @@ const maxCachedKeys = 10000
 // touchEvery is how stale a key's recorded last use may get.
 const touchEvery = time.Minute
 
-func newAuthenticator(operators [][]byte, anonymous bool, st keyStore, now func() time.Time, ttl time.Duration) *authenticator {
-	return &authenticator{
+func newAuthenticator(operators [][]byte, anonymous bool, st keyStore, now func() time.Time, ttl time.Duration, lookupsPerSecond float64) *authenticator {
+	a := &authenticator{
 		operators: operators, anonymous: anonymous, store: st, now: now, cacheTTL: ttl,
 		cache: map[string]cachedKey{}, lastUsed: map[string]time.Time{},
 	}
+	if lookupsPerSecond > 0 {
+		a.lookups = rate.NewLimiter(rate.Limit(lookupsPerSecond), max(1, int(2*lookupsPerSecond)))
+	}
+	return a
 }
+
+// errTooManyLookups refuses a key the cache does not know while store
+// lookups are over their rate: a flood of made-up keys costs the store a
+// bounded number of queries, and keys already cached are unaffected.
+var errTooManyLookups = status.Error(codes.Unavailable,
+	"authorization: too many lookups of API keys this replica has not seen lately; retry in a second")
 
 var errNoCredentials = status.Error(codes.Unauthenticated, `authorization: missing "Bearer <API key>" credentials`)
 
@@ -231,6 +246,9 @@ func (a *authenticator) lookup(ctx context.Context, id string, cachedOnly bool) 
 	}
 	if cachedOnly {
 		return nil, errNeedsLookup
+	}
+	if a.lookups != nil && !a.lookups.AllowN(now, 1) {
+		return nil, errTooManyLookups
 	}
 	k, err := a.store.GetAPIKey(ctx, id)
 	switch {

@@ -45,6 +45,10 @@ type Config struct {
 	// KeyCacheTTL is how long a replica trusts what it read of a stored
 	// API key: a revocation takes effect on every replica within it.
 	KeyCacheTTL time.Duration
+	// KeyLookupRate bounds, per second, the store lookups of API keys a
+	// replica has not cached, so that a flood of made-up keys costs the
+	// store a bounded number of queries; 0 means unbounded.
+	KeyLookupRate float64
 	// AllowCIDRs lists address ranges that subscription URLs may point into
 	// even though they are special-purpose (loopback, private...).
 	AllowCIDRs []string
@@ -67,6 +71,7 @@ func DefaultConfig() Config {
 		MaxBatchEvents:   500,
 		DefaultSecretTTL: 24 * time.Hour,
 		KeyCacheTTL:      5 * time.Second,
+		KeyLookupRate:    200,
 		Limits:           tenantlimit.DefaultConfig(),
 	}
 }
@@ -87,6 +92,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.TLS.KeyFile, "ingest-tls-key-file", "", "PEM private key of --ingest-tls-cert-file, re-read when it changes")
 	fs.StringVar(&c.TLS.ClientCAFile, "ingest-tls-client-ca-file", "", "PEM CA bundle: clients must present a certificate it signed (mutual TLS); re-read when it changes")
 	c.Limits.RegisterFlags(fs)
+	fs.Float64Var(&c.KeyLookupRate, "ingest-key-lookup-rate", d.KeyLookupRate, "store lookups per second of API keys this replica has not cached (made-up keys included; beyond it such calls are Unavailable); 0: unbounded")
 	fs.DurationVar(&c.KeyCacheTTL, "ingest-key-cache-ttl", d.KeyCacheTTL, "how long a replica trusts a stored API key it has read; a revocation takes effect everywhere within it")
 	fs.StringSliceVar(&c.AllowCIDRs, "ingest-allow-cidrs", nil, "address ranges subscription URLs may use although special-purpose (e.g. 127.0.0.0/8), comma-separated")
 	fs.DurationVar(&c.DefaultSecretTTL, "ingest-previous-secret-ttl", d.DefaultSecretTTL, "how long a rotated-out signing secret keeps signing by default")
@@ -122,6 +128,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.KeyLookupRate < 0 {
+		errs = append(errs, fmt.Errorf("--ingest-key-lookup-rate %v: must not be negative", c.KeyLookupRate))
 	}
 	if c.KeyCacheTTL < 0 || c.KeyCacheTTL > time.Hour {
 		errs = append(errs, fmt.Errorf("--ingest-key-cache-ttl %v: must be between 0s and 1h", c.KeyCacheTTL))

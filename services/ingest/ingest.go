@@ -116,7 +116,7 @@ func New(cfg Config, d deps.Deps[Store]) (*Service, error) {
 	if s.limits, err = tenantlimit.New(cfg.Limits, d.Now); err != nil {
 		return nil, fmt.Errorf("ingest config: %w", err)
 	}
-	s.auth = newAuthenticator(operators, cfg.InsecureNoAuth, d.Store, d.Now, cfg.KeyCacheTTL)
+	s.auth = newAuthenticator(operators, cfg.InsecureNoAuth, d.Store, d.Now, cfg.KeyCacheTTL, cfg.KeyLookupRate)
 	switch {
 	case cfg.InsecureNoAuth:
 		s.logger.Warn("requests without an API key act as an operator (--ingest-insecure-no-auth): for local development only")

@@ -247,3 +247,39 @@ func TestOperatorKeysFromFile(t *testing.T) {
 		t.Errorf("Validate of a bad keys file: %v; want the file and line named and no key echoed", err)
 	}
 }
+
+// TestUnknownKeyLookupsAreBounded: made-up keys cost at most the lookup
+// rate in store queries; beyond it they are Unavailable without a query,
+// while keys already cached and configured operator keys keep working.
+func TestUnknownKeyLookupsAreBounded(t *testing.T) {
+	t.Parallel()
+	ts := startTestService(t, func(c *Config) { c.KeyLookupRate = 1 }) // burst 2
+	admin := hooklinev1.NewAdminServiceClient(ts.conn)
+	created, err := admin.CreateAPIKey(ts.ctx(t, ts.operator), &hooklinev1.CreateAPIKeyRequest{Tenant: "acme", Scopes: []string{"read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(key string) codes.Code {
+		_, err := admin.ListSubscriptions(ts.ctx(t, key), &hooklinev1.ListSubscriptionsRequest{})
+		return status.Code(err)
+	}
+	if got := list(created.GetKey()); got != codes.OK { // looked up once (1 of the burst), cached from then on
+		t.Fatalf("a stored key: %v", got)
+	}
+	madeUp := func() string { k, _, _ := apikey.Generate(); return k }
+	if got := list(madeUp()); got != codes.Unauthenticated {
+		t.Fatalf("a made-up key within the rate: %v, want Unauthenticated", got)
+	}
+	if got := list(madeUp()); got != codes.Unavailable {
+		t.Fatalf("a made-up key over the rate: %v, want Unavailable", got)
+	}
+	for name, key := range map[string]string{"cached stored key": created.GetKey(), "configured operator key": ts.operator} {
+		if got := list(key); got != codes.OK {
+			t.Errorf("%s over the lookup rate: %v, want OK", name, got)
+		}
+	}
+	ts.clock.advance(time.Second)
+	if got := list(madeUp()); got != codes.Unauthenticated {
+		t.Errorf("a made-up key a second later: %v, want Unauthenticated (looked up again)", got)
+	}
+}
