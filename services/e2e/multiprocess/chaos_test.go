@@ -47,6 +47,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/hookline/hookline/pkg/ids"
+	"github.com/hookline/hookline/pkg/store/crdb/crdbtest"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
 )
 
@@ -84,7 +85,10 @@ func TestMultiProcessChaos(t *testing.T) {
 	bin := buildBinaries(t)
 	t.Logf("built nats-server and the service binaries in %v", since(began))
 
-	c := newCluster(t, bin, storeURL(t))
+	// The store is a PostgreSQL server of the test's own, so the test can
+	// kill it (the machine's shared server serves other tests meanwhile).
+	pg := crdbtest.NewPrivate(t)
+	c := newCluster(t, bin, migratedDatabase(t, pg.URL()))
 	c.startNATS()
 	grpcAddr := freeAddr(t)
 	c.waitReady(
@@ -116,6 +120,16 @@ func TestMultiProcessChaos(t *testing.T) {
 			c.startNATS()
 		}},
 		{at: numEvents * 11 / 20, name: "SIGKILL fanout-2, start a replacement", inject: func(*publisher) { c.restart("fanout-2") }},
+		{at: numEvents * 7 / 10, name: "kill PostgreSQL (-m immediate), start it again", inject: func(*publisher) {
+			pg.Kill()
+			// Every service says it is not ready while its store is gone,
+			// and says why; then the server comes back.
+			for _, name := range []string{"ingest", "fanout-1", "delivery-1", "scheduler"} {
+				c.services[name].waitNotReady(t, "database server")
+			}
+			pg.Start()
+			c.waitReady(c.services["ingest"], c.services["fanout-1"], c.services["delivery-1"], c.services["scheduler"])
+		}},
 	})
 	t.Logf("published %d events in %v: %d publish calls retried, %d events answered duplicate=true",
 		numEvents, since(loadBegan), pub.retries, pub.duplicates)

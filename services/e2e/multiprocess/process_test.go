@@ -3,6 +3,7 @@ package multiprocess
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -223,6 +224,34 @@ func (p *process) stop(grace time.Duration) error {
 
 // waitHTTP200 polls url until it answers 200, failing the test when the
 // process exits first or the deadline passes.
+// waitNotReady waits until the process's /readyz answers 503 with a body
+// containing want.
+func (p *process) waitNotReady(t *testing.T, want string) {
+	t.Helper()
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(readyTimeout)
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	last := "no answer yet"
+	for {
+		resp, err := client.Get("http://" + p.opsAddr + "/readyz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), want) {
+				return
+			}
+			last = resp.Status + " " + string(body)
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: /readyz not 503 naming %q after %v (last: %s)", p.name, want, readyTimeout, last)
+		}
+		<-tick.C
+	}
+}
+
 func (p *process) waitHTTP200(t *testing.T, url string) {
 	t.Helper()
 	client := &http.Client{Timeout: 2 * time.Second}

@@ -15,7 +15,13 @@ import (
 // migrations to it and returns its URL.
 func postgresStore(t *testing.T) string {
 	t.Helper()
-	url := crdbtest.NewDatabase(t)
+	return migratedDatabase(t, crdbtest.NewDatabase(t))
+}
+
+// migratedDatabase applies the CockroachDB store's migrations to the
+// database at url and returns url.
+func migratedDatabase(t *testing.T, url string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := crdb.Migrate(ctx, url, servicetest.Logger()); err != nil {
