@@ -33,8 +33,9 @@ type admitted struct {
 // admitted message, holding a slot of its endpoint, or nil and what to do
 // with msg instead: drop or dead-letter a malformed message, park a
 // disabled subscription's delivery, postpone one its endpoint cannot take
-// now (over the in-flight cap or the rate limit), or acknowledge a
-// redelivered message whose attempt is recorded already.
+// now (over the in-flight cap or the rate limit), hand back unsent one
+// whose record would fail (the store is not recording attempts), or
+// acknowledge a redelivered message whose attempt is recorded already.
 func (s *Service) admit(msg transport.Received) (*admitted, decision) {
 	m := msg.Message()
 	env, err := wire.ParseDelivery(m)
@@ -51,6 +52,9 @@ func (s *Service) admit(msg transport.Received) (*admitted, decision) {
 		return nil, d
 	}
 	now := s.now()
+	if !s.breaker.allow(now, s.cfg.ErrorBackoff) {
+		return nil, settle.Nak[record](s.cfg.ErrorBackoff) // unsent: its record would fail
+	}
 	ep, ok := s.acquire(sub.ID)
 	if !ok {
 		return nil, s.postpone(ep, sub, &env, now, 0)

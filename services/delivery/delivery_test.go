@@ -659,3 +659,61 @@ func BenchmarkDeliveryThroughput(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
 }
+
+// failingRecords is the real store whose RecordAttempts fails while
+// failing is set, counting the calls and results it refused.
+type failingRecords struct {
+	*countingStore
+	failing        atomic.Bool
+	refusedCalls   atomic.Int64
+	refusedResults atomic.Int64
+}
+
+func (f *failingRecords) RecordAttempts(ctx context.Context, rs []store.AttemptResult) error {
+	if f.failing.Load() {
+		f.refusedCalls.Add(1)
+		f.refusedResults.Add(int64(len(rs)))
+		return errors.New("store unavailable (test)")
+	}
+	return f.countingStore.RecordAttempts(ctx, rs)
+}
+
+// TestAttemptsHeldBackWhileRecordsFail: once the store refuses to record
+// an attempt, the service makes no attempt but one probe per error
+// backoff (each probe's record is refused alone), instead of sending
+// every message again to be refused again; once records succeed, every
+// delivery is made.
+func TestAttemptsHeldBackWhileRecordsFail(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	fr := &failingRecords{countingStore: e.st}
+	fr.failing.Store(true)
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
+	t.Cleanup(srv.Close)
+	svc, err := delivery.New(testConfig(), deps.Deps[delivery.Store]{Store: fr, Transport: e.tr, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	sub := e.subscription(srv.URL)
+	first := e.send(sub)
+	poll.Until(t, "the first record refused", func() bool { return fr.refusedCalls.Load() >= 1 })
+	var rest []store.Delivery
+	for range 10 {
+		rest = append(rest, e.send(sub))
+	}
+	poll.Until(t, "three probes refused", func() bool { return fr.refusedCalls.Load() >= 4 })
+	if calls, results := fr.refusedCalls.Load(), fr.refusedResults.Load(); results > calls+1 {
+		t.Fatalf("%d attempts refused in %d record calls while the store failed: attempts were not held back", results, calls)
+	}
+
+	fr.failing.Store(false)
+	for _, d := range append(rest, first) {
+		e.waitStatus(d.ID, store.DeliverySucceeded)
+	}
+}

@@ -87,7 +87,13 @@ func (s *Service) flush(ctx context.Context, recs []record, errs []error) {
 		if err := s.store.RecordAttempts(ctx, w.results); err != nil {
 			s.log.Warn("recording attempts failed; deliveries will be retried", "count", len(w.results), "err", err)
 			fail(recAttempt, "", fmt.Errorf("record attempts: %w", err))
+			if s.breaker.failed(now, s.cfg.ErrorBackoff) {
+				s.log.Warn("attempts held back until the store records them again (one probe per error backoff)", "backoff", s.cfg.ErrorBackoff)
+			}
 		} else {
+			if s.breaker.recorded() {
+				s.log.Info("the store records attempts again: attempts resume")
+			}
 			s.logExhausted(w.results)
 		}
 	}

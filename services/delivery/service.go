@@ -45,6 +45,8 @@ type Service struct {
 	workCtx context.Context // cancelled when in-flight requests are abandoned
 	batch   *groupcommit.Batcher[record]
 	settler settle.Settler[record]
+	// breaker holds attempts back while their records fail.
+	breaker recordBreaker
 }
 
 // New validates cfg and builds the service. It starts no goroutines.
