@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,28 +15,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hookline/hookline/pkg/poll"
+	"github.com/hookline/hookline/pkg/tmpfstest"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes under the test's temporary
-// directory, unmounted when the test ends (after everything registered
-// later). It skips the test where mounting is not permitted.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "disk")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+strconv.FormatInt(size, 10)); err != nil {
-		t.Skipf("cannot mount a tmpfs here (needs root): %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
 
 // fillDisk writes a file taking all but leave bytes of dir's file system.
 func fillDisk(t *testing.T, dir string, leave int64) string {
@@ -83,7 +63,7 @@ func readyz(t *testing.T, p *pipeline) (int, string) {
 // publishing and delivery resume by themselves, with no restart.
 func TestDiskFullRefusesThenRecovers(t *testing.T) {
 	t.Parallel()
-	disk := mountTmpfs(t, 32<<20)
+	disk := tmpfstest.Mount(t, 32<<20)
 	p := startPipeline(t, filepath.Join(disk, "hookline"))
 	r := newReceiver(t, nil)
 	subscribe(t, p, r, []string{"*"})

@@ -12,9 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -26,8 +24,6 @@ import (
 	"github.com/hookline/hookline/pkg/store"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
 	"github.com/hookline/hookline/services/internal/apikey"
-	"github.com/hookline/hookline/services/internal/deps"
-	"github.com/hookline/hookline/services/internal/servicetest"
 )
 
 // The two tenants of the authorization test. Tenant B's name, ids and
@@ -40,12 +36,8 @@ const (
 // authzFixture is an ingest service with an operator key, and for each
 // tenant a subscription, an event, a delivery with an attempt, and keys.
 type authzFixture struct {
-	svc      *Service
-	store    Store
-	clock    *testClock
-	conn     *grpc.ClientConn
-	operator string
-	objs     map[string]tenantObjects
+	*testService
+	objs map[string]tenantObjects
 	// keys of tenant A by what they are.
 	keyPublish, keyRead, keyManage, keyRevoked, keyExpired string
 }
@@ -63,27 +55,7 @@ func (c *testClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func startAuthz(t *testing.T) *authzFixture {
 	t.Helper()
-	operator, _, err := apikey.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &authzFixture{clock: &testClock{}, operator: operator, objs: map[string]tenantObjects{}}
-	f.clock.ns.Store(time.Now().UnixNano())
-	tr, st := servicetest.Transport(t), servicetest.Store(t)
-	f.store = st
-	cfg := DefaultConfig()
-	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.OperatorKeys = []string{apikey.HashString(operator)}
-	cfg.AllowCIDRs = []string{"127.0.0.0/8"}
-	f.svc, err = New(cfg, deps.Deps[Store]{Store: st, Transport: tr, Logger: servicetest.Logger(), Now: f.clock.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- f.svc.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	f.conn = dial(t, f.svc)
+	f := &authzFixture{testService: startTestService(t, nil), objs: map[string]tenantObjects{}}
 	for _, tenant := range []string{tenantA, tenantB} {
 		f.objs[tenant] = f.makeObjects(t, tenant)
 	}
@@ -91,7 +63,7 @@ func startAuthz(t *testing.T) *authzFixture {
 	f.keyRead = f.newKey(t, tenantA, nil, "read")
 	f.keyManage = f.newKey(t, tenantA, nil, "manage")
 	f.keyRevoked = f.newKey(t, tenantA, nil, "publish", "read", "manage")
-	if _, err := f.admin().RevokeAPIKey(f.as(t, f.operator), &hooklinev1.RevokeAPIKeyRequest{Id: keyIDOf(f.keyRevoked)}); err != nil {
+	if _, err := f.admin().RevokeAPIKey(f.ctx(t, f.operator), &hooklinev1.RevokeAPIKeyRequest{Id: keyIDOf(f.keyRevoked)}); err != nil {
 		t.Fatal(err)
 	}
 	f.keyExpired = f.newKey(t, tenantA, timestamppb.New(f.clock.now().Add(time.Hour)), "publish", "read", "manage")
@@ -105,19 +77,9 @@ func (f *authzFixture) admin() hooklinev1.AdminServiceClient {
 	return hooklinev1.NewAdminServiceClient(f.conn)
 }
 
-// as is a context carrying key as the bearer credentials ("" for none).
-func (f *authzFixture) as(t *testing.T, key string) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	t.Cleanup(cancel)
-	if key == "" {
-		return ctx
-	}
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
-}
-
 func (f *authzFixture) newKey(t *testing.T, tenant string, expires *timestamppb.Timestamp, scopes ...string) string {
 	t.Helper()
-	resp, err := f.admin().CreateAPIKey(f.as(t, f.operator), &hooklinev1.CreateAPIKeyRequest{Tenant: tenant, Scopes: scopes, ExpireTime: expires, Name: "authz " + tenant})
+	resp, err := f.admin().CreateAPIKey(f.ctx(t, f.operator), &hooklinev1.CreateAPIKeyRequest{Tenant: tenant, Scopes: scopes, ExpireTime: expires, Name: "authz " + tenant})
 	if err != nil {
 		t.Fatalf("create key: %v", err)
 	}
@@ -126,7 +88,7 @@ func (f *authzFixture) newKey(t *testing.T, tenant string, expires *timestamppb.
 
 func (f *authzFixture) newSubscription(t *testing.T, tenant string) string {
 	t.Helper()
-	sub, err := f.admin().CreateSubscription(f.as(t, f.operator), &hooklinev1.CreateSubscriptionRequest{Subscription: &hooklinev1.Subscription{
+	sub, err := f.admin().CreateSubscription(f.ctx(t, f.operator), &hooklinev1.CreateSubscriptionRequest{Subscription: &hooklinev1.Subscription{
 		Tenant: tenant, Url: "http://127.0.0.1:9/hooks", EventTypes: []string{"*"},
 	}})
 	if err != nil {
@@ -138,7 +100,7 @@ func (f *authzFixture) newSubscription(t *testing.T, tenant string) string {
 func (f *authzFixture) makeObjects(t *testing.T, tenant string) tenantObjects {
 	t.Helper()
 	o := tenantObjects{sub: f.newSubscription(t, tenant)}
-	sent, err := f.admin().SendTestEvent(f.as(t, f.operator), &hooklinev1.SendTestEventRequest{Id: o.sub})
+	sent, err := f.admin().SendTestEvent(f.ctx(t, f.operator), &hooklinev1.SendTestEventRequest{Id: o.sub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,7 +492,7 @@ func (f *authzFixture) callGRPC(t *testing.T, method string, row rpcRow, tg targ
 		t.Fatal(err)
 	}
 	resp := outType.New().Interface()
-	err = f.conn.Invoke(f.as(t, key), method, req, resp)
+	err = f.conn.Invoke(f.ctx(t, key), method, req, resp)
 	if err != nil {
 		return status.Code(err), status.Convert(err).Message()
 	}

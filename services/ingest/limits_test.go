@@ -58,10 +58,14 @@ func startTestService(t testing.TB, mutate func(*Config)) *testService {
 	return ts
 }
 
-// ctx is a context carrying key, bounded for one call.
+// ctx is a context carrying key as the bearer credentials (none for
+// ""), bounded for one call.
 func (ts *testService) ctx(t testing.TB, key string) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	t.Cleanup(cancel)
+	if key == "" {
+		return ctx
+	}
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
 }
 

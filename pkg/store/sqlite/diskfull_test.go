@@ -3,28 +3,20 @@ package sqlite
 import (
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/hookline/hookline/pkg/store/storetest"
+	"github.com/hookline/hookline/pkg/tmpfstest"
 )
 
 // TestDiskFullNotReadyThenRecovers opens a store on a small tmpfs and
 // fills the disk: writes fail naming the full disk and Ready says so; once
 // the disk has room, the next write commits and the store is ready again,
-// with no reopening. It needs root, to mount the tmpfs, and skips without.
+// with no reopening. It needs root, to mount the tmpfs (tmpfstest.Mount).
 func TestDiskFullNotReadyThenRecovers(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "disk")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+strconv.Itoa(8<<20)); err != nil {
-		t.Skipf("cannot mount a tmpfs here (needs root): %v", err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	dir := tmpfstest.Mount(t, 8<<20)
 	s := openPath(t, filepath.Join(dir, "hookline.db"), testKeyring)
 	if err := s.CreateSubscription(t.Context(), storetest.NewSubscription("acme"), 0); err != nil {
 		t.Fatal(err)
