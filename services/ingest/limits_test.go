@@ -110,6 +110,14 @@ func TestPublishRateLimit(t *testing.T) {
 	if _, _, err := pub("globex"); err != nil {
 		t.Errorf("another tenant is limited by acme's bucket: %v", err)
 	}
+	// An operator's batch of two tenants is held to each tenant's bucket.
+	_, err = in.PublishBatch(ts.ctx(t, ts.operator), &hooklinev1.PublishBatchRequest{Events: []*hooklinev1.PublishRequest{
+		{Tenant: "initech", EventType: "a.b", Payload: []byte(`{}`)},
+		{Tenant: "acme", EventType: "a.b", Payload: []byte(`{}`)},
+	}})
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), `tenant "acme"`) {
+		t.Errorf("a two-tenant batch with acme over its limit: %v, want ResourceExhausted naming acme", err)
+	}
 
 	// Over HTTP: 429 with Retry-After.
 	req, _ := http.NewRequest("POST", "http://"+ts.svc.HTTPAddr()+"/v1/events:publish", strings.NewReader(`{"tenant":"acme","eventType":"order.created","payload":"e30="}`))

@@ -263,31 +263,51 @@ const retryAfterHeader = "retry-after"
 // detail and the retry-after header) or, for a batch that can never fit,
 // InvalidArgument.
 func (s *Service) allowPublish(ctx context.Context, reqs []*hooklinev1.PublishRequest) error {
-	counts := map[string]int{reqs[0].GetTenant(): 0}
+	// Nearly every call is one tenant's (a tenant key's always are): count
+	// it without building a map.
+	first, same := reqs[0].GetTenant(), true
+	for _, r := range reqs[1:] {
+		if r.GetTenant() != first {
+			same = false
+			break
+		}
+	}
+	if same {
+		return s.allowTenant(ctx, first, len(reqs))
+	}
+	counts := map[string]int{}
 	for _, r := range reqs {
 		counts[r.GetTenant()]++
 	}
 	for tenant, n := range counts {
-		err := s.limits.AllowPublish(tenant, n)
-		var rl *tenantlimit.RateLimitError
-		var big *tenantlimit.BatchTooLargeError
-		switch {
-		case err == nil:
-		case errors.As(err, &rl):
-			secs := int64((rl.RetryAfter + time.Second - 1) / time.Second)
-			_ = grpc.SetHeader(ctx, metadata.Pairs(retryAfterHeader, strconv.FormatInt(secs, 10)))
-			st := status.New(codes.ResourceExhausted, err.Error())
-			if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(rl.RetryAfter)}); derr == nil {
-				st = d
-			}
-			return st.Err()
-		case errors.As(err, &big):
-			var v violations
-			v.add("events", "%v", err)
-			return v.err()
-		default:
-			return status.Errorf(codes.Internal, "publish limit: %v", err)
+		if err := s.allowTenant(ctx, tenant, n); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// allowTenant takes n events from tenant's publish bucket, or refuses as
+// allowPublish says.
+func (s *Service) allowTenant(ctx context.Context, tenant string, n int) error {
+	err := s.limits.AllowPublish(tenant, n)
+	var rl *tenantlimit.RateLimitError
+	var big *tenantlimit.BatchTooLargeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &rl):
+		secs := int64((rl.RetryAfter + time.Second - 1) / time.Second)
+		_ = grpc.SetHeader(ctx, metadata.Pairs(retryAfterHeader, strconv.FormatInt(secs, 10)))
+		st := status.New(codes.ResourceExhausted, err.Error())
+		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(rl.RetryAfter)}); derr == nil {
+			st = d
+		}
+		return st.Err()
+	case errors.As(err, &big):
+		var v violations
+		v.add("events", "%v", err)
+		return v.err()
+	}
+	return status.Errorf(codes.Internal, "publish limit: %v", err)
 }
