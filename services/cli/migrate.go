@@ -16,6 +16,7 @@ import (
 	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/pkg/store/crdb"
 	"github.com/hookline/hookline/pkg/store/sqlite"
+	"github.com/hookline/hookline/services/devserver"
 	"github.com/hookline/hookline/services/internal/bootstrap"
 )
 
@@ -156,7 +157,7 @@ func printMigrated(w io.Writer, applied []int) {
 // hookline dev makes it.
 func cliKeyring(keys *bootstrap.SecretKeys, loc bootstrap.StoreLocation) (*keyring.Keyring, error) {
 	if keys.Keys == "" && keys.File == "" && loc.Kind == bootstrap.StoreSQLite {
-		k, err := keyring.Load(filepath.Join(filepath.Dir(loc.Path), "secret-keys"))
+		k, err := keyring.Load(filepath.Join(filepath.Dir(loc.Path), devserver.SecretKeysFileName))
 		if err != nil {
 			return nil, fmt.Errorf("--secret-keys-file not given, and the default beside the SQLite file: %w", err)
 		}

@@ -319,6 +319,10 @@ func (s *Server) close() {
 // never run. Run closes them itself.
 func (s *Server) Close() { s.close() }
 
+// SecretKeysFileName is the keyring file hookline dev keeps beside its
+// SQLite database when --secret-keys-file is not given.
+const SecretKeysFileName = "secret-keys"
+
 // devKeyring loads the keyring of cfg.SecretKeysFile or, when that is not
 // set, of DataDir/secret-keys, which it creates (mode 0600) with a new key
 // on first start.
@@ -330,7 +334,7 @@ func devKeyring(cfg Config) (*keyring.Keyring, error) {
 		}
 		return k, nil
 	}
-	path := filepath.Join(cfg.DataDir, "secret-keys")
+	path := filepath.Join(cfg.DataDir, SecretKeysFileName)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		entry, err := keyring.Generate("dev-1")
 		if err != nil {
