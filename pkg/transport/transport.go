@@ -112,7 +112,11 @@ type ConsumerConfig struct {
 type Consumer interface {
 	// Consume calls h for every message of stream for the consumer group
 	// cfg.Group until ctx is cancelled, then waits for running handlers
-	// to return and returns nil. It returns an error if the consumer
+	// to return and returns nil. A message already taken from the broker
+	// when ctx ends is still handed to h, with ctx done: the handler
+	// settles it (a Nak hands it back to the group at once), and knows
+	// whether it acted on it, which a redelivery's NumDelivered cannot
+	// tell. It returns an error if the consumer
 	// cannot be set up. Messages that are not acknowledged before
 	// cfg.AckWait are redelivered, to this or another member of the group.
 	Consume(ctx context.Context, stream Stream, cfg ConsumerConfig, h Handler) error

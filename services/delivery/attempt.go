@@ -61,9 +61,10 @@ type outcome struct {
 	body       []byte
 	errText    string
 	retryAfter time.Duration
-	// abandoned means the attempt was cut short by shutdown: nothing is
-	// recorded and the message is redelivered.
-	abandoned bool
+	// abandoned means the attempt was cut short by shutdown: it is
+	// recorded with its outcome unknown, unless it was unsent (the request
+	// never began), and then it is handed back.
+	abandoned, unsent bool
 }
 
 // attemptTimeout is the per-attempt timeout for sub.
@@ -94,10 +95,15 @@ func (s *Service) send(sub *store.Subscription, ep *endpoint, env *wire.Delivery
 	if err != nil {
 		return fail(fmt.Sprintf("invalid request: %v", err))
 	}
+	if s.workCtx.Err() != nil {
+		out.abandoned, out.unsent = true, true
+		return out
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		if s.workCtx.Err() != nil {
 			out.abandoned = true
+			out.dur = s.now().Sub(start)
 			return out
 		}
 		return fail(describe(err, ctx, timeout))

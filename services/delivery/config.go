@@ -55,7 +55,7 @@ type Config struct {
 	// however long the endpoint's queue.
 	OverCapMaxDelay time.Duration
 	// MaxHeldPerEndpoint is how many postponed deliveries of one endpoint
-	// this replica leaves with the broker (nak with a delay); further ones
+	// this replica holds until due (see holds); further ones
 	// are put off through the store, so that an endpoint's backlog never
 	// fills the consumer's MaxAckPending.
 	MaxHeldPerEndpoint int
@@ -133,7 +133,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.MaxInFlightPerEndpoint, "delivery-max-in-flight-per-endpoint", d.MaxInFlightPerEndpoint, "concurrent requests per subscription in this replica; more are postponed behind the endpoint's queue")
 	fs.DurationVar(&c.OverCapDelay, "delivery-over-cap-delay", d.OverCapDelay, "least wait of a delivery postponed over the per-endpoint cap or rate limit")
 	fs.DurationVar(&c.OverCapMaxDelay, "delivery-over-cap-max-delay", d.OverCapMaxDelay, "furthest ahead a postponed delivery is scheduled, however long its endpoint's queue")
-	fs.IntVar(&c.MaxHeldPerEndpoint, "delivery-max-held-per-endpoint", d.MaxHeldPerEndpoint, "postponed deliveries per endpoint left with the broker; more are put off through the store")
+	fs.IntVar(&c.MaxHeldPerEndpoint, "delivery-max-held-per-endpoint", d.MaxHeldPerEndpoint, "postponed deliveries per endpoint held by this replica until due; more are put off through the store")
 	fs.DurationVar(&c.DisableAfter, "delivery-disable-after", d.DisableAfter, "disable a subscription failing continuously for longer than this (0: never)")
 	c.RetrySchedule = d.RetrySchedule
 	fs.Var(&scheduleValue{p: &c.RetrySchedule}, "delivery-retry-schedule", "comma-separated delays before each retry, for subscriptions without their own schedule; its length is the number of retries, after which a delivery is dead-lettered")

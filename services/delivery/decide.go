@@ -32,10 +32,11 @@ type admitted struct {
 // admit decides whether msg's attempt is to be made now. It returns the
 // admitted message, holding a slot of its endpoint, or nil and what to do
 // with msg instead: drop or dead-letter a malformed message, park a
-// disabled subscription's delivery, postpone one its endpoint cannot take
-// now (over the in-flight cap or the rate limit), hand back unsent one
-// whose record would fail (the store is not recording attempts), or
-// acknowledge a redelivered message whose attempt is recorded already.
+// disabled subscription's delivery, settle a redelivered message (see
+// redelivered), postpone one its endpoint cannot take now (over the
+// in-flight cap or the rate limit), or hand back unsent one whose record
+// would fail (the store is not recording attempts). Only a message's first
+// delivery is ever sent.
 func (s *Service) admit(msg transport.Received) (*admitted, decision) {
 	m := msg.Message()
 	env, err := wire.ParseDelivery(m)
@@ -47,8 +48,11 @@ func (s *Service) admit(msg transport.Received) (*admitted, decision) {
 		s.log.Warn("dead-lettering malformed delivery message", "delivery_id", env.DeliveryID, "err", err)
 		return nil, deadLetter(env.DeliveryID, wire.ReasonMalformed+err.Error())
 	}
-	sub, d := s.subscriptionOf(&env)
-	if sub == nil {
+	sub, d, ok := s.subscriptionOf(&env)
+	if sub != nil && msg.NumDelivered() > 1 {
+		return nil, s.redelivered(&env, sub)
+	}
+	if !ok {
 		return nil, d
 	}
 	now := s.now()
@@ -64,33 +68,29 @@ func (s *Service) admit(msg transport.Received) (*admitted, decision) {
 		s.finish(a)
 		return nil, s.postpone(ep, sub, &env, now, wait)
 	}
-	if msg.NumDelivered() > 1 {
-		if d, made := s.madeAlready(&env); made {
-			s.finish(a)
-			return nil, d
-		}
-	}
 	return a, decision{}
 }
 
-// subscriptionOf returns the subscription env is for, or nil and what to do
-// with its message: dead-letter it when the subscription is gone or not the
-// tenant's, park it when the subscription is disabled, hand it back when
-// the subscription cannot be read.
-func (s *Service) subscriptionOf(env *wire.Delivery) (*store.Subscription, decision) {
+// subscriptionOf returns the subscription env is for and whether its
+// attempt may go ahead; when it may not, what to do with its message:
+// dead-letter it when the subscription is gone or not the tenant's (no
+// subscription returned), park it when the subscription is disabled (the
+// subscription returned), hand it back unsent when the subscription cannot
+// be read.
+func (s *Service) subscriptionOf(env *wire.Delivery) (*store.Subscription, decision, bool) {
 	sub, err := s.cache.Get(s.bg, env.SubscriptionID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, deadLetter(env.DeliveryID, wire.ReasonSubscriptionDeleted)
+		return nil, deadLetter(env.DeliveryID, wire.ReasonSubscriptionDeleted), false
 	case err != nil:
 		s.log.Warn("loading subscription failed", "subscription_id", env.SubscriptionID, "err", err)
-		return nil, settle.Nak[record](s.cfg.ErrorBackoff)
+		return nil, settle.Nak[record](s.cfg.ErrorBackoff), false
 	case sub.Tenant != env.Tenant:
-		return nil, deadLetter(env.DeliveryID, wire.ReasonTenantMismatch)
+		return nil, deadLetter(env.DeliveryID, wire.ReasonTenantMismatch), false
 	case sub.State == store.SubscriptionDisabled:
-		return nil, settle.Commit(record{kind: recPark, deliveryID: env.DeliveryID})
+		return sub, settle.Commit(record{kind: recPark, deliveryID: env.DeliveryID}), false
 	}
-	return sub, decision{}
+	return sub, decision{}, true
 }
 
 // deadLetter decides to dead-letter a delivery without an attempt.
@@ -98,32 +98,75 @@ func deadLetter(deliveryID, reason string) decision {
 	return settle.Commit(record{kind: recDead, deliveryID: deliveryID, reason: reason})
 }
 
-// madeAlready reports whether the attempt a redelivered message asks for
-// is recorded already, and if so what to do with the message. A replica can
-// die after recording an attempt (with its next due time, in the same
-// transaction) and before acknowledging its message: the attempt must not
-// be made again, and nothing else is owed, so the message is acknowledged.
-// Only redelivered messages pay for the store read.
-func (s *Service) madeAlready(env *wire.Delivery) (decision, bool) {
+// OutcomeUnknown begins the Error of an attempt whose outcome is not
+// known: the request may or may not have reached the endpoint. Such an
+// attempt counts as failed (its retry is due at once), so the history
+// holds every request an endpoint saw, and may hold an unknown attempt
+// that no request matches; never the other way round.
+const OutcomeUnknown = "outcome unknown"
+
+// Why an attempt's outcome is unknown.
+const (
+	unknownRedelivered = OutcomeUnknown + ": the replica holding this attempt stopped (or lost its broker connection) before recording it; the endpoint may or may not have received the request"
+	unknownAbandoned   = OutcomeUnknown + ": the attempt was cut short when the delivery service stopped; the endpoint may or may not have received the request"
+)
+
+// redelivered decides what to do with a message the broker delivers again.
+// A replica hands a message back unsent only in ways that never lead here
+// (it holds the message, or puts it off through the store, which releases
+// a new message), so the message's first delivery may have made the
+// request. When its attempt is recorded (the replica died between
+// recording and acknowledging), nothing is owed and the message is
+// acknowledged. Otherwise the attempt is recorded as one whose outcome is
+// unknown, with its retry due at once (the scheduler releases it as a new
+// message), and the message acknowledged: the request it may have made is
+// in the history, and the next request is a new attempt. Only redelivered
+// messages pay for the store read.
+func (s *Service) redelivered(env *wire.Delivery, sub *store.Subscription) decision {
 	d, err := s.store.GetDelivery(s.bg, store.TenantScope(env.Tenant), env.DeliveryID)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return decision{}, false
-	case err != nil:
+	case err != nil && !errors.Is(err, store.ErrNotFound):
 		s.log.Warn("reading redelivered delivery failed", "delivery_id", env.DeliveryID, "err", err)
-		return settle.Nak[record](s.cfg.ErrorBackoff), true
-	case d.Attempts < env.Attempt:
-		return decision{}, false
+		return settle.Nak[record](s.cfg.ErrorBackoff)
+	case err == nil && d.Attempts >= env.Attempt:
+		s.log.Debug("attempt already recorded; not made again", "delivery_id", env.DeliveryID, "attempt", env.Attempt)
+		return settle.Ack[record]()
 	}
-	s.log.Debug("attempt already recorded; not made again", "delivery_id", env.DeliveryID, "attempt", env.Attempt)
-	return settle.Ack[record](), true
+	s.log.Info("redelivered attempt was never recorded: recorded with its outcome unknown, and retried at once",
+		"delivery_id", env.DeliveryID, "attempt", env.Attempt)
+	return settle.Commit(record{kind: recAttempt, result: s.unknownResult(env, sub, s.now(), 0, unknownRedelivered)})
+}
+
+// unknownResult is the result of attempt env.Attempt, begun at start and
+// lasting dur, whose outcome is unknown (why says why): the delivery is
+// retried at once, or dead-lettered when its retry schedule is exhausted.
+func (s *Service) unknownResult(env *wire.Delivery, sub *store.Subscription, start time.Time, dur time.Duration, why string) store.AttemptResult {
+	res := store.AttemptResult{
+		Status: store.DeliveryRetrying,
+		Attempt: store.Attempt{
+			DeliveryID:     env.DeliveryID,
+			Number:         env.Attempt,
+			EventID:        env.EventID,
+			SubscriptionID: env.SubscriptionID,
+			Tenant:         env.Tenant,
+			StartedAt:      start,
+			Duration:       dur,
+			Error:          why,
+		},
+	}
+	s.planRetry(&res, sub, 0)
+	if res.Status == store.DeliveryRetrying {
+		res.NextAttemptAt = s.now()
+	}
+	return res
 }
 
 // postpone decides what to do with a message its endpoint cannot take now
 // (over the in-flight cap, or over the rate limit for at least atLeast): it
 // takes the next place in the endpoint's queue (see endpoint.queueSpot).
 // While few deliveries of the endpoint are queued (MaxHeldPerEndpoint), the
-// broker keeps the message and redelivers it after the wait; beyond that
+// replica holds the message for the wait (a nak, which act turns into a
+// hold, see holds); beyond that
 // the delivery is put off through the store (its attempt scheduled like a
 // retry, the attempt number unchanged) and the message acknowledged, so an
 // endpoint's backlog lives in the store and never fills the consumer's
@@ -176,13 +219,17 @@ func (s *Service) finish(a *admitted) {
 	}
 }
 
-// conclude decides what an attempt leads to: an abandoned attempt (the
-// service is stopping) is handed back unrecorded; any other is recorded
-// together with the delivery's new status and, when it failed, its next
-// due time or its dead-lettering (see planRetry).
+// conclude decides what an attempt leads to: an attempt abandoned before
+// its request began (the service is stopping) is handed back unsent; one
+// abandoned after is recorded with its outcome unknown; any other is
+// recorded together with the delivery's new status and, when it failed,
+// its next due time or its dead-lettering (see planRetry).
 func (s *Service) conclude(a *admitted, out outcome) decision {
-	if out.abandoned {
+	switch {
+	case out.unsent:
 		return settle.Nak[record](0)
+	case out.abandoned:
+		return settle.Commit(record{kind: recAttempt, result: s.unknownResult(&a.env, a.sub, out.start, out.dur, unknownAbandoned)})
 	}
 	res := store.AttemptResult{
 		Status: out.status,

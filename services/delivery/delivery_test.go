@@ -527,6 +527,10 @@ func TestAttemptsAreBatched(t *testing.T) {
 	t.Logf("%d attempts in %d RecordAttempts calls", n, calls)
 }
 
+// TestShutdownAbandonsUnfinishedAttempt: an attempt still in flight when
+// the shutdown grace runs out is cut short and recorded with its outcome
+// unknown (the endpoint may have got the request), its retry due at once;
+// the retry is a new attempt.
 func TestShutdownAbandonsUnfinishedAttempt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -547,15 +551,24 @@ func TestShutdownAbandonsUnfinishedAttempt(t *testing.T) {
 	cfg.ShutdownGrace = 10 * time.Millisecond
 	e.run(cfg)
 	sub := e.subscription(srv.URL)
-	d := e.send(sub)
+	ev, d := e.delivery(sub)
+	e.publish(wire.DeliveryMessage(&d, &ev, 1))
 	<-entered
-	e.stopService() // must return; the attempt is abandoned, not recorded
-	if got, err := e.st.GetDelivery(context.Background(), store.AllTenants(), d.ID); err != nil || got.Status != store.DeliveryPending || got.Attempts != 0 {
-		t.Fatalf("after abandon: %+v, %v; want pending without attempts", got, err)
+	stoppedAt := time.Now()
+	e.stopService() // must return; the attempt is abandoned and recorded
+	got, err := e.st.GetDelivery(context.Background(), store.AllTenants(), d.ID)
+	if err != nil || got.Status != store.DeliveryRetrying || got.Attempts != 1 || got.NextAttemptAt.After(time.Now()) || got.NextAttemptAt.Before(stoppedAt) {
+		t.Fatalf("after abandon: %+v, %v; want retrying after 1 attempt, due at once", got, err)
+	}
+	if as := e.attempts(d.ID); len(as) != 1 || !strings.HasPrefix(as[0].Error, delivery.OutcomeUnknown) || as[0].StatusCode != 0 {
+		t.Fatalf("attempts after abandon: %+v; want one with its outcome unknown", as)
 	}
 	answer.Store(200)
-	e.run(cfg) // the unacknowledged message comes back
-	e.waitStatus(d.ID, store.DeliverySucceeded)
+	e.run(cfg)
+	e.publish(wire.DeliveryMessage(&d, &ev, 2)) // as the scheduler releases the retry
+	if got := e.waitStatus(d.ID, store.DeliverySucceeded); got.Attempts != 2 {
+		t.Fatalf("succeeded after %d attempts; want 2", got.Attempts)
+	}
 }
 
 func TestRunTwiceAndReady(t *testing.T) {
@@ -681,8 +694,9 @@ func (f *failingRecords) RecordAttempts(ctx context.Context, rs []store.AttemptR
 // TestAttemptsHeldBackWhileRecordsFail: once the store refuses to record
 // an attempt, the service makes no attempt but one probe per error
 // backoff (each probe's record is refused alone), instead of sending
-// every message again to be refused again; once records succeed, every
-// delivery is made.
+// every message to be refused; an attempt made keeps its result and
+// writes it again rather than being made again; once records succeed,
+// every delivery is made, once.
 func TestAttemptsHeldBackWhileRecordsFail(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -714,6 +728,13 @@ func TestAttemptsHeldBackWhileRecordsFail(t *testing.T) {
 
 	fr.failing.Store(false)
 	for _, d := range append(rest, first) {
-		e.waitStatus(d.ID, store.DeliverySucceeded)
+		if got := e.waitStatus(d.ID, store.DeliverySucceeded); got.Attempts != 1 {
+			t.Errorf("delivery %s succeeded after %d attempts; want 1", d.ID, got.Attempts)
+		}
+	}
+	// An attempt whose record failed keeps its result until it is
+	// recorded: no request is made twice.
+	if n := hits.Load(); n != int32(len(rest)+1) {
+		t.Fatalf("the endpoint got %d requests for %d deliveries; want one each", n, len(rest)+1)
 	}
 }

@@ -10,11 +10,18 @@
 //     status and, when the attempt failed, the due time of the next attempt
 //     (or the dead-lettering, once the retry schedule is exhausted). There
 //     is no moment at which a failed attempt is recorded and its retry is
-//     not. When the store fails, the message is negatively acknowledged
-//     with a delay and redelivered: backpressure, never loss.
-//   - A redelivered message whose attempt is recorded already (a replica
-//     died between recording and acknowledging) is acknowledged without
-//     making the attempt again: its retry was recorded with it.
+//     not. When the store fails, the result is kept and written again
+//     until it is durable: backpressure, never loss, and never the same
+//     request twice for want of a record.
+//   - Only a message's first delivery is sent. A message not sent yet is
+//     held by the replica (see holds), never handed back to the broker
+//     while the service runs; a stopping service puts it off through the
+//     store. A redelivered message whose attempt is recorded already (a
+//     replica died between recording and acknowledging) is acknowledged:
+//     its retry was recorded with it. One whose attempt is not recorded is
+//     recorded as an attempt whose outcome is unknown (OutcomeUnknown),
+//     retried at once. So the attempt history holds every request an
+//     endpoint saw.
 //   - Every attempt of a delivery carries the same webhook-id (the delivery
 //     id), a fresh webhook-timestamp, and a Standard Webhooks signature by
 //     every unexpired secret of the subscription.
@@ -41,8 +48,8 @@
 // by MaxInFlightPerEndpoint, no shorter than its rate limit allows), and a
 // postponed delivery is given the next free interval after the queue's
 // tail, at least OverCapDelay and at most OverCapMaxDelay ahead. The first
-// MaxHeldPerEndpoint deliveries of that queue stay with the broker (nak
-// with that delay). Further ones are put off through the store
+// MaxHeldPerEndpoint deliveries of that queue are held by the replica for
+// that delay (see holds). Further ones are put off through the store
 // (store.ScheduleRetries with the same attempt number: the delivery stays
 // pending, or retrying, with NextAttemptAt set) and their message is
 // acknowledged; the scheduler releases them when due. An endpoint's

@@ -3,10 +3,12 @@ package delivery_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/pkg/poll"
 	"github.com/hookline/hookline/pkg/store"
 	"github.com/hookline/hookline/pkg/store/storetest"
 	"github.com/hookline/hookline/pkg/transport"
@@ -48,21 +50,22 @@ func (e *env) redeliver(msg transport.Message, cfg delivery.Config) {
 	}
 }
 
-// TestRedeliveredAttemptNotMadeTwice: a message redelivered after its
-// attempt was recorded (the replica died before acknowledging it) does not
-// make the request again, and leaves the delivery as recorded: a failed
-// attempt's retry was recorded with it and stays due when it was. A
-// redelivered message whose attempt was never recorded is sent as usual.
+// TestRedeliveredAttemptNotMadeTwice: a redelivered message is never sent.
+// When its attempt was recorded (the replica died before acknowledging
+// it), the message is acknowledged and the delivery left as recorded: a
+// failed attempt's retry was recorded with it and stays due when it was.
+// When its attempt was never recorded (the replica may have made the
+// request and died before recording it), the attempt is recorded with its
+// outcome unknown and the retry, a new attempt, is due at once.
 func TestRedeliveredAttemptNotMadeTwice(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name      string
-		recorded  store.DeliveryStatus // "" = attempt 1 not recorded
-		wantPosts int64
+		name     string
+		recorded store.DeliveryStatus // "" = attempt 1 not recorded
 	}{
-		{"failed attempt recorded", store.DeliveryRetrying, 0},
-		{"succeeded attempt recorded", store.DeliverySucceeded, 0},
-		{"nothing recorded", "", 1},
+		{"failed attempt recorded", store.DeliveryRetrying},
+		{"succeeded attempt recorded", store.DeliverySucceeded},
+		{"nothing recorded", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,34 +88,109 @@ func TestRedeliveredAttemptNotMadeTwice(t *testing.T) {
 			}
 			cfg := testConfig()
 			e.redeliver(wire.DeliveryMessage(&d, &ev, 1), cfg)
+			redeliveredAt := time.Now()
 			e.run(cfg)
-			if tt.wantPosts > 0 {
-				e.waitStatus(d.ID, store.DeliverySucceeded)
-			} else {
-				// The service acknowledges the message without sending it:
-				// a second message published behind it is delivered, and the
-				// first was handled before it.
-				_, d2 := e.delivery(sub)
-				e.publish(wire.DeliveryMessage(&d2, &ev, 1))
-				e.waitStatus(d2.ID, store.DeliverySucceeded)
+			// The service settles the redelivered message without sending
+			// it: a second delivery published behind it is made, and the
+			// first was handled before it.
+			_, d2 := e.delivery(sub)
+			e.publish(wire.DeliveryMessage(&d2, &ev, 1))
+			e.waitStatus(d2.ID, store.DeliverySucceeded)
+			if got := posts.Load(); got != 1 {
+				t.Fatalf("receiver got %d requests; want 1 (the second delivery's)", got)
 			}
-			e.stopService()
-			want := tt.wantPosts
-			if tt.wantPosts == 0 {
-				want = 1 // the second delivery only
-			}
-			if got := posts.Load(); got != want {
-				t.Fatalf("receiver got %d requests; want %d", got, want)
-			}
-			if got := e.attempts(d.ID); len(got) > 1 {
-				t.Fatalf("%d attempts recorded; want at most 1", len(got))
-			}
-			if tt.recorded == store.DeliveryRetrying {
+			switch tt.recorded {
+			case store.DeliveryRetrying:
 				got := e.waitStatus(d.ID, store.DeliveryRetrying)
 				if got.Attempts != 1 || !got.NextAttemptAt.Equal(due) {
 					t.Fatalf("delivery %+v; want still retrying after attempt 1, due at %v", got, due)
 				}
+			case "":
+				got := e.waitStatus(d.ID, store.DeliveryRetrying)
+				if got.Attempts != 1 || got.NextAttemptAt.Before(redeliveredAt) || got.NextAttemptAt.After(time.Now()) {
+					t.Fatalf("delivery %+v; want retrying after attempt 1, due at once", got)
+				}
+				as := e.attempts(d.ID)
+				if len(as) != 1 || !strings.HasPrefix(as[0].Error, delivery.OutcomeUnknown) {
+					t.Fatalf("attempts %+v; want attempt 1 with its outcome unknown", as)
+				}
+				e.publish(wire.DeliveryMessage(&d, &ev, 2)) // as the scheduler releases the retry
+				if got := e.waitStatus(d.ID, store.DeliverySucceeded); got.Attempts != 2 {
+					t.Fatalf("succeeded after %d attempts; want 2", got.Attempts)
+				}
+			}
+			if got := e.attempts(d.ID); tt.recorded != "" && len(got) != 1 {
+				t.Fatalf("%d attempts recorded; want 1", len(got))
 			}
 		})
+	}
+}
+
+// TestHandedBackMessagesStayFirstDeliveries: a message the service does
+// not send yet (here, over its subscription's rate limit) is held by the
+// replica, not handed back to the broker, so it is never redelivered and
+// never mistaken for one whose request may have been made; when the
+// service stops, what it still holds is put off through the store
+// (pending, no attempt, a due time) and nothing goes back to the broker.
+func TestHandedBackMessagesStayFirstDeliveries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var posts atomic.Int64
+	srv, _ := recorder(t, func(w http.ResponseWriter, _ *http.Request) { posts.Add(1) })
+	cfg := testConfig()
+	cfg.Concurrency = 4
+	e.run(cfg)
+	sub := e.subscription(srv.URL, func(s *store.Subscription) { s.RateLimit = 5 })
+	var ds []store.Delivery
+	for range 20 {
+		ds = append(ds, e.send(sub))
+	}
+	// A burst of 5, then one every 200 ms: the sixth was held and handed
+	// again.
+	poll.Until(t, "six requests", func() bool { return posts.Load() >= 6 })
+	e.stopService()
+
+	succeeded, putOff := 0, 0
+	for _, d := range ds {
+		got, err := e.st.GetDelivery(context.Background(), store.AllTenants(), d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case got.Status == store.DeliverySucceeded && got.Attempts == 1:
+			succeeded++
+		case got.Status == store.DeliveryPending && got.Attempts == 0 && !got.NextAttemptAt.IsZero():
+			putOff++
+		default:
+			t.Errorf("delivery %s: %s after %d attempts (last error %q); want succeeded once, or put off", got.ID, got.Status, got.Attempts, got.LastError)
+		}
+	}
+	if n := posts.Load(); int(n) != succeeded || putOff == 0 {
+		t.Fatalf("%d requests, %d deliveries succeeded, %d put off; want one request per success and some put off", n, succeeded, putOff)
+	}
+
+	// Nothing went back to the broker: a stand-in member of the group gets
+	// only a message published now (a handed-back message would come
+	// first, being a redelivery).
+	ev, d := e.delivery(sub)
+	got := make(chan string, 32)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- e.tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: wire.GroupDelivery, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending}, func(_ context.Context, r transport.Received) {
+			_ = r.Ack(context.Background())
+			got <- r.Message().ID
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	want := wire.DeliveryMessage(&d, &ev, 1)
+	e.publish(want)
+	select {
+	case id := <-got:
+		if id != want.ID {
+			t.Fatalf("the group got %s first; want only %s (a message was handed back to the broker)", id, want.ID)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stand-in member got nothing")
 	}
 }

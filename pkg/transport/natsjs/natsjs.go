@@ -696,9 +696,8 @@ func (t *Transport) publishRound(ctx context.Context, nm []*nats.Msg, idx []int,
 // are pulled in requests of up to twice the concurrency, one request at a
 // time, so at most that many wait in this process besides those being
 // handled. On cancellation it stops pulling, lets the last pull request
-// end (at most fetchWait), naks every message it pulled but did not start
-// (so the group gets them again within fetchWait), waits for running
-// handlers and returns nil. It keeps consuming across reconnects
+// end (at most fetchWait), hands every message it pulled to h (with ctx
+// done), waits for running handlers and returns nil. It keeps consuming across reconnects
 // and server restarts. Group must be a valid JetStream consumer name (no
 // '.', '*', '>' or blanks).
 func (t *Transport) Consume(ctx context.Context, stream transport.Stream, cfg transport.ConsumerConfig, h transport.Handler) error {
@@ -760,7 +759,7 @@ func (t *Transport) Consume(ctx context.Context, stream transport.Stream, cfg tr
 
 	wait := minBackoff
 	for ctx.Err() == nil {
-		err := t.fetch(ctx, cons, batch, work)
+		err := t.fetch(cons, batch, work)
 		if err == nil {
 			wait = minBackoff
 			continue
@@ -808,28 +807,21 @@ const fetchWait = time.Second
 //
 // The request is not tied to ctx: abandoning it would drop the messages
 // the broker has already sent (they would come back only after the ack
-// wait). Once ctx ends, fetch keeps reading until the request ends and
-// naks every message it did not hand out with a delay of fetchWait: the
-// group gets them again within a second, and never on this request, which
-// may stop listening at any moment. Explicit pull requests are used rather than the Messages iterator
-// so that a lost or unanswered request never stalls the consumer for
-// longer than fetchWait.
-func (t *Transport) fetch(ctx context.Context, cons jetstream.Consumer, batch int, work chan<- jetstream.Msg) error {
+// wait). Once ctx ends, fetch keeps reading until the request ends (at
+// most fetchWait) and still hands every message to a worker, whose handler
+// sees ctx done and settles the message as it sees fit: a consumer knows
+// whether a hand-back it never acted on should count as a delivery, the
+// transport does not (the delivery service treats a redelivered message
+// as one that may have been sent). Explicit pull requests are used rather
+// than the Messages iterator so that a lost or unanswered request never
+// stalls the consumer for longer than fetchWait.
+func (t *Transport) fetch(cons jetstream.Consumer, batch int, work chan<- jetstream.Msg) error {
 	mb, err := cons.Fetch(batch, jetstream.FetchMaxWait(fetchWait))
 	if err != nil {
 		return err
 	}
 	for m := range mb.Messages() {
-		if ctx.Err() == nil {
-			select {
-			case work <- m:
-				continue
-			case <-ctx.Done():
-			}
-		}
-		// Delayed past this request's end, so the broker cannot hand the
-		// message straight back to the request that is winding down.
-		_ = m.NakWithDelay(fetchWait)
+		work <- m
 	}
 	err = mb.Error()
 	if err == nil || errors.Is(err, nats.ErrTimeout) {

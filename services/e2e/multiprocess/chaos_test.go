@@ -21,7 +21,10 @@
 //     second webhook-id);
 //   - the services reconnect to the restarted broker on their own, and
 //     none of them exits unless killed;
-//   - the store agrees: every delivery ends `succeeded`.
+//   - the store agrees: every delivery ends `succeeded`;
+//   - the attempt history holds every request the receiver saw (an
+//     attempt cut short by a crash recorded with its outcome unknown),
+//     and no attempt with an outcome the receiver did not see.
 //
 // One pair in ten is answered 500 on its first request, so the retry path
 // through the scheduler runs under the same faults. nats-server is stopped
@@ -143,6 +146,7 @@ func TestMultiProcessChaos(t *testing.T) {
 		t.Error(e)
 	}
 	checkStoreSucceeded(t, api, rcv, subs)
+	reportHistory(t, checkHistory(t, connectStore(t, c.store), rcv, subs, numEvents))
 	t.Logf("%d requests for %d distinct pairs (of %d): %d answered 500 on purpose, %d duplicate deliveries (2xx beyond the first of a pair), all with their pair's webhook-id",
 		sum.requests, sum.accepted, numEvents*numSubs, sum.failedOnPurpose, sum.duplicates)
 	t.Logf("load took %v from the first publish to the last pair delivered; %v in all", loadTook, since(began))

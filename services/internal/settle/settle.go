@@ -1,9 +1,11 @@
-// Package settle is how every Hookline consumer finishes with a message. A
+// Package settle is how Hookline consumers finish with a message. A
 // handler decides what to do with a message and returns a Decision; one
-// place, Settler.Act, carries it out: acknowledge, hand back to the broker
-// with a delay, or write something durably and acknowledge only once it is
-// durable. Failures to settle are logged, never fatal: an unsettled message
-// comes back after the consumer's ack wait.
+// place carries it out: acknowledge, hand back with a delay, or write
+// something durably and acknowledge only once it is durable. Settler.Act
+// is that place for a consumer that hands messages back to the broker
+// (fanout); the delivery service has its own (delivery's act), since it
+// never hands a message back unsent. Failures to settle are logged, never
+// fatal: an unsettled message comes back after the consumer's ack wait.
 package settle
 
 import (
