@@ -76,6 +76,9 @@ type Received interface {
 	// Message returns the message as published.
 	Message() *Message
 	// NumDelivered is 1 on first delivery and grows with each redelivery.
+	// It is at least 2 whenever the message may have been handed to a
+	// consumer before, including when the broker may have lost its record
+	// of doing so (a restarted single server, see natsjs).
 	NumDelivered() int
 	// Ack marks the message processed; it is not delivered again.
 	Ack(ctx context.Context) error

@@ -86,7 +86,15 @@ func (c *Config) Validate() error {
 type Store interface {
 	subcache.Source
 	InsertFanout(ctx context.Context, events []store.Event, ds []store.Delivery) error
+	ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error)
 	Ready(ctx context.Context) error
+}
+
+// arrival is an event to fan out, and whether its message may have been
+// handled before (see Service.actedOn).
+type arrival struct {
+	ev          store.Event
+	redelivered bool
 }
 
 var _ Store = store.Store(nil)
@@ -98,8 +106,8 @@ type Service struct {
 	logger  *slog.Logger
 	subs    *subcache.Cache
 	ownSubs bool
-	writes  *groupcommit.Batcher[store.Event]
-	settler settle.Settler[store.Event]
+	writes  *groupcommit.Batcher[arrival]
+	settler settle.Settler[arrival]
 }
 
 // New validates cfg and builds the service.
@@ -125,7 +133,7 @@ func (s *Service) Run(ctx context.Context) error {
 	// stopping.
 	s.writes = groupcommit.New(groupcommit.Config{MaxItems: s.cfg.StoreBatch, Linger: time.Millisecond, Flushers: 2, Timeout: s.cfg.AckWait}, s.flush)
 	defer s.writes.Close()
-	s.settler = settle.Settler[store.Event]{Log: s.logger, Batch: s.writes, Backoff: s.cfg.RetryDelay}
+	s.settler = settle.Settler[arrival]{Log: s.logger, Batch: s.writes, Backoff: s.cfg.RetryDelay}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if s.ownSubs {
@@ -158,18 +166,18 @@ func (s *Service) handle(_ context.Context, msg transport.Received) {
 // would fan the event out to nobody and lose it), drop a message that can
 // never be read, and otherwise commit the event, which the batcher's flush
 // fans out; the message is acknowledged once that is durable.
-func (s *Service) decide(msg transport.Received) settle.Decision[store.Event] {
+func (s *Service) decide(msg transport.Received) settle.Decision[arrival] {
 	if !s.subs.Loaded() {
-		return settle.Nak[store.Event](s.cfg.RetryDelay)
+		return settle.Nak[arrival](s.cfg.RetryDelay)
 	}
 	ev, err := wire.ParseEvent(msg.Message())
 	if err != nil {
 		// Ingest validated the event; a message that does not parse can
 		// never succeed, so it is logged and dropped rather than retried.
 		s.logger.Error("dropping malformed event message", "msg_id", msg.Message().ID, "err", err)
-		return settle.Ack[store.Event]()
+		return settle.Ack[arrival]()
 	}
-	return settle.Commit(ev)
+	return settle.Commit(arrival{ev: ev, redelivered: msg.NumDelivered() > 1})
 }
 
 // flush fans out a batch of events: it brings the subscription cache up
@@ -179,10 +187,16 @@ func (s *Service) decide(msg transport.Received) settle.Decision[store.Event] {
 // of the batch in one call. The write and the publish are idempotent
 // (delivery ids and message ids derive from event and subscription), so a
 // batch that fails part-way is simply done again.
-func (s *Service) flush(ctx context.Context, events []store.Event, errs []error) {
+//
+// A redelivered event may have been fanned out before, and its deliveries'
+// messages acknowledged and gone from the broker, beyond the reach of its
+// duplicate window: publishing them again would make a request twice under
+// one attempt number. So the deliveries of redelivered events that were
+// acted on already (see actedOn) are not published again.
+func (s *Service) flush(ctx context.Context, batch []arrival, errs []error) {
 	fail := func(err error) {
 		// Once per batch: a store that is down fails every batch.
-		s.logger.Warn("fan-out failed; the events will be redelivered", "count", len(events), "first_event_id", events[0].ID, "err", err)
+		s.logger.Warn("fan-out failed; the events will be redelivered", "count", len(batch), "first_event_id", batch[0].ev.ID, "err", err)
 		for i := range errs {
 			errs[i] = err
 		}
@@ -190,6 +204,12 @@ func (s *Service) flush(ctx context.Context, events []store.Event, errs []error)
 	if err := s.subs.Sync(ctx); err != nil {
 		fail(fmt.Errorf("subscription cache out of date: %w", err))
 		return
+	}
+	events := make([]store.Event, len(batch))
+	redelivered := false
+	for i := range batch {
+		events[i] = batch[i].ev
+		redelivered = redelivered || batch[i].redelivered
 	}
 	var ds []store.Delivery
 	var owner []int // index in events of each delivery
@@ -208,14 +228,58 @@ func (s *Service) flush(ctx context.Context, events []store.Event, errs []error)
 		fail(fmt.Errorf("store %d events and %d deliveries: %w", len(events), len(ds), err))
 		return
 	}
-	if len(ds) == 0 {
-		return
+	var skip map[string]bool
+	if redelivered {
+		var err error
+		if skip, err = s.actedOn(ctx, batch); err != nil {
+			fail(err)
+			return
+		}
 	}
-	msgs := make([]transport.Message, len(ds))
+	msgs := make([]transport.Message, 0, len(ds))
 	for i := range ds {
-		msgs[i] = wire.DeliveryMessage(&ds[i], &events[owner[i]], 1)
+		if !skip[ds[i].ID] {
+			msgs = append(msgs, wire.DeliveryMessage(&ds[i], &events[owner[i]], 1))
+		}
+	}
+	if len(msgs) == 0 {
+		return
 	}
 	if _, err := s.deps.Transport.Publish(ctx, transport.Deliveries, msgs...); err != nil {
 		fail(fmt.Errorf("publish %d deliveries: %w", len(msgs), err))
 	}
+}
+
+// actedOn returns the ids of the deliveries of the batch's redelivered
+// events that were acted on already: an attempt recorded, a status other
+// than pending, or a due time (put off, or retried, through the store).
+// Such a delivery's first message was handled, or the scheduler owns it.
+func (s *Service) actedOn(ctx context.Context, batch []arrival) (map[string]bool, error) {
+	out := map[string]bool{}
+	for i := range batch {
+		if !batch[i].redelivered {
+			continue
+		}
+		ev := &batch[i].ev
+		f := store.DeliveryFilter{Scope: store.TenantScope(ev.Tenant), EventID: ev.ID, Limit: 1000}
+		for {
+			ds, next, err := s.deps.Store.ListDeliveries(ctx, f)
+			if err != nil {
+				return nil, fmt.Errorf("read the deliveries of redelivered event %s: %w", ev.ID, err)
+			}
+			for _, d := range ds {
+				if d.Attempts > 0 || d.Status != store.DeliveryPending || !d.NextAttemptAt.IsZero() {
+					out[d.ID] = true
+				}
+			}
+			if next == "" {
+				break
+			}
+			f.PageToken = next
+		}
+	}
+	if len(out) > 0 {
+		s.logger.Info("redelivered events fanned out again without the deliveries already acted on", "skipped", len(out))
+	}
+	return out, nil
 }

@@ -183,6 +183,70 @@ type Transport struct {
 	listeners map[*listener]struct{} // running listeners, for Close
 
 	attempts *attempts // failed connection attempts since the last success
+	restarts *restarts // when the connection last landed on a new server instance
+}
+
+// lostStateWindow is how long after the connection lands on a new server
+// instance (a restarted nats-server) a message published before that is
+// reported as possibly delivered before (see restarts).
+const lostStateWindow = 10 * time.Second
+
+// restarts tells when the connection landed on a server instance other
+// than the one before: a nats-server that restarted, or another member of
+// a cluster. A single server writes a consumer's state (what it delivered,
+// what was acknowledged) at most ten times a second, even with
+// sync_interval: always, so a server killed with SIGKILL (or a machine
+// crash) can forget deliveries and acknowledgements of its last moments,
+// and after the restart hand such a message out again as a first
+// delivery. Messages published before the switch and received within
+// lostStateWindow of it are therefore reported with a NumDelivered of at
+// least 2: a consumer must treat them as possibly handled before. (A
+// replicated stream does not forget; the report then only costs the
+// consumer a check.)
+type restarts struct {
+	mu           sync.Mutex
+	serverID     string
+	disconnected time.Time // when the connection was last lost
+	// lost is when the previous server instance was last known alive (the
+	// connection to it lost), and noticed when the switch was seen; both
+	// zero before any switch.
+	lost, noticed time.Time
+}
+
+// disconnect records that the connection was lost at now.
+func (r *restarts) disconnect(now time.Time) {
+	r.mu.Lock()
+	r.disconnected = now
+	r.mu.Unlock()
+}
+
+// seen records the server instance the connection is on at now.
+func (r *restarts) seen(serverID string, now time.Time) {
+	if serverID == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if serverID != r.serverID {
+		if r.serverID != "" {
+			r.lost, r.noticed = r.disconnected, now
+			if r.lost.IsZero() {
+				r.lost = now
+			}
+		}
+		r.serverID = serverID
+	}
+}
+
+// suspect reports whether a message published at published and received
+// at now may have been delivered before without the server knowing: it
+// was published before the connection to the previous server instance was
+// lost, and is received within lostStateWindow of the switch being noticed.
+func (r *restarts) suspect(published, now time.Time) bool {
+	r.mu.Lock()
+	lost, noticed := r.lost, r.noticed
+	r.mu.Unlock()
+	return !noticed.IsZero() && published.Before(lost) && now.Sub(noticed) < lostStateWindow
 }
 
 // attempts remembers the last failed attempt to (re)connect, so that New
@@ -254,6 +318,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, erro
 	logger = logger.With("component", "natsjs")
 
 	att := &attempts{}
+	rs := &restarts{}
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -262,15 +327,20 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, erro
 		nats.ReconnectJitter(cfg.ReconnectWait/2, cfg.ReconnectWait/2),
 		nats.ReconnectBufSize(cfg.ReconnectBufSize),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			rs.disconnect(time.Now())
 			if err != nil {
 				logger.Warn("nats disconnected", "err", err)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			att.connected()
+			rs.seen(nc.ConnectedServerId(), time.Now())
 			logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 		}),
-		nats.ConnectHandler(func(*nats.Conn) { att.connected() }),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			att.connected()
+			rs.seen(nc.ConnectedServerId(), time.Now())
+		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil && att.failed(err) {
 				logger.Warn("nats connection attempt failed; retrying", "err", err)
@@ -298,7 +368,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, erro
 		nc.Close()
 		return nil, fmt.Errorf("natsjs: jetstream context: %w", err)
 	}
-	t := &Transport{cfg: cfg, log: logger, nc: nc, js: js, listeners: make(map[*listener]struct{}), attempts: att}
+	t := &Transport{cfg: cfg, log: logger, nc: nc, js: js, listeners: make(map[*listener]struct{}), attempts: att, restarts: rs}
 	for _, s := range transport.Streams {
 		if err := t.ensureStream(ctx, s); err != nil {
 			nc.Close()
@@ -748,7 +818,7 @@ func (t *Transport) Consume(ctx context.Context, stream transport.Stream, cfg tr
 	for range cfg.Concurrency {
 		wg.Go(func() {
 			for m := range work {
-				h(ctx, &received{m: m, prefixLen: len(info.prefix)})
+				h(ctx, &received{m: m, prefixLen: len(info.prefix), t: t})
 			}
 		})
 	}
@@ -850,6 +920,7 @@ func (t *Transport) recreateConsumer(ctx context.Context, info streamInfo, cc je
 type received struct {
 	m         jetstream.Msg
 	prefixLen int
+	t         *Transport
 
 	once sync.Once
 	msg  transport.Message
@@ -894,6 +965,13 @@ func (r *received) decode() {
 		}
 		if md, err := nm.Metadata(); err == nil {
 			r.nd = int(md.NumDelivered)
+			if r.nd < 2 && r.t != nil {
+				now := time.Now()
+				r.t.restarts.seen(r.t.nc.ConnectedServerId(), now)
+				if r.t.restarts.suspect(md.Timestamp, now) {
+					r.nd = 2
+				}
+			}
 		}
 	})
 }
@@ -904,7 +982,8 @@ func (r *received) Message() *transport.Message {
 	return &r.msg
 }
 
-// NumDelivered is the broker's delivery count for this message.
+// NumDelivered is the broker's delivery count for this message, raised to
+// 2 for a first delivery that may not be one (see restarts).
 func (r *received) NumDelivered() int {
 	r.decode()
 	return r.nd

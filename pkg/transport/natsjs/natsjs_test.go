@@ -331,3 +331,45 @@ func BenchmarkConsume(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 }
+
+// TestFirstDeliveryAfterRestartIsSuspect: a single server can forget, when
+// killed, that it delivered a message just before; after the client lands
+// on a restarted server, a message published before the restart is
+// reported as possibly delivered before (NumDelivered 2) while one
+// published after it is a plain first delivery.
+func TestFirstDeliveryAfterRestartIsSuspect(t *testing.T) {
+	t.Parallel()
+	s := &server{srv: natsembedtest.Start(t)}
+	tr := open(t, s.current())
+	retry(t, "publishing before the restart", func(ctx context.Context) error {
+		_, err := tr.Publish(ctx, transport.Deliveries, transport.Message{ID: "before", Subject: "s", Data: []byte("before")})
+		return err
+	})
+	s.restart(t)
+	retry(t, "publishing after the restart", func(ctx context.Context) error {
+		_, err := tr.Publish(ctx, transport.Deliveries, transport.Message{ID: "after", Subject: "s", Data: []byte("after")})
+		return err
+	})
+	got := make(chan transport.Received, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- tr.Consume(ctx, transport.Deliveries, transport.ConsumerConfig{Group: "g"}, func(_ context.Context, m transport.Received) {
+			_ = m.Ack(context.Background())
+			got <- m
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	want := map[string]int{"before": 2, "after": 1}
+	for range want {
+		select {
+		case m := <-got:
+			id := m.Message().ID
+			if n := m.NumDelivered(); n != want[id] {
+				t.Errorf("message %q: NumDelivered %d; want %d", id, n, want[id])
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("messages not delivered")
+		}
+	}
+}
