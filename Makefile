@@ -55,6 +55,11 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
 	  for f in $$(cd $$mod && $(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
 	    (cd $$mod && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg); done; done
 
+.PHONY: chaos
+chaos: ## Chaos soak: the multi-process stack under load for CHAOS_DURATION (default 10m), killing a process every 10-30 s; ledger in chaos-report.json.
+	cd services && HOOKLINE_CHAOS_DURATION=$${CHAOS_DURATION:-10m} HOOKLINE_CHAOS_REPORT=$(CURDIR)/chaos-report.json \
+	  $(GO) test -count=1 -timeout 90m -run '^TestChaosSoak$$' -v ./e2e/multiprocess
+
 .PHONY: bench
 bench: ## Build the binaries and hookline-bench, run every benchmark scenario (~15 min), update docs/benchmarks.{md,json}.
 	@mkdir -p $(BIN)

@@ -92,16 +92,7 @@ func TestMultiProcessChaos(t *testing.T) {
 	// kill it (the machine's shared server serves other tests meanwhile).
 	pg := crdbtest.NewPrivate(t)
 	c := newCluster(t, bin, migratedDatabase(t, pg.URL()))
-	c.startNATS()
-	grpcAddr := freeAddr(t)
-	c.waitReady(
-		c.startService("ingest", "hookline-ingest", append([]string{"--ingest-grpc-addr", grpcAddr}, ingestFlags...)...),
-		c.startService("scheduler", "hookline-scheduler", schedulerFlags...),
-		c.startService("fanout-1", "hookline-fanout", fanoutFlags...),
-		c.startService("fanout-2", "hookline-fanout", fanoutFlags...),
-		c.startService("delivery-1", "hookline-delivery", deliveryFlags...),
-		c.startService("delivery-2", "hookline-delivery", deliveryFlags...),
-	)
+	grpcAddr := c.startStack()
 	t.Logf("cluster ready in %v (store %s)", since(began), storeKind(c.store))
 
 	// The subscriptions are created while every service runs, and the
@@ -111,7 +102,7 @@ func TestMultiProcessChaos(t *testing.T) {
 	// as missing pairs among the first events).
 	api := dialAPI(t, grpcAddr)
 	rcv := startReceiver(t, failsFirstAttempt)
-	subs := createSubscriptions(t, api, rcv)
+	subs := createSubscriptions(t, api, rcv, numSubs)
 
 	loadBegan := time.Now()
 	pub := &publisher{t: t, api: api, rcv: rcv}
@@ -186,17 +177,17 @@ func withTimeout[T any](d time.Duration, f func(context.Context) (T, error)) (T,
 	return f(ctx)
 }
 
-// createSubscriptions creates numSubs subscriptions to eventType, the i-th
+// createSubscriptions creates n subscriptions to eventType, the i-th
 // pointing at the receiver's /hooks/<i>, tells the receiver their ids and
 // secrets, and returns their ids.
-func createSubscriptions(t *testing.T, a apiClients, rcv *receiver) []string {
+func createSubscriptions(t *testing.T, a apiClients, rcv *receiver, n int) []string {
 	t.Helper()
 	schedule := make([]*durationpb.Duration, len(retrySchedule))
 	for i, d := range retrySchedule {
 		schedule[i] = durationpb.New(d)
 	}
 	var subs []*hooklinev1.Subscription
-	for i := range numSubs {
+	for i := range n {
 		req := &hooklinev1.CreateSubscriptionRequest{Subscription: &hooklinev1.Subscription{
 			Tenant: tenant, Url: rcv.hookURL(i), EventTypes: []string{"order.*"},
 			RetrySchedule: schedule, Timeout: durationpb.New(2 * time.Second),

@@ -3,6 +3,7 @@ package multiprocess
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -60,6 +61,10 @@ type cluster struct {
 	keys     string // --secret-keys of every service
 	natsAddr string // host:port, fixed across nats-server restarts
 	natsMon  string // host:port of nats-server's monitoring endpoint
+
+	// natsSyncAlways makes nats-server fsync every write, so that a
+	// SIGKILL of the broker loses nothing it acknowledged.
+	natsSyncAlways bool
 
 	nats     *process               // current nats-server
 	started  []*process             // every process started, in order
@@ -152,8 +157,15 @@ func (c *cluster) startNATS() {
 	c.t.Helper()
 	host, port := splitAddr(c.t, c.natsAddr)
 	_, monPort := splitAddr(c.t, c.natsMon)
-	c.nats = c.start("nats-server", "nats-server",
-		"-a", host, "-p", port, "-m", monPort, "-js", "-sd", filepath.Join(c.dir, "jetstream"), "-n", "hookline-test")
+	args := []string{"-a", host, "-p", port, "-m", monPort, "-js", "-sd", filepath.Join(c.dir, "jetstream"), "-n", "hookline-test"}
+	if c.natsSyncAlways {
+		conf := filepath.Join(c.dir, "nats-server.conf")
+		if err := os.WriteFile(conf, []byte("jetstream {\n  sync_interval: always\n}\n"), 0o644); err != nil {
+			c.t.Fatal(err)
+		}
+		args = append(args, "-c", conf)
+	}
+	c.nats = c.start("nats-server", "nats-server", args...)
 	c.nats.waitHTTP200(c.t, "http://"+c.natsMon+"/healthz")
 }
 
@@ -181,6 +193,24 @@ func (c *cluster) startService(name, binary string, flags ...string) *process {
 	p.opsAddr = ops
 	c.services[name] = p
 	return p
+}
+
+// startStack starts nats-server and the deployment the tests break — one
+// ingest (its gRPC API on the address returned), one scheduler, two
+// fanout and two delivery replicas — and waits until all are ready.
+func (c *cluster) startStack() (grpcAddr string) {
+	c.t.Helper()
+	c.startNATS()
+	grpcAddr = freeAddr(c.t)
+	c.waitReady(
+		c.startService("ingest", "hookline-ingest", append([]string{"--ingest-grpc-addr", grpcAddr}, ingestFlags...)...),
+		c.startService("scheduler", "hookline-scheduler", schedulerFlags...),
+		c.startService("fanout-1", "hookline-fanout", fanoutFlags...),
+		c.startService("fanout-2", "hookline-fanout", fanoutFlags...),
+		c.startService("delivery-1", "hookline-delivery", deliveryFlags...),
+		c.startService("delivery-2", "hookline-delivery", deliveryFlags...),
+	)
+	return grpcAddr
 }
 
 // waitReady waits until every process answers 200 on /readyz.

@@ -233,3 +233,33 @@ func (r *receiver) tally(events, subs int) tally {
 	}
 	return out
 }
+
+// duplicate is a pair answered 2xx more than once, with the webhook-id its
+// requests carried.
+type duplicate struct {
+	Event        int    `json:"event"`
+	Subscription int    `json:"subscription"`
+	WebhookID    string `json:"webhook_id"`
+	Accepted     int    `json:"accepted"` // requests answered 2xx
+}
+
+// duplicates lists the pairs of events × subs answered 2xx more than once.
+func (r *receiver) duplicates(events, subs int) []duplicate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []duplicate
+	for e := range events {
+		for s := range subs {
+			l := r.pairs[pair{e, s}]
+			if l == nil || l.accepted < 2 {
+				continue
+			}
+			d := duplicate{Event: e, Subscription: s, Accepted: l.accepted}
+			for id := range l.webhookIDs {
+				d.WebhookID = id // one id per pair unless tally reports otherwise
+			}
+			out = append(out, d)
+		}
+	}
+	return out
+}
