@@ -206,6 +206,7 @@ const lostStateWindow = 10 * time.Second
 type restarts struct {
 	mu           sync.Mutex
 	serverID     string
+	onServer     time.Time // when serverID was first seen
 	disconnected time.Time // when the connection was last lost
 	// lost is when the previous server instance was last known alive (the
 	// connection to it lost), and noticed when the switch was seen; both
@@ -229,12 +230,15 @@ func (r *restarts) seen(serverID string, now time.Time) {
 	defer r.mu.Unlock()
 	if serverID != r.serverID {
 		if r.serverID != "" {
-			r.lost, r.noticed = r.disconnected, now
-			if r.lost.IsZero() {
-				r.lost = now
+			// The disconnect callback runs asynchronously: when it has not
+			// reported this outage yet, the switch is dated when noticed,
+			// which suspects more messages, never fewer.
+			r.lost, r.noticed = now, now
+			if r.disconnected.After(r.onServer) {
+				r.lost = r.disconnected
 			}
 		}
-		r.serverID = serverID
+		r.serverID, r.onServer = serverID, now
 	}
 }
 
