@@ -195,6 +195,10 @@ func (s *Server) startServer(opts Options) (*server.Server, error) {
 		StoreDir:  opts.StoreDir,
 		NoSigs:    true,
 		NoLog:     opts.Logger == nil,
+		// Lame duck mode (LameDuckShutdown) tells clients, stops
+		// JetStream, then closes the clients within these bounds.
+		LameDuckDuration:    2 * time.Second,
+		LameDuckGracePeriod: 200 * time.Millisecond,
 		// The HTTP monitor, cluster and leaf ports stay disabled.
 	}
 	ns, err := server.NewServer(sopts)
@@ -270,6 +274,23 @@ func (s *Server) InProcessConn() (net.Conn, error) {
 // port even if a random one (-1) was requested, and Credentials are the
 // ones clients must present, even if Start generated them.
 func (s *Server) Options() Options { return s.opts }
+
+// LameDuckShutdown stops the server the way a broker should be restarted:
+// it tells its clients it is going away (lame duck mode), stops JetStream,
+// which writes its state, then closes the clients and stops, and returns
+// once it has fully stopped. A client sees a graceful switch (see natsjs).
+// A server that does not listen (InProcessOnly) simply shuts down.
+func (s *Server) LameDuckShutdown() {
+	s.shutdown.Do(func() {
+		close(s.stopWatch)
+		<-s.watchDone
+		s.faultCancel()
+		ns := s.current()
+		ns.LameDuckShutdown()
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+}
 
 // Shutdown stops the server, disconnecting clients, and returns once it has
 // fully stopped. It is safe to call more than once and concurrently.

@@ -200,18 +200,30 @@ const lostStateWindow = 10 * time.Second
 // and after the restart hand such a message out again as a first
 // delivery. Messages published before the switch and received within
 // lostStateWindow of it are therefore reported with a NumDelivered of at
-// least 2: a consumer must treat them as possibly handled before. (A
-// replicated stream does not forget; the report then only costs the
-// consumer a check.)
+// least 2: a consumer must treat them as possibly handled before. A switch
+// announced by lame duck mode (a graceful restart, as the NATS Helm chart
+// does it) is not suspected: the server stopped JetStream, writing its
+// state, before it let its clients go. (A replicated stream does not
+// forget either; the report then only costs the consumer a check.)
 type restarts struct {
 	mu           sync.Mutex
 	serverID     string
 	onServer     time.Time // when serverID was first seen
+	lameDuck     time.Time // when a server last said it was going away gracefully
 	disconnected time.Time // when the connection was last lost
 	// lost is when the previous server instance was last known alive (the
 	// connection to it lost), and noticed when the switch was seen; both
 	// zero before any switch.
 	lost, noticed time.Time
+}
+
+// goingAway records that the server announced lame duck mode at now: it
+// stops JetStream (writing its state) before it closes its clients, so the
+// switch that follows forgets nothing.
+func (r *restarts) goingAway(now time.Time) {
+	r.mu.Lock()
+	r.lameDuck = now
+	r.mu.Unlock()
 }
 
 // disconnect records that the connection was lost at now.
@@ -229,7 +241,7 @@ func (r *restarts) seen(serverID string, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if serverID != r.serverID {
-		if r.serverID != "" {
+		if r.serverID != "" && !r.lameDuck.After(r.onServer) {
 			// The disconnect callback runs asynchronously: when it has not
 			// reported this outage yet, the switch is dated when noticed,
 			// which suspects more messages, never fewer.
@@ -344,6 +356,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, erro
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			att.connected()
 			rs.seen(nc.ConnectedServerId(), time.Now())
+		}),
+		nats.LameDuckModeHandler(func(*nats.Conn) {
+			rs.goingAway(time.Now())
+			logger.Info("nats server going away gracefully (lame duck mode)")
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil && att.failed(err) {

@@ -27,10 +27,11 @@
 //     and no attempt with an outcome the receiver did not see.
 //
 // One pair in ten is answered 500 on its first request, so the retry path
-// through the scheduler runs under the same faults. nats-server is stopped
-// with SIGTERM rather than SIGKILL: JetStream acknowledges a publish before
-// its file store has flushed it, so a SIGKILL of the broker may lose
-// acknowledged messages, which no client can make up for.
+// through the scheduler runs under the same faults. nats-server is
+// restarted the way an operator should, in lame duck mode (SIGUSR2): it
+// writes JetStream's state before letting its clients go, so the clients
+// trust it and record no attempt as unknown for the switch. (TestChaosSoak
+// SIGKILLs it, with sync_interval: always.)
 //
 // The binaries are built without the race detector, even under
 // `go test -race`, to keep the run short. The store is PostgreSQL through

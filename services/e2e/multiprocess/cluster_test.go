@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/services/internal/apikey"
@@ -157,25 +158,34 @@ func (c *cluster) startNATS() {
 	c.t.Helper()
 	host, port := splitAddr(c.t, c.natsAddr)
 	_, monPort := splitAddr(c.t, c.natsMon)
-	args := []string{"-a", host, "-p", port, "-m", monPort, "-js", "-sd", filepath.Join(c.dir, "jetstream"), "-n", "hookline-test"}
+	// Lame duck mode (stopNATS) lets clients go over a few seconds, after a
+	// grace of one.
+	conf := "lame_duck_duration: \"30s\"\nlame_duck_grace_period: \"1s\"\n"
 	if c.natsSyncAlways {
-		conf := filepath.Join(c.dir, "nats-server.conf")
-		if err := os.WriteFile(conf, []byte("jetstream {\n  sync_interval: always\n}\n"), 0o644); err != nil {
-			c.t.Fatal(err)
-		}
-		args = append(args, "-c", conf)
+		conf += "jetstream {\n  sync_interval: always\n}\n"
 	}
-	c.nats = c.start("nats-server", "nats-server", args...)
+	confPath := filepath.Join(c.dir, "nats-server.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	c.nats = c.start("nats-server", "nats-server",
+		"-c", confPath, "-a", host, "-p", port, "-m", monPort, "-js", "-sd", filepath.Join(c.dir, "jetstream"), "-n", "hookline-test")
 	c.nats.waitHTTP200(c.t, "http://"+c.natsMon+"/healthz")
 }
 
-// stopNATS stops nats-server with SIGTERM and waits for it to exit.
+// stopNATS stops nats-server the way an operator restarts a broker: in
+// lame duck mode (SIGUSR2), which tells the clients, stops JetStream
+// (writing its state) and then closes the clients; it waits for the exit.
 func (c *cluster) stopNATS() {
 	c.t.Helper()
-	if err := c.nats.stop(stopTimeout); err != nil {
+	if err := c.nats.lameDuck(natsStopTimeout); err != nil {
 		c.t.Fatalf("nats-server: %v", err)
 	}
 }
+
+// natsStopTimeout bounds a lame duck stop: the grace period, then the
+// clients closed at most one a second.
+const natsStopTimeout = 45 * time.Second
 
 func (c *cluster) natsURL() string { return "nats://" + c.natsAddr }
 

@@ -222,6 +222,24 @@ func (p *process) stop(grace time.Duration) error {
 	}
 }
 
+// lameDuck sends nats-server SIGUSR2 (lame duck mode) and waits up to
+// timeout for it to exit, then kills it.
+func (p *process) lameDuck(timeout time.Duration) error {
+	if !p.running() {
+		return nil
+	}
+	p.killed = true
+	_ = p.cmd.Process.Signal(syscall.SIGUSR2)
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(timeout):
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+	return fmt.Errorf("did not stop within %v of SIGUSR2 (lame duck mode); killed", timeout)
+}
+
 // waitHTTP200 polls url until it answers 200, failing the test when the
 // process exits first or the deadline passes.
 // waitNotReady waits until the process's /readyz answers 503 with a body
