@@ -738,3 +738,72 @@ func TestAttemptsHeldBackWhileRecordsFail(t *testing.T) {
 		t.Fatalf("the endpoint got %d requests for %d deliveries; want one each", n, len(rest)+1)
 	}
 }
+
+// TestHeldMessagesAreBounded: while the store refuses attempt records, a
+// replica holds at most Concurrency × 4 messages back and puts the rest
+// off through the store (pending, no attempt, a due time); when it stops,
+// it puts off what it held too. No request is made but the first, whose
+// worker keeps its result, trying to record it.
+func TestHeldMessagesAreBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	fr := &failingRecords{countingStore: e.st}
+	fr.failing.Store(true)
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
+	t.Cleanup(srv.Close)
+	cfg := testConfig()
+	cfg.Concurrency = 2             // holds at most 8
+	cfg.ErrorBackoff = time.Hour    // no probe, no retry of the record during the test
+	cfg.ShutdownGrace = time.Second // the first worker gives up its record at stop
+	svc, err := delivery.New(cfg, deps.Deps[delivery.Store]{Store: fr, Transport: e.tr, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			cancel()
+			<-done
+		}
+	})
+
+	sub := e.subscription(srv.URL)
+	e.send(sub)
+	poll.Until(t, "the first record refused", func() bool { return fr.refusedCalls.Load() >= 1 })
+	var rest []store.Delivery
+	for range 12 {
+		rest = append(rest, e.send(sub))
+	}
+	putOff := func() int {
+		n := 0
+		for _, d := range rest {
+			got, err := e.st.GetDelivery(context.Background(), store.AllTenants(), d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status == store.DeliveryPending && got.Attempts == 0 && !got.NextAttemptAt.IsZero() {
+				n++
+			}
+		}
+		return n
+	}
+	poll.UntilReason(t, "the messages beyond the holds put off", func() (bool, string) {
+		n := putOff()
+		return n == 12-8, fmt.Sprintf("%d put off; want %d", n, 12-8)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	stopped = true
+	if n := putOff(); n != 12 {
+		t.Fatalf("%d of 12 put off after the stop; want every held one put off", n)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("%d requests; want 1 (the first attempt, never made again)", n)
+	}
+}

@@ -184,26 +184,34 @@ func (s *Service) sweepLoop(ctx context.Context) {
 // (consuming is done), no new attempt starts: the message is handed back
 // unsent.
 func (s *Service) handle(ctx context.Context, msg transport.Received) {
-	if ctx.Err() != nil {
-		s.handBack(msg, 0)
-		return
-	}
-	a, d := s.admit(msg)
-	if a == nil {
-		s.act(msg, d, false)
-		return
-	}
-	defer s.finish(a)
-	out := s.attempt(msg, a)
-	if s.act(msg, s.conclude(a, out), true) && !out.abandoned {
-		s.afterAttempt(a, out)
+	for s.handleOnce(ctx, msg) {
 	}
 }
 
+// handleOnce is one pass of handle; it reports whether msg is to be
+// handled again at once (its worker waited out a hand-back, see handBack).
+func (s *Service) handleOnce(ctx context.Context, msg transport.Received) (again bool) {
+	if ctx.Err() != nil {
+		return s.handBack(msg, 0)
+	}
+	a, d := s.admit(msg)
+	if a == nil {
+		_, again = s.act(msg, d, false)
+		return again
+	}
+	defer s.finish(a)
+	out := s.attempt(msg, a)
+	acked, again := s.act(msg, s.conclude(a, out), true)
+	if acked && !out.abandoned {
+		s.afterAttempt(a, out)
+	}
+	return again
+}
+
 // act carries out d on msg and reports whether msg was acknowledged (for
-// a commit: whether the write is durable); sent says whether msg's request
-// was made. It is the one place where the delivery service settles a
-// message:
+// a commit: whether the write is durable), and whether it is to be handled
+// again at once (see handBack); sent says whether msg's request was made.
+// It is the one place where the delivery service settles a message:
 //
 //   - an ack acknowledges it;
 //   - a nak (always of a message not sent) hands it back unsent, to be
@@ -212,22 +220,20 @@ func (s *Service) handle(ctx context.Context, msg transport.Received) {
 //     the message once durable. When the write fails, an unsent message
 //     is handed back unsent, and a sent one keeps its result and writes it
 //     again until it is durable (see commitSent).
-func (s *Service) act(msg transport.Received, d decision, sent bool) bool {
+func (s *Service) act(msg transport.Received, d decision, sent bool) (acked, again bool) {
 	switch d.Kind {
 	case settle.KindNak:
-		s.handBack(msg, d.Delay)
-		return false
+		return false, s.handBack(msg, d.Delay)
 	case settle.KindCommit:
 		if sent {
-			return s.commitSent(msg, d.Write)
+			return s.commitSent(msg, d.Write), false
 		}
 		if err := s.batch.Do(s.bg, d.Write); err != nil {
-			s.handBack(msg, s.cfg.ErrorBackoff)
-			return false
+			return false, s.handBack(msg, s.cfg.ErrorBackoff)
 		}
 	}
 	s.ack(msg)
-	return true
+	return true, false
 }
 
 // maxHeldPerWorker bounds the messages a replica holds (see holds), per
@@ -242,27 +248,31 @@ const maxHeldPerWorker = 4
 // after delay, without it ever coming back from the broker as a
 // redelivery (which redelivered reads as "may have been sent"): the
 // replica holds it (see holds), or beyond its share of held messages puts
-// it off through the store (see putOff). Once the service is stopping, the
-// message is put off, or handed back to the broker when that fails.
-func (s *Service) handBack(msg transport.Received, delay time.Duration) {
+// it off through the store (see putOff); when that fails too, the calling
+// worker waits out the delay and reports that the message is to be handled
+// again at once. Once the service is stopping, the message is put off, or
+// handed back to the broker when that fails.
+func (s *Service) handBack(msg transport.Received, delay time.Duration) (again bool) {
 	if s.consuming.Err() != nil {
 		if !s.putOff(msg, delay) {
 			s.nak(msg)
 		}
-		return
+		return false
 	}
 	if s.holds.count() < s.cfg.Concurrency*maxHeldPerWorker &&
 		s.holds.hold(msg, delay, s.cfg.AckWait/2, s.now, s.again, s.progress) {
-		return
+		return false
 	}
 	if s.putOff(msg, delay) {
-		return
+		return false
 	}
 	if s.wait(msg, max(delay, s.cfg.ErrorBackoff)) {
-		s.again(msg)
-		return
+		return true
 	}
-	s.nak(msg)
+	if !s.putOff(msg, 0) {
+		s.nak(msg)
+	}
+	return false
 }
 
 // again handles a held message once its wait is over.
