@@ -705,7 +705,9 @@ func TestAttemptsHeldBackWhileRecordsFail(t *testing.T) {
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
 	t.Cleanup(srv.Close)
-	svc, err := delivery.New(testConfig(), deps.Deps[delivery.Store]{Store: fr, Transport: e.tr, Logger: testLogger()})
+	cfg := testConfig()
+	cfg.ErrorBackoff = 200 * time.Millisecond
+	svc, err := delivery.New(cfg, deps.Deps[delivery.Store]{Store: fr, Transport: e.tr, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -717,13 +719,17 @@ func TestAttemptsHeldBackWhileRecordsFail(t *testing.T) {
 	sub := e.subscription(srv.URL)
 	first := e.send(sub)
 	poll.Until(t, "the first record refused", func() bool { return fr.refusedCalls.Load() >= 1 })
+	began := time.Now()
 	var rest []store.Delivery
 	for range 10 {
 		rest = append(rest, e.send(sub))
 	}
-	poll.Until(t, "three probes refused", func() bool { return fr.refusedCalls.Load() >= 4 })
-	if calls, results := fr.refusedCalls.Load(), fr.refusedResults.Load(); results > calls+1 {
-		t.Fatalf("%d attempts refused in %d record calls while the store failed: attempts were not held back", results, calls)
+	poll.Until(t, "three more records refused", func() bool { return fr.refusedCalls.Load() >= 4 })
+	// The first attempt, then at most one probe per error backoff: each
+	// probe a new delivery, its result kept and written again.
+	if n, most := hits.Load(), 2+int32(time.Since(began)/cfg.ErrorBackoff); n > most {
+		t.Fatalf("%d requests in %v while the store failed; at most %d with one probe per %v: attempts were not held back",
+			n, time.Since(began).Round(time.Millisecond), most, cfg.ErrorBackoff)
 	}
 
 	fr.failing.Store(false)
