@@ -1,0 +1,76 @@
+package kafka
+
+import (
+	"slices"
+	"testing"
+
+	kafkago "github.com/segmentio/kafka-go"
+)
+
+func TestStickyBalancer(t *testing.T) {
+	t.Parallel()
+	parts := func(n int) []kafkago.Partition {
+		ps := make([]kafkago.Partition, n)
+		for i := range ps {
+			ps[i] = kafkago.Partition{Topic: "t", ID: i}
+		}
+		return ps
+	}
+	member := func(id, busy string) kafkago.GroupMember {
+		return kafkago.GroupMember{ID: id, Topics: []string{"t"}, UserData: []byte(busy)}
+	}
+	tests := []struct {
+		name    string
+		members []kafkago.GroupMember
+		n       int
+		want    map[string][]int
+	}{
+		{"one member takes all", []kafkago.GroupMember{member("a", "null")}, 4, map[string][]int{"a": {0, 1, 2, 3}}},
+		{"even split", []kafkago.GroupMember{member("b", "null"), member("a", "null")}, 4, map[string][]int{"a": {0, 2}, "b": {1, 3}}},
+		{"busy partitions stay", []kafkago.GroupMember{member("a", "[1,2,3]"), member("b", "null")}, 8, map[string][]int{"a": {1, 2, 3, 6}, "b": {0, 4, 5, 7}}},
+		{"busy beyond a fair share stay", []kafkago.GroupMember{member("a", "[0,1,2,3]"), member("b", "null")}, 4, map[string][]int{"a": {0, 1, 2, 3}, "b": nil}},
+		{"first claimant wins, unknown partitions ignored", []kafkago.GroupMember{member("a", "[1,9]"), member("b", "[1]")}, 2, map[string][]int{"a": {1}, "b": {0}}},
+		{"unreadable user data means nothing busy", []kafkago.GroupMember{member("a", "{"), member("b", "")}, 2, map[string][]int{"a": {0}, "b": {1}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := (&stickyBalancer{}).AssignGroups(tc.members, parts(tc.n))
+			for id, want := range tc.want {
+				if g := got[id]["t"]; !slices.Equal(g, want) {
+					t.Errorf("member %s got %v, want %v", id, g, want)
+				}
+			}
+		})
+	}
+}
+
+func TestSuspectEnd(t *testing.T) {
+	t.Parallel()
+	released := commitMeta{state: stateReleased, token: "x", seq: 3, pos: 42}.String()
+	held := commitMeta{state: stateHeld, token: "x", seq: 3, pos: 42}.String()
+	tests := []struct {
+		name      string
+		committed int64
+		meta      string
+		logEnd    int64
+		want      int64
+	}{
+		{"never committed: nothing handed out", -1, "", 100, -1},
+		{"orderly release: up to the hand-out position", 10, released, 100, 42},
+		{"held (owner crashed): up to the log end", 10, held, 100, 100},
+		{"foreign commit: up to the log end", 10, "", 100, 100},
+		{"garbage metadata: up to the log end", 10, "hookline1 held x y z", 100, 100},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := suspectEnd(tc.committed, tc.meta, tc.logEnd); got != tc.want {
+				t.Errorf("suspectEnd(%d, %q, %d) = %d, want %d", tc.committed, tc.meta, tc.logEnd, got, tc.want)
+			}
+		})
+	}
+	if md, ok := parseMeta(released); !ok || md.pos != 42 || md.seq != 3 || md.state != stateReleased {
+		t.Errorf("parseMeta(%q) = %+v, %v", released, md, ok)
+	}
+}
