@@ -111,6 +111,18 @@ type ConsumerConfig struct {
 	MaxAckPending int
 }
 
+// Check reports what makes cfg and h unusable for Consume: a missing
+// Group or a nil handler.
+func (cfg ConsumerConfig) Check(h Handler) error {
+	if cfg.Group == "" {
+		return errors.New("ConsumerConfig.Group is required")
+	}
+	if h == nil {
+		return errors.New("nil handler")
+	}
+	return nil
+}
+
 // Consumer receives messages.
 type Consumer interface {
 	// Consume calls h for every message of stream for the consumer group

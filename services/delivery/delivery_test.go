@@ -691,6 +691,42 @@ func (f *failingRecords) RecordAttempts(ctx context.Context, rs []store.AttemptR
 	return f.countingStore.RecordAttempts(ctx, rs)
 }
 
+// recordsFailing is a delivery service whose store refuses to record
+// attempts until healed, and the endpoint it delivers to.
+type recordsFailing struct {
+	store *failingRecords
+	hits  *atomic.Int32 // requests the endpoint received
+	url   string
+	stop  func() error // stops the service; idempotent after the first call
+}
+
+// runWithRecordsFailing starts a delivery service with cfg on e's store,
+// refusing attempt records from the start, and an endpoint answering 200;
+// the service is stopped when the test ends unless stop was called.
+func runWithRecordsFailing(t *testing.T, e *env, cfg delivery.Config) recordsFailing {
+	t.Helper()
+	fr := &failingRecords{countingStore: e.st}
+	fr.failing.Store(true)
+	hits := new(atomic.Int32)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
+	t.Cleanup(srv.Close)
+	svc, err := delivery.New(cfg, deps.Deps[delivery.Store]{Store: fr, Transport: e.tr, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return recordsFailing{store: fr, hits: hits, url: srv.URL, stop: stop}
+}
+
 // TestAttemptsHeldBackWhileRecordsFail: once the store refuses to record
 // an attempt, the service makes no attempt but one probe per error
 // backoff (each probe's record is refused alone), instead of sending
@@ -700,23 +736,12 @@ func (f *failingRecords) RecordAttempts(ctx context.Context, rs []store.AttemptR
 func TestAttemptsHeldBackWhileRecordsFail(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	fr := &failingRecords{countingStore: e.st}
-	fr.failing.Store(true)
-	var hits atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
-	t.Cleanup(srv.Close)
 	cfg := testConfig()
 	cfg.ErrorBackoff = 200 * time.Millisecond
-	svc, err := delivery.New(cfg, deps.Deps[delivery.Store]{Store: fr, Transport: e.tr, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	rf := runWithRecordsFailing(t, e, cfg)
+	fr, hits := rf.store, rf.hits
 
-	sub := e.subscription(srv.URL)
+	sub := e.subscription(rf.url)
 	first := e.send(sub)
 	poll.Until(t, "the first record refused", func() bool { return fr.refusedCalls.Load() >= 1 })
 	began := time.Now()
@@ -753,31 +778,14 @@ func TestAttemptsHeldBackWhileRecordsFail(t *testing.T) {
 func TestHeldMessagesAreBounded(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	fr := &failingRecords{countingStore: e.st}
-	fr.failing.Store(true)
-	var hits atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
-	t.Cleanup(srv.Close)
 	cfg := testConfig()
 	cfg.Concurrency = 2             // holds at most 8
 	cfg.ErrorBackoff = time.Hour    // no probe, no retry of the record during the test
 	cfg.ShutdownGrace = time.Second // the first worker gives up its record at stop
-	svc, err := delivery.New(cfg, deps.Deps[delivery.Store]{Store: fr, Transport: e.tr, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			cancel()
-			<-done
-		}
-	})
+	rf := runWithRecordsFailing(t, e, cfg)
+	fr, hits := rf.store, rf.hits
 
-	sub := e.subscription(srv.URL)
+	sub := e.subscription(rf.url)
 	e.send(sub)
 	poll.Until(t, "the first record refused", func() bool { return fr.refusedCalls.Load() >= 1 })
 	var rest []store.Delivery
@@ -801,11 +809,9 @@ func TestHeldMessagesAreBounded(t *testing.T) {
 		n := putOff()
 		return n == 12-8, fmt.Sprintf("%d put off; want %d", n, 12-8)
 	})
-	cancel()
-	if err := <-done; err != nil {
+	if err := rf.stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	stopped = true
 	if n := putOff(); n != 12 {
 		t.Fatalf("%d of 12 put off after the stop; want every held one put off", n)
 	}

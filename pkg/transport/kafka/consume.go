@@ -73,11 +73,8 @@ func (t *Transport) Consume(ctx context.Context, stream transport.Stream, cfg tr
 	if err != nil {
 		return err
 	}
-	if cfg.Group == "" {
-		return errors.New("kafka: consume: ConsumerConfig.Group is required")
-	}
-	if h == nil {
-		return errors.New("kafka: consume: nil handler")
+	if err := cfg.Check(h); err != nil {
+		return fmt.Errorf("kafka: consume: %w", err)
 	}
 	if ctx.Err() != nil {
 		return nil

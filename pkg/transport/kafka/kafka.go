@@ -85,6 +85,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/hookline/hookline/pkg/transport"
+	"github.com/hookline/hookline/pkg/transport/internal/signalq"
 )
 
 // Topic names.
@@ -250,8 +251,8 @@ type Transport struct {
 
 	dedup map[string]*idWindow // per topic: IDs this Transport published
 
-	mu        sync.Mutex
-	listeners map[*listener]struct{}
+	mu        sync.Mutex // serialises listeners' background closes (bg.Go)
+	listeners signalq.Set[*listener]
 	bg        sync.WaitGroup // background closes of listeners' readers
 }
 
@@ -295,13 +296,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, erro
 	}
 	addr := kafkago.TCP(cfg.Brokers...)
 	t := &Transport{
-		cfg:       cfg,
-		log:       logger,
-		dialer:    dialer,
-		rt:        rt,
-		client:    &kafkago.Client{Addr: addr, Transport: rt, Timeout: cfg.RequestTimeout},
-		dedup:     map[string]*idWindow{EventsTopic: newIDWindow(), DeliveriesTopic: newIDWindow()},
-		listeners: make(map[*listener]struct{}),
+		cfg:    cfg,
+		log:    logger,
+		dialer: dialer,
+		rt:     rt,
+		client: &kafkago.Client{Addr: addr, Transport: rt, Timeout: cfg.RequestTimeout},
+		dedup:  map[string]*idWindow{EventsTopic: newIDWindow(), DeliveriesTopic: newIDWindow()},
 	}
 	t.writer = &kafkago.Writer{
 		Addr:         addr,
@@ -656,13 +656,7 @@ func (t *Transport) Close() error {
 	if t.closed.Swap(true) {
 		return nil
 	}
-	t.mu.Lock()
-	ls := make([]*listener, 0, len(t.listeners))
-	for l := range t.listeners {
-		ls = append(ls, l)
-	}
-	t.mu.Unlock()
-	for _, l := range ls {
+	for _, l := range t.listeners.Close() {
 		l.stop()
 	}
 	t.bg.Wait()

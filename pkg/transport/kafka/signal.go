@@ -10,6 +10,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/hookline/hookline/pkg/transport"
+	"github.com/hookline/hookline/pkg/transport/internal/signalq"
 )
 
 // maxTopicLen bounds the length of a signal topic, as transport.Notifier
@@ -116,41 +117,28 @@ func (t *Transport) Listen(ctx context.Context, topic string, fn func(data []byt
 		return nil, t.wrapErr("listen "+topic, err)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	l := &listener{
-		t:       t,
-		topic:   topic,
-		fn:      fn,
-		r:       r,
-		cancel:  cancel,
-		pending: make(chan []byte, t.cfg.SignalBuffer),
-		done:    make(chan struct{}),
-	}
-	t.mu.Lock()
-	if t.closed.Load() {
-		t.mu.Unlock()
+	l := &listener{t: t, topic: topic, r: r, cancel: cancel, q: signalq.Start(fn, t.cfg.SignalBuffer)}
+	l.wg.Go(func() { l.read(lctx) })
+	if !t.listeners.Add(l) {
 		cancel()
+		l.wg.Wait()
+		l.q.Stop()
 		_ = r.Close()
 		return nil, transport.ErrClosed
 	}
-	t.listeners[l] = struct{}{}
-	l.wg.Go(func() { l.read(lctx) })
-	l.wg.Go(l.run)
-	t.mu.Unlock()
 	return l.stop, nil
 }
 
 // listener is one Listen call: a reader that queues matching signals in
-// pending, and a goroutine that calls fn for each.
+// q, whose goroutine calls the listener's function for each.
 type listener struct {
-	t       *Transport
-	topic   string
-	fn      func([]byte)
-	r       *kafkago.Reader
-	cancel  context.CancelFunc
-	pending chan []byte
-	done    chan struct{} // closed by stop
-	wg      sync.WaitGroup
-	once    sync.Once
+	t      *Transport
+	topic  string
+	r      *kafkago.Reader
+	cancel context.CancelFunc
+	q      *signalq.Queue
+	wg     sync.WaitGroup // the reading goroutine
+	once   sync.Once
 }
 
 // read queues the data of every record keyed by l.topic until ctx ends.
@@ -174,27 +162,8 @@ func (l *listener) read(ctx context.Context) {
 		if data == nil {
 			data = []byte{}
 		}
-		select {
-		case l.pending <- data:
-		default:
-			l.t.log.Debug("kafka: signal dropped: listener busy, queue full", "topic", l.topic, "queue", cap(l.pending))
-		}
-	}
-}
-
-// run calls fn for every queued signal until stop.
-func (l *listener) run() {
-	for {
-		select {
-		case <-l.done:
-			return
-		case data := <-l.pending:
-			select {
-			case <-l.done:
-				return
-			default:
-			}
-			l.fn(data)
+		if !l.q.Offer(data) {
+			l.t.log.Debug("kafka: signal dropped: listener busy, queue full", "topic", l.topic, "queue", l.q.Cap())
 		}
 	}
 }
@@ -204,10 +173,9 @@ func (l *listener) run() {
 // end); Transport.Close waits for that.
 func (l *listener) stop() {
 	l.once.Do(func() {
-		close(l.done)
 		l.cancel()
+		l.t.listeners.Remove(l)
 		l.t.mu.Lock()
-		delete(l.t.listeners, l)
 		l.t.bg.Go(func() {
 			l.wg.Wait()
 			if err := l.r.Close(); err != nil {
@@ -216,5 +184,5 @@ func (l *listener) stop() {
 		})
 		l.t.mu.Unlock()
 	})
-	l.wg.Wait()
+	l.q.Stop()
 }

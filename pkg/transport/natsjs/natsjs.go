@@ -42,6 +42,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookline/hookline/pkg/transport"
+	"github.com/hookline/hookline/pkg/transport/internal/signalq"
 )
 
 // KeyHeader is the message header that carries transport.Message.Key. It is
@@ -179,8 +180,7 @@ type Transport struct {
 	js     jetstream.JetStream
 	closed atomic.Bool
 
-	mu        sync.Mutex
-	listeners map[*listener]struct{} // running listeners, for Close
+	listeners signalq.Set[*listener] // running listeners, for Close
 
 	attempts *attempts // failed connection attempts since the last success
 	restarts *restarts // when the connection last landed on a new server instance
@@ -388,7 +388,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, erro
 		nc.Close()
 		return nil, fmt.Errorf("natsjs: jetstream context: %w", err)
 	}
-	t := &Transport{cfg: cfg, log: logger, nc: nc, js: js, listeners: make(map[*listener]struct{}), attempts: att, restarts: rs}
+	t := &Transport{cfg: cfg, log: logger, nc: nc, js: js, attempts: att, restarts: rs}
 	for _, s := range transport.Streams {
 		if err := t.ensureStream(ctx, s); err != nil {
 			nc.Close()
@@ -539,13 +539,7 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	t.nc.Close()
-	t.mu.Lock()
-	ls := make([]*listener, 0, len(t.listeners))
-	for l := range t.listeners {
-		ls = append(ls, l)
-	}
-	t.mu.Unlock()
-	for _, l := range ls {
+	for _, l := range t.listeners.Close() {
 		l.stop()
 	}
 	return nil
@@ -798,11 +792,8 @@ func (t *Transport) Consume(ctx context.Context, stream transport.Stream, cfg tr
 	if err != nil {
 		return err
 	}
-	if cfg.Group == "" {
-		return errors.New("natsjs: consume: ConsumerConfig.Group is required")
-	}
-	if h == nil {
-		return errors.New("natsjs: consume: nil handler")
+	if err := cfg.Check(h); err != nil {
+		return fmt.Errorf("natsjs: consume: %w", err)
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 1

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hookline/hookline/pkg/transport"
+	"github.com/hookline/hookline/pkg/transport/internal/signalq"
 )
 
 // SignalSubjectPrefix is the start of the core NATS subject of every
@@ -103,33 +104,25 @@ func (t *Transport) Listen(ctx context.Context, topic string, fn func(data []byt
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("natsjs: listen %s: %w", topic, err)
 	}
-	l := &listener{
-		t:       t,
-		topic:   topic,
-		fn:      fn,
-		pending: make(chan []byte, t.cfg.SignalBuffer),
-		done:    make(chan struct{}),
-	}
+	l := &listener{t: t, topic: topic, q: signalq.Start(fn, t.cfg.SignalBuffer)}
 	// The handler runs on the subscription's own delivery goroutine and
 	// never blocks: it queues the signal for l's goroutine or drops it.
 	sub, err := t.nc.Subscribe(subject, l.enqueue)
 	if err != nil {
+		l.q.Stop()
 		return nil, t.wrapErr("listen "+topic, err)
 	}
 	if err := t.flush(ctx); err != nil {
 		_ = sub.Unsubscribe()
+		l.q.Stop()
 		return nil, t.wrapErr("listen "+topic+": register the subscription with the server", err)
 	}
 	l.sub = sub
-	t.mu.Lock()
-	if t.closed.Load() {
+	if !t.listeners.Add(l) {
 		// Close ran meanwhile and did not see l; nc.Close ended sub.
-		t.mu.Unlock()
+		l.q.Stop()
 		return nil, transport.ErrClosed
 	}
-	t.listeners[l] = struct{}{}
-	l.wg.Go(l.run)
-	t.mu.Unlock()
 	return l.stop, nil
 }
 
@@ -160,42 +153,19 @@ func (t *Transport) flush(ctx context.Context) error {
 }
 
 // listener is one Listen call: a subscription whose handler queues
-// signals in pending, and one goroutine that calls fn for each.
+// signals in q, whose goroutine calls the listener's function for each.
 type listener struct {
-	t       *Transport
-	topic   string
-	fn      func([]byte)
-	sub     *nats.Subscription
-	pending chan []byte
-	done    chan struct{} // closed by stop
-	wg      sync.WaitGroup
-	once    sync.Once
+	t     *Transport
+	topic string
+	sub   *nats.Subscription
+	q     *signalq.Queue
+	once  sync.Once
 }
 
 // enqueue is the subscription's message handler.
 func (l *listener) enqueue(m *nats.Msg) {
-	select {
-	case l.pending <- m.Data:
-	default:
-		l.t.log.Debug("natsjs: signal dropped: listener busy, queue full", "topic", l.topic, "queue", cap(l.pending))
-	}
-}
-
-// run calls fn for every queued signal until stop.
-func (l *listener) run() {
-	for {
-		select {
-		case <-l.done:
-			return
-		case data := <-l.pending:
-			// Both may be ready: never call fn once stop has begun.
-			select {
-			case <-l.done:
-				return
-			default:
-			}
-			l.fn(data)
-		}
+	if !l.q.Offer(m.Data) {
+		l.t.log.Debug("natsjs: signal dropped: listener busy, queue full", "topic", l.topic, "queue", l.q.Cap())
 	}
 }
 
@@ -206,10 +176,7 @@ func (l *listener) stop() {
 		if err := l.sub.Unsubscribe(); err != nil && !l.t.closed.Load() && !errors.Is(err, nats.ErrConnectionClosed) {
 			l.t.log.Debug("natsjs: unsubscribe signal listener", "topic", l.topic, "err", err)
 		}
-		close(l.done)
-		l.t.mu.Lock()
-		delete(l.t.listeners, l)
-		l.t.mu.Unlock()
+		l.t.listeners.Remove(l)
 	})
-	l.wg.Wait()
+	l.q.Stop()
 }
