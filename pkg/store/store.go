@@ -437,10 +437,17 @@ type Store interface {
 	// next attempt scheduled at NextAttemptAt (replacing any scheduled
 	// retry and its lease); a final status (succeeded, dead, parked) clears
 	// NextAttemptAt and removes the delivery's scheduled retries for that
-	// attempt or earlier ones. An attempt already recorded (same delivery
-	// and number) is ignored with all its consequences, which were written
-	// with it; a delivery whose recorded attempt count is already at or
-	// above the attempt's number keeps its status and schedule. A result
+	// attempt or earlier ones. An attempt already recorded (same delivery,
+	// number and StartedAt: the batch written again) is ignored with all
+	// its consequences, which were written with it. Another attempt under
+	// a number already recorded (two messages made the same attempt: a
+	// request the endpoint did receive) is recorded too, as a repeat,
+	// under the delivery's next number, so the history holds every
+	// request: a repeat that succeeded makes the delivery succeeded; any
+	// other keeps its status, and a scheduled retry at or below the new
+	// number moves just past it (due when it was). A delivery whose
+	// recorded attempt count is already at or above the attempt's number
+	// otherwise keeps its status and schedule. A result
 	// with Status retrying and a zero NextAttemptAt is an error, and
 	// nothing of the batch is written.
 	RecordAttempts(ctx context.Context, results []AttemptResult) error

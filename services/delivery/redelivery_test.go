@@ -194,3 +194,31 @@ func TestHandedBackMessagesStayFirstDeliveries(t *testing.T) {
 		t.Fatal("the stand-in member got nothing")
 	}
 }
+
+// TestTwinMessagesBothRecorded: two messages for the same attempt (a
+// publish repeated beyond the broker's duplicate window) each make a
+// request, and the history holds both: the second as a repeat under the
+// next number.
+func TestTwinMessagesBothRecorded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var posts atomic.Int64
+	srv, _ := recorder(t, func(w http.ResponseWriter, _ *http.Request) { posts.Add(1) })
+	sub := e.subscription(srv.URL)
+	ev, d := e.delivery(sub)
+	first := wire.DeliveryMessage(&d, &ev, 1)
+	twin := first
+	twin.ID += ".twin"
+	e.run(testConfig())
+	e.publish(first)
+	e.waitStatus(d.ID, store.DeliverySucceeded)
+	e.publish(twin)
+	poll.Until(t, "the twin's request recorded", func() bool { return len(e.attempts(d.ID)) == 2 })
+	if n := posts.Load(); n != 2 {
+		t.Fatalf("%d requests; want 2 (one per message)", n)
+	}
+	got := e.waitStatus(d.ID, store.DeliverySucceeded)
+	if got.Attempts != 2 {
+		t.Fatalf("delivery counts %d attempts; want 2", got.Attempts)
+	}
+}

@@ -139,9 +139,10 @@ WHERE (delivery_id, attempt) IN (
 // both retrying and final results (see the statements above). The batch
 // is validated first (rowcodec.CheckAttemptResults), so an invalid result
 // (a retrying one without NextAttemptAt) writes nothing of it. An attempt
-// whose (delivery, number) is already recorded is ignored with all its
-// consequences, and so is every repeat of one within the batch after its
-// first. A delivery takes the Status, number (as Attempts), status code
+// whose (delivery, number) is already recorded, or repeated within the
+// batch, is ignored with all its consequences when it is the same attempt
+// (same StartedAt), and recorded as a repeat otherwise, in a second
+// transaction that only such a batch pays for (see recordRepeat). A delivery takes the Status, number (as Attempts), status code
 // and LastError (DeliveryError, or the attempt's Error) of its
 // highest-numbered attempt recorded by this call, provided that number
 // exceeds its recorded Attempts; UpdatedAt becomes that attempt's end
@@ -166,10 +167,13 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 	}
 	seen := make(map[key]bool, len(results))
 	batch := make([]store.AttemptResult, 0, len(results))
+	var twins []store.AttemptResult // a number repeated within the batch
 	for _, r := range results {
 		if k := (key{r.Attempt.DeliveryID, r.Attempt.Number}); !seen[k] {
 			seen[k] = true
 			batch = append(batch, r)
+		} else {
+			twins = append(twins, r)
 		}
 	}
 	// A stable order makes concurrent batches lock shared rows in the same
@@ -213,8 +217,9 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 		}
 	}
 	args := []any{ids, numbers, events, subs, tenants, started, durs, codes, bodies, errs, statuses, finals, ended, dlvErrs, next}
-	return s.run(ctx, "record attempts", func(ctx context.Context) error {
-		var inserted, advanced, settled int64
+	var inserted int64
+	err := s.run(ctx, "record attempts", func(ctx context.Context) error {
+		var advanced, settled int64
 		switch {
 		case !retrying:
 			return s.pool.QueryRow(ctx, sqlRecordAttempts, args...).Scan(&inserted, &advanced, &settled)
@@ -224,8 +229,82 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 		var b pgx.Batch
 		b.Queue(sqlRecordAttemptsScheduling, args...)
 		b.Queue(sqlDropSettledRetries, finalIDs, finalNumbers)
-		return s.pool.SendBatch(ctx, &b).Close()
+		br := s.pool.SendBatch(ctx, &b)
+		if err := br.QueryRow().Scan(&inserted, &advanced, &settled); err != nil {
+			_ = br.Close()
+			return err
+		}
+		return br.Close()
 	})
+	if err != nil || (inserted == int64(n) && len(twins) == 0) {
+		return err
+	}
+	// Some numbers were recorded already: written again, or made again.
+	return s.inTx(ctx, "record repeated attempts", func(ctx context.Context, tx pgx.Tx) error {
+		for _, rs := range [][]store.AttemptResult{batch, twins} {
+			for i := range rs {
+				if err := recordRepeat(ctx, tx, &rs[i]); err != nil {
+					return fmt.Errorf("attempt %s #%d made again: %w", rs[i].Attempt.DeliveryID, rs[i].Attempt.Number, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// The statements of recordRepeat.
+const (
+	sqlAttemptStartedSeen = `SELECT count(*) FROM attempts WHERE delivery_id = $1 AND started_at = $2`
+	sqlLastAttemptNumber  = `SELECT coalesce(max(number), 0) FROM attempts WHERE delivery_id = $1`
+	sqlInsertRepeat       = `INSERT INTO attempts (delivery_id, number, event_id, subscription_id, tenant, started_at,
+    duration_ns, status_code, response_body, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	sqlRepeatSucceeded = `UPDATE deliveries SET status = $3, attempts = $2, last_status_code = $4, last_error = $5,
+    next_attempt_at = NULL, updated_at = GREATEST(updated_at, $6)
+WHERE id = $1 AND attempts < $2`
+	sqlRepeatCounted = `UPDATE deliveries SET attempts = $2, updated_at = GREATEST(updated_at, $3)
+WHERE id = $1 AND attempts < $2`
+	sqlDropRetriesUpTo = `DELETE FROM scheduled_retries WHERE delivery_id = $1 AND attempt <= $2`
+	sqlShiftRetry      = `UPDATE scheduled_retries SET attempt = $2 + 1 WHERE delivery_id = $1 AND attempt <= $2`
+)
+
+// recordRepeat records r, unless an attempt of its delivery with its
+// start time is recorded already (the same attempt, written again), as a
+// repeat (see store.Store.RecordAttempts): under the delivery's next
+// number; a repeat that succeeded makes the delivery succeeded, any other
+// leaves its status and moves its scheduled retry past the new number.
+// Only a batch with a number recorded before pays for it.
+func recordRepeat(ctx context.Context, tx pgx.Tx, r *store.AttemptResult) error {
+	a := &r.Attempt
+	started := rowcodec.Nanos(a.StartedAt)
+	var seen int64
+	if err := tx.QueryRow(ctx, sqlAttemptStartedSeen, a.DeliveryID, started).Scan(&seen); err != nil {
+		return err
+	}
+	if seen > 0 {
+		return nil
+	}
+	var last int64
+	if err := tx.QueryRow(ctx, sqlLastAttemptNumber, a.DeliveryID).Scan(&last); err != nil {
+		return err
+	}
+	n := last + 1
+	if _, err := tx.Exec(ctx, sqlInsertRepeat, a.DeliveryID, n, a.EventID, a.SubscriptionID, a.Tenant,
+		started, int64(a.Duration), int64(a.StatusCode), a.ResponseBody, a.Error); err != nil {
+		return err
+	}
+	end := rowcodec.Nanos(a.StartedAt.Add(a.Duration))
+	if r.Status == store.DeliverySucceeded {
+		if _, err := tx.Exec(ctx, sqlRepeatSucceeded, a.DeliveryID, n, string(r.Status), int64(a.StatusCode), rowcodec.DeliveryLastError(r), end); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, sqlDropRetriesUpTo, a.DeliveryID, n)
+		return err
+	}
+	if _, err := tx.Exec(ctx, sqlRepeatCounted, a.DeliveryID, n, end); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, sqlShiftRetry, a.DeliveryID, n)
+	return err
 }
 
 const attemptColumns = `delivery_id, number, event_id, subscription_id, tenant, started_at,

@@ -34,7 +34,9 @@ const sqlDropRetriesUpTo = `DELETE FROM scheduled_retries WHERE delivery_id = ? 
 // transaction with prepared statements. The batch is validated first
 // (rowcodec.CheckAttemptResults), so an invalid result (a retrying one
 // without NextAttemptAt) writes nothing of it. An attempt whose (delivery,
-// number) is already recorded is ignored with all its consequences. A
+// number) is already recorded is ignored with all its consequences when it
+// is the same attempt (same StartedAt), and recorded as a repeat otherwise
+// (see recordRepeat and store.Store.RecordAttempts). A
 // delivery takes the attempt's Status, number (as Attempts), status code
 // and LastError (DeliveryError, or the attempt's Error) only when the
 // number exceeds its recorded Attempts; UpdatedAt becomes the attempt's
@@ -66,7 +68,10 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 			if n, err := res.RowsAffected(); err != nil {
 				return fmt.Errorf("attempt %s #%d: %w", a.DeliveryID, a.Number, err)
 			} else if n == 0 {
-				continue // already recorded, with its consequences
+				if err := recordRepeat(ctx, tx, r); err != nil {
+					return fmt.Errorf("attempt %s #%d made again: %w", a.DeliveryID, a.Number, err)
+				}
+				continue
 			}
 			final := rowcodec.FinalStatus(r.Status)
 			next := nullNanos(rowcodec.NextAttemptAt(r))
@@ -100,6 +105,49 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 		}
 		return nil
 	})
+}
+
+// recordRepeat records r, whose attempt number is recorded already, when
+// it is another request (see store.Store.RecordAttempts): under the
+// delivery's next number, as history; a repeat that succeeded makes the
+// delivery succeeded, any other leaves its status and moves its scheduled
+// retry past the new number. The same attempt written again (same start
+// time, under any number) is ignored.
+func recordRepeat(ctx context.Context, tx *sql.Tx, r *store.AttemptResult) error {
+	a := &r.Attempt
+	started := rowcodec.Nanos(a.StartedAt)
+	var dup int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM attempts WHERE delivery_id = ? AND started_at = ?`, a.DeliveryID, started).Scan(&dup); err != nil {
+		return err
+	}
+	if dup > 0 {
+		return nil // this very attempt, recorded already
+	}
+	var last int
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(number), 0) FROM attempts WHERE delivery_id = ?`, a.DeliveryID).Scan(&last); err != nil {
+		return err
+	}
+	n := last + 1
+	if _, err := tx.ExecContext(ctx, sqlInsertAttempt, a.DeliveryID, n, a.EventID, a.SubscriptionID, a.Tenant,
+		started, int64(a.Duration), a.StatusCode, a.ResponseBody, a.Error); err != nil {
+		return err
+	}
+	end := rowcodec.Nanos(a.StartedAt.Add(a.Duration))
+	if r.Status == store.DeliverySucceeded {
+		if _, err := tx.ExecContext(ctx, sqlAdvanceDelivery, true, nil, string(r.Status), n, a.StatusCode,
+			rowcodec.DeliveryLastError(r), end, end, a.DeliveryID, n); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, sqlDropRetriesUpTo, a.DeliveryID, n)
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET attempts = ?,
+    updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END
+WHERE id = ? AND attempts < ?`, n, end, end, a.DeliveryID, n); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE scheduled_retries SET attempt = ? WHERE delivery_id = ? AND attempt <= ?`, n+1, a.DeliveryID, n)
+	return err
 }
 
 const attemptColumns = `delivery_id, number, event_id, subscription_id, tenant, started_at,

@@ -26,6 +26,19 @@ func retryingAt(a store.Attempt, due time.Time) store.AttemptResult {
 	return store.AttemptResult{Attempt: a, Status: store.DeliveryRetrying, NextAttemptAt: due}
 }
 
+// scheduledAttempt is the attempt number of the delivery's scheduled retry
+// (0: none), found by claiming, for a nanosecond, every retry due within a
+// year of Base.
+func scheduledAttempt(t *testing.T, s store.Store, deliveryID string) int {
+	t.Helper()
+	for _, d := range claim(t, s, Base.Add(365*24*time.Hour), 1000, time.Nanosecond) {
+		if d.DeliveryID == deliveryID {
+			return d.Attempt
+		}
+	}
+	return 0
+}
+
 func listAllAttempts(t *testing.T, s store.Store, f store.AttemptFilter) []store.Attempt {
 	t.Helper()
 	return collectPages(t, func(tok string) ([]store.Attempt, string, error) {
@@ -67,18 +80,68 @@ func testAttemptsForwardOnly(t *testing.T, s store.Store) {
 	wantEqual(t, []store.Attempt{a3, a2, a1}, got3, "attempts of the delivery")
 }
 
-func testAttemptsDuplicateIgnored(t *testing.T, s store.Store) {
-	f := Seed(t, s, "acme", Base)
-	a := NewAttempt(f.Delivery, 1, Base.Add(time.Second))
-	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(a, store.DeliveryRetrying)}), "RecordAttempts")
-	want := getDelivery(t, s, f.Delivery.ID)
+// testAttemptsRepeatRecorded: an attempt under a number already recorded
+// is the same attempt written again when its start time is the same
+// (ignored), and another request otherwise, recorded as a repeat under the
+// delivery's next number: a repeat that succeeded makes the delivery
+// succeeded, any other keeps its status and moves its scheduled retry past
+// the new number.
+func testAttemptsRepeatRecorded(t *testing.T, s store.Store) {
+	tests := []struct {
+		name       string
+		first      store.DeliveryStatus // attempt 1's outcome
+		repeat     store.DeliveryStatus // the repeat's outcome
+		wantStatus store.DeliveryStatus
+		wantRetry  int // attempt number of the scheduled retry; 0: none
+	}{
+		{"failed, then a repeat succeeded", store.DeliveryRetrying, store.DeliverySucceeded, store.DeliverySucceeded, 0},
+		{"failed, then a repeat failed", store.DeliveryRetrying, store.DeliveryRetrying, store.DeliveryRetrying, 3},
+		{"succeeded, then a repeat failed", store.DeliverySucceeded, store.DeliveryRetrying, store.DeliverySucceeded, 0},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := Seed(t, s, fmt.Sprintf("repeat%d", i), Base)
+			a := NewAttempt(f.Delivery, 1, Base.Add(time.Second))
+			if tt.first == store.DeliverySucceeded {
+				a.StatusCode = 200
+			}
+			must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(a, tt.first)}), "RecordAttempts")
+			due := getDelivery(t, s, f.Delivery.ID).NextAttemptAt
 
-	dup := a
-	dup.StatusCode, dup.ResponseBody, dup.StartedAt = 200, []byte("different"), Base.Add(time.Hour)
-	must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(dup, store.DeliverySucceeded), result(a, store.DeliveryRetrying)}), "RecordAttempts(duplicate)")
-	wantEqual(t, want, getDelivery(t, s, f.Delivery.ID), "delivery after duplicate attempt")
-	wantEqual(t, []store.Attempt{a}, listAllAttempts(t, s, store.AttemptFilter{Scope: store.AllTenants(), DeliveryID: f.Delivery.ID}), "attempts after duplicate")
-	must(t, s.RecordAttempts(ctx(t), nil), "RecordAttempts(empty)")
+			// The same attempt written again changes nothing.
+			again := a
+			again.StatusCode = 201
+			must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(again, store.DeliverySucceeded)}), "RecordAttempts(same attempt)")
+			if got := listAllAttempts(t, s, store.AttemptFilter{Scope: store.AllTenants(), DeliveryID: f.Delivery.ID}); len(got) != 1 {
+				t.Fatalf("%d attempts after the same attempt was written again; want 1", len(got))
+			}
+
+			rep := a
+			rep.StartedAt = Base.Add(time.Minute)
+			rep.StatusCode = 500
+			if tt.repeat == store.DeliverySucceeded {
+				rep.StatusCode = 200
+			}
+			for range 2 { // the second time, the same repeat written again
+				must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{result(rep, tt.repeat)}), "RecordAttempts(repeat)")
+			}
+			got := listAllAttempts(t, s, store.AttemptFilter{Scope: store.AllTenants(), DeliveryID: f.Delivery.ID})
+			want2 := rep
+			want2.Number = 2
+			wantEqual(t, []store.Attempt{want2, a}, got, "attempts after the repeat")
+			d := getDelivery(t, s, f.Delivery.ID)
+			if d.Status != tt.wantStatus || d.Attempts != 2 {
+				t.Fatalf("delivery %s after %d attempts; want %s after 2", d.Status, d.Attempts, tt.wantStatus)
+			}
+			rs := scheduledAttempt(t, s, f.Delivery.ID)
+			switch {
+			case tt.wantRetry == 0 && rs != 0:
+				t.Fatalf("attempt %d still scheduled; want none", rs)
+			case tt.wantRetry != 0 && (rs != tt.wantRetry || !d.NextAttemptAt.Equal(due)):
+				t.Fatalf("attempt %d scheduled, delivery due %v; want attempt %d due %v as before", rs, d.NextAttemptAt, tt.wantRetry, due)
+			}
+		})
+	}
 }
 
 func testAttemptsBatch(t *testing.T, s store.Store) {
@@ -105,8 +168,8 @@ func testAttemptsBatch(t *testing.T, s store.Store) {
 				want[f.Delivery.ID] = st
 			}
 		}
-		if i%2 == 1 { // a repeat of attempt 1 later in the same batch is ignored
-			batch = append(batch, result(NewAttempt(f.Delivery, 1, Base), store.DeliveryDead))
+		if i%2 == 1 { // attempt 1 written twice in one batch (same start) counts once
+			batch = append(batch, result(NewAttempt(f.Delivery, 1, Base.Add(time.Minute)), store.DeliveryDead))
 		}
 	}
 	must(t, s.RecordAttempts(ctx(t), batch), "RecordAttempts(batch)")

@@ -181,10 +181,12 @@ func testAttemptsRecordAgainChangesNothing(t *testing.T, s store.Store) {
 
 	reversed := slices.Clone(batch)
 	slices.Reverse(reversed)
-	var others []store.AttemptResult // the same attempts, other outcomes
+	// The same attempts (same start times: written again, not made again),
+	// other outcomes.
+	var others []store.AttemptResult
 	for _, r := range batch {
 		o := r
-		o.Attempt.StartedAt = o.Attempt.StartedAt.Add(time.Second)
+		o.Attempt.StatusCode++
 		switch r.Status {
 		case store.DeliveryRetrying:
 			o.Status, o.NextAttemptAt = store.DeliveryDead, time.Time{}

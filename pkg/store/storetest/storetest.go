@@ -66,7 +66,7 @@ func Run(t *testing.T, newDatabase func(t *testing.T) Opener) {
 		{"Delivery/ListPaging", testDeliveryListPaging},
 		{"Delivery/ListFilters", testDeliveryListFilters},
 		{"Attempts/ForwardOnly", testAttemptsForwardOnly},
-		{"Attempts/DuplicateIgnored", testAttemptsDuplicateIgnored},
+		{"Attempts/RepeatRecorded", testAttemptsRepeatRecorded},
 		{"Attempts/Batch", testAttemptsBatch},
 		{"Attempts/FinalStatusClearsNextAttempt", testAttemptsFinalClearsNext},
 		{"Attempts/ListPagingFilters", testAttemptsList},
