@@ -211,10 +211,14 @@ type restarts struct {
 	onServer     time.Time // when serverID was first seen
 	lameDuck     time.Time // when a server last said it was going away gracefully
 	disconnected time.Time // when the connection was last lost
+	// unsure is set from a disconnect until the connection's server is
+	// seen again: only then must a received message look at the server.
+	unsure atomic.Bool
 	// lost is when the previous server instance was last known alive (the
-	// connection to it lost), and noticed when the switch was seen; both
-	// zero before any switch.
-	lost, noticed time.Time
+	// connection to it lost), and noticed when the switch was seen, in
+	// Unix nanoseconds; both zero before any switch. Atomic, so that a
+	// received message reads them without a lock.
+	lost, noticed atomic.Int64
 }
 
 // goingAway records that the server announced lame duck mode at now: it
@@ -231,6 +235,7 @@ func (r *restarts) disconnect(now time.Time) {
 	r.mu.Lock()
 	r.disconnected = now
 	r.mu.Unlock()
+	r.unsure.Store(true)
 }
 
 // seen records the server instance the connection is on at now.
@@ -245,13 +250,16 @@ func (r *restarts) seen(serverID string, now time.Time) {
 			// The disconnect callback runs asynchronously: when it has not
 			// reported this outage yet, the switch is dated when noticed,
 			// which suspects more messages, never fewer.
-			r.lost, r.noticed = now, now
+			lost := now
 			if r.disconnected.After(r.onServer) {
-				r.lost = r.disconnected
+				lost = r.disconnected
 			}
+			r.lost.Store(lost.UnixNano())
+			r.noticed.Store(now.UnixNano())
 		}
 		r.serverID, r.onServer = serverID, now
 	}
+	r.unsure.Store(false)
 }
 
 // suspect reports whether a message published at published and received
@@ -259,10 +267,11 @@ func (r *restarts) seen(serverID string, now time.Time) {
 // was published before the connection to the previous server instance was
 // lost, and is received within lostStateWindow of the switch being noticed.
 func (r *restarts) suspect(published, now time.Time) bool {
-	r.mu.Lock()
-	lost, noticed := r.lost, r.noticed
-	r.mu.Unlock()
-	return !noticed.IsZero() && published.Before(lost) && now.Sub(noticed) < lostStateWindow
+	noticed := r.noticed.Load()
+	if noticed == 0 || now.UnixNano()-noticed >= int64(lostStateWindow) {
+		return false
+	}
+	return published.UnixNano() < r.lost.Load()
 }
 
 // attempts remembers the last failed attempt to (re)connect, so that New
@@ -977,9 +986,11 @@ func (r *received) decode() {
 		if md, err := nm.Metadata(); err == nil {
 			r.nd = int(md.NumDelivered)
 			if r.nd < 2 && r.t != nil {
-				now := time.Now()
-				r.t.restarts.seen(r.t.nc.ConnectedServerId(), now)
-				if r.t.restarts.suspect(md.Timestamp, now) {
+				rs, now := r.t.restarts, time.Now()
+				if rs.unsure.Load() { // disconnected since: the reconnect callback may not have run yet
+					rs.seen(r.t.nc.ConnectedServerId(), now)
+				}
+				if rs.suspect(md.Timestamp, now) {
 					r.nd = 2
 				}
 			}

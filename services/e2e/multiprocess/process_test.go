@@ -203,11 +203,23 @@ func (p *process) kill(t *testing.T) {
 // stop sends SIGTERM, waits up to grace for the process to exit, then
 // sends SIGKILL. It is a no-op on a process that has exited already.
 func (p *process) stop(grace time.Duration) error {
+	return p.signalThenKill(syscall.SIGTERM, "SIGTERM", grace)
+}
+
+// lameDuck sends nats-server SIGUSR2 (lame duck mode) and waits up to
+// timeout for it to exit, then kills it.
+func (p *process) lameDuck(timeout time.Duration) error {
+	return p.signalThenKill(syscall.SIGUSR2, "SIGUSR2 (lame duck mode)", timeout)
+}
+
+// signalThenKill sends sig (named name), waits up to grace for the process
+// to exit, then sends SIGKILL and waits up to stopTimeout more.
+func (p *process) signalThenKill(sig syscall.Signal, name string, grace time.Duration) error {
 	if !p.running() {
 		return nil
 	}
 	p.killed = true
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.exited:
 		return nil
@@ -216,28 +228,10 @@ func (p *process) stop(grace time.Duration) error {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	select {
 	case <-p.exited:
-		return fmt.Errorf("did not stop within %v of SIGTERM; killed", grace)
+		return fmt.Errorf("did not stop within %v of %s; killed", grace, name)
 	case <-time.After(stopTimeout):
 		return fmt.Errorf("still running %v after SIGKILL", stopTimeout)
 	}
-}
-
-// lameDuck sends nats-server SIGUSR2 (lame duck mode) and waits up to
-// timeout for it to exit, then kills it.
-func (p *process) lameDuck(timeout time.Duration) error {
-	if !p.running() {
-		return nil
-	}
-	p.killed = true
-	_ = p.cmd.Process.Signal(syscall.SIGUSR2)
-	select {
-	case <-p.exited:
-		return nil
-	case <-time.After(timeout):
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.exited
-	return fmt.Errorf("did not stop within %v of SIGUSR2 (lame duck mode); killed", timeout)
 }
 
 // waitHTTP200 polls url until it answers 200, failing the test when the
