@@ -12,6 +12,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/config"
 	"github.com/hookline/hookline/services/devserver"
+	"github.com/hookline/hookline/services/internal/broker"
 )
 
 // newDevCommand returns `hookline dev`: the whole pipeline in one process
@@ -24,9 +25,11 @@ func newDevCommand() *cobra.Command {
 		Short: "Run all of Hookline in one process on embedded NATS and SQLite",
 		Long: `dev runs ingest, fanout, delivery and the retry scheduler in one process, on an
 embedded NATS JetStream server and a SQLite database kept in --data-dir, so a
-restart resumes where it stopped. Loopback receivers are allowed, so webhooks can
-go to 'hookline listen' on this machine. Every flag can also be set with the
-HOOKLINE_* environment variable shown beside it.`,
+restart resumes where it stopped. With --transport kafka it uses the Kafka
+brokers of --kafka-brokers instead of the embedded NATS server. Loopback
+receivers are allowed, so webhooks can go to 'hookline listen' on this machine.
+Every flag can also be set with the HOOKLINE_* environment variable shown
+beside it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := config.ApplyEnv(cmd.Flags(), nil); err != nil {
@@ -78,13 +81,17 @@ func selfName() string {
 
 func printDevBanner(w io.Writer, srv *devserver.Server, cfg devserver.Config) {
 	self := selfName()
+	brokerName, brokerLine := "embedded NATS JetStream", "  NATS       embedded, in process only (no port)"
+	if cfg.Broker.Transport == broker.Kafka {
+		brokerName, brokerLine = "Kafka", "  Kafka      "+strings.Join(cfg.Broker.Kafka.Brokers, ",")
+	}
 	fmt.Fprintf(w, `
-Hookline is running: ingest, fanout, delivery and scheduler on embedded NATS JetStream and SQLite.
+Hookline is running: ingest, fanout, delivery and scheduler on %[6]s and SQLite.
 
-  gRPC API   %s
-  HTTP API   http://%s   (OpenAPI document: /openapi.json)
-  NATS       embedded, in process only (no port)
-  data       %s   (kept across restarts)
+  gRPC API   %[1]s
+  HTTP API   http://%[2]s   (OpenAPI document: /openapi.json)
+%[7]s
+  data       %[3]s   (kept across restarts)
 %[5]s
 Send a first event — in a second terminal start a receiver:
 
@@ -102,7 +109,7 @@ Calls without an API key act as an operator here (loopback only). Give a team it
 
 Stop with Ctrl-C.
 
-`, srv.GRPCAddr(), srv.HTTPAddr(), cfg.DataDir, self, profilesLine(srv))
+`, srv.GRPCAddr(), srv.HTTPAddr(), cfg.DataDir, self, profilesLine(srv), brokerName, brokerLine)
 }
 
 // profilesLine is the banner's line for the runtime profiles, if served.

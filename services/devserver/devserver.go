@@ -30,6 +30,7 @@ import (
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/pkg/transport/natsjs"
 	"github.com/hookline/hookline/services/fanout"
+	"github.com/hookline/hookline/services/internal/broker"
 	"github.com/hookline/hookline/services/internal/profiling"
 	"github.com/hookline/hookline/services/internal/servicetable"
 	"github.com/hookline/hookline/services/internal/subcache"
@@ -61,6 +62,10 @@ type Config struct {
 	// PprofAddr, if set, is where Go's runtime profiles are served
 	// (/debug/pprof/), for profiling the pipeline under load.
 	PprofAddr string
+	// Broker is the transport: broker.NATS (the default) is an embedded
+	// NATS server keeping its streams in DataDir; broker.Kafka connects to
+	// Broker.Kafka's brokers instead.
+	Broker broker.Config
 	// Services are the pipeline's services, one instance per entry of the
 	// service table, in its order; servicetable.ConfigOf reaches one's
 	// configuration.
@@ -82,6 +87,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", ".hookline", "directory holding the embedded NATS store and the SQLite database")
 	fs.StringVar(&c.SecretKeysFile, "secret-keys-file", "", "keys sealing signing secrets in the store, one id:base64 entry per line, the first sealing new writes (empty: DATA_DIR/secret-keys, made on first start)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "address to serve Go's runtime profiles (/debug/pprof/) on, e.g. 127.0.0.1:6060 (empty: off)")
+	c.Broker.RegisterTransportFlag(fs, "message broker: nats (an embedded server keeping its streams in --data-dir) or kafka (the brokers of --kafka-brokers)")
+	c.Broker.Kafka.RegisterFlags(fs)
 	if c.Services == nil {
 		for _, svc := range servicetable.All() {
 			c.Services = append(c.Services, svc.New())
@@ -116,6 +123,13 @@ func (c *Config) Validate() error {
 	if len(c.Services) == 0 {
 		errs = append(errs, errors.New("no services: start from DefaultConfig or RegisterFlags"))
 	}
+	switch c.Broker.Transport {
+	case broker.NATS: // embedded: nothing to check
+	case broker.Kafka:
+		errs = append(errs, c.Broker.Kafka.Validate())
+	default:
+		errs = append(errs, fmt.Errorf("--transport %q: must be %s or %s", c.Broker.Transport, broker.NATS, broker.Kafka))
+	}
 	for _, in := range c.Services {
 		errs = append(errs, in.Config.Validate())
 	}
@@ -132,9 +146,9 @@ type api interface {
 type Server struct {
 	cfg       Config
 	logger    *slog.Logger
-	nats      *natsembed.Server
+	nats      *natsembed.Server // nil on Kafka
 	store     *sqlite.Store
-	transport *natsjs.Transport
+	transport transport.Transport // as the services see it
 	services  []namedRunner
 	api       api
 	subs      *subcache.Cache
@@ -166,7 +180,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	if err := s.startDependencies(ctx); err != nil {
 		return nil, err
 	}
-	d := servicetable.Deps{Store: s.store, Transport: storageAware{s.transport, s.nats}, Logger: logger, Subscriptions: s.subs}
+	d := servicetable.Deps{Store: s.store, Transport: s.transport, Logger: logger, Subscriptions: s.subs}
 	for _, in := range cfg.Services {
 		r, err := in.Build(d)
 		if err != nil {
@@ -188,20 +202,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err e
 	return s, nil
 }
 
-// startDependencies starts the embedded NATS server, opens the SQLite
-// store, connects the transport and loads the shared subscription cache.
+// startDependencies starts the embedded NATS server (or connects to
+// Kafka), opens the SQLite store, connects the transport and loads the
+// shared subscription cache.
 func (s *Server) startDependencies(ctx context.Context) error {
 	cfg, logger := s.cfg, s.logger
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
-	}
-	var err error
-	// No port: nothing outside this process has any business with the
-	// broker, and the server refuses clients without the credentials it
-	// generated (never logged or printed).
-	s.nats, err = natsembed.Start(natsembed.Options{InProcessOnly: true, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: logger.With("component", "nats")})
-	if err != nil {
-		return fmt.Errorf("start embedded NATS: %w", err)
 	}
 	ring, err := devKeyring(cfg)
 	if err != nil {
@@ -211,17 +218,12 @@ func (s *Server) startDependencies(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open SQLite store: %w", err)
 	}
-	// The services reach the embedded server over an in-memory pipe
-	// (ConnectOptions: nats.InProcessServer and the credentials): every
-	// publish, delivery and ack would otherwise cross a loopback socket
-	// (system calls were the largest item in the CPU profile).
-	s.transport, err = natsjs.New(ctx, natsjs.Config{
-		URL:     s.nats.ClientURL(),
-		Name:    "hookline-dev",
-		Options: s.nats.ConnectOptions(),
-	}, logger.With("component", "natsjs"))
-	if err != nil {
-		return fmt.Errorf("connect to embedded NATS: %w", err)
+	if cfg.Broker.Transport == broker.Kafka {
+		if s.transport, err = cfg.Broker.Open(ctx, "hookline-dev", logger.With("component", "kafka")); err != nil {
+			return err
+		}
+	} else if err := s.startNATS(ctx); err != nil {
+		return err
 	}
 	refresh := time.Second
 	if f := servicetable.ConfigOf[fanout.Config](cfg.Services); f != nil {
@@ -231,6 +233,33 @@ func (s *Server) startDependencies(ctx context.Context) error {
 	if err := s.subs.Refresh(ctx); err != nil {
 		return fmt.Errorf("load subscriptions: %w", err)
 	}
+	return nil
+}
+
+// startNATS starts the embedded NATS server in DataDir and connects the
+// transport to it.
+func (s *Server) startNATS(ctx context.Context) error {
+	var err error
+	// No port: nothing outside this process has any business with the
+	// broker, and the server refuses clients without the credentials it
+	// generated (never logged or printed).
+	s.nats, err = natsembed.Start(natsembed.Options{InProcessOnly: true, StoreDir: filepath.Join(s.cfg.DataDir, "nats"), Logger: s.logger.With("component", "nats")})
+	if err != nil {
+		return fmt.Errorf("start embedded NATS: %w", err)
+	}
+	// The services reach the embedded server over an in-memory pipe
+	// (ConnectOptions: nats.InProcessServer and the credentials): every
+	// publish, delivery and ack would otherwise cross a loopback socket
+	// (system calls were the largest item in the CPU profile).
+	tr, err := natsjs.New(ctx, natsjs.Config{
+		URL:     s.nats.ClientURL(),
+		Name:    "hookline-dev",
+		Options: s.nats.ConnectOptions(),
+	}, s.logger.With("component", "natsjs"))
+	if err != nil {
+		return fmt.Errorf("connect to embedded NATS: %w", err)
+	}
+	s.transport = storageAware{tr, s.nats}
 	return nil
 }
 

@@ -184,26 +184,28 @@ func TestUpdateMaskSpellings(t *testing.T) {
 // cannot be sent again: FailedPrecondition, and the delivery is unchanged.
 func TestRedeliverOrphanIsRefused(t *testing.T) {
 	t.Parallel()
-	p := startPipeline(t, t.TempDir())
-	r := newReceiver(t, nil)
-	sub := subscribe(t, p, r, []string{"*"})
-	sent, err := p.admin.SendTestEvent(ctxT(t), &hooklinev1.SendTestEventRequest{Id: sub.GetId()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	poll.Until(t, "test delivery", func() bool {
+	forEachTransport(t, func(t *testing.T, tr transportCase) {
+		p := startPipeline(t, t.TempDir(), tr.use)
+		r := newReceiver(t, nil)
+		sub := subscribe(t, p, r, []string{"*"})
+		sent, err := p.admin.SendTestEvent(ctxT(t), &hooklinev1.SendTestEventRequest{Id: sub.GetId()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		poll.Until(t, "test delivery", func() bool {
+			d, err := p.admin.GetDelivery(ctxT(t), &hooklinev1.GetDeliveryRequest{Id: sent.GetDeliveryId()})
+			return err == nil && d.GetStatus() == hooklinev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
+		})
+		if _, err := p.admin.DeleteSubscription(ctxT(t), &hooklinev1.DeleteSubscriptionRequest{Id: sub.GetId()}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.admin.Redeliver(ctxT(t), &hooklinev1.RedeliverRequest{DeliveryId: sent.GetDeliveryId()})
+		if st := status.Convert(err); st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "delivery_id:") {
+			t.Fatalf("redeliver of an orphan: %v, want FailedPrecondition naming delivery_id", err)
+		}
 		d, err := p.admin.GetDelivery(ctxT(t), &hooklinev1.GetDeliveryRequest{Id: sent.GetDeliveryId()})
-		return err == nil && d.GetStatus() == hooklinev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED
+		if err != nil || d.GetStatus() != hooklinev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED {
+			t.Errorf("the orphan after a refused redeliver: %v, %v; want it still succeeded", d.GetStatus(), err)
+		}
 	})
-	if _, err := p.admin.DeleteSubscription(ctxT(t), &hooklinev1.DeleteSubscriptionRequest{Id: sub.GetId()}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = p.admin.Redeliver(ctxT(t), &hooklinev1.RedeliverRequest{DeliveryId: sent.GetDeliveryId()})
-	if st := status.Convert(err); st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "delivery_id:") {
-		t.Fatalf("redeliver of an orphan: %v, want FailedPrecondition naming delivery_id", err)
-	}
-	d, err := p.admin.GetDelivery(ctxT(t), &hooklinev1.GetDeliveryRequest{Id: sent.GetDeliveryId()})
-	if err != nil || d.GetStatus() != hooklinev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED {
-		t.Errorf("the orphan after a refused redeliver: %v, %v; want it still succeeded", d.GetStatus(), err)
-	}
 }

@@ -1,6 +1,8 @@
 // Package e2e runs the whole pipeline — the four services on the real
 // embedded NATS server and a SQLite file — against HTTP receivers on
-// loopback, and checks the guarantees users rely on.
+// loopback, and checks the guarantees users rely on. The tests of the
+// pipeline's guarantees run on both transports (forEachTransport): on
+// NATS JetStream and on Kafka (kfake, in process), the same test code.
 package e2e
 
 import (
@@ -95,50 +97,52 @@ func deliveriesOf(t *testing.T, p *pipeline, f *hooklinev1.ListDeliveriesRequest
 // every signature verifies, every attempt is listed by the admin API.
 func TestFanOutByPattern(t *testing.T) {
 	t.Parallel()
-	p := startPipeline(t, t.TempDir())
-	orders, invoices, all := newReceiver(t, nil), newReceiver(t, nil), newReceiver(t, nil)
-	subs := []*hooklinev1.Subscription{
-		subscribe(t, p, orders, []string{"order.*"}),
-		subscribe(t, p, invoices, []string{"invoice.paid", "invoice.voided"}),
-		subscribe(t, p, all, []string{"*"}),
-	}
-	types := []string{"order.created", "order.item.added", "invoice.paid", "invoice.created", "customer.updated"}
-	want := map[*receiver]map[string]bool{orders: {}, invoices: {}, all: {}}
-	for i := range 100 {
-		typ := types[i%len(types)]
-		res := publish(t, p, typ, i, "")
-		want[all][res.GetEventId()] = true
-		switch typ {
-		case "order.created", "order.item.added":
-			want[orders][res.GetEventId()] = true
-		case "invoice.paid":
-			want[invoices][res.GetEventId()] = true
+	forEachTransport(t, func(t *testing.T, tr transportCase) {
+		p := startPipeline(t, t.TempDir(), tr.use)
+		orders, invoices, all := newReceiver(t, nil), newReceiver(t, nil), newReceiver(t, nil)
+		subs := []*hooklinev1.Subscription{
+			subscribe(t, p, orders, []string{"order.*"}),
+			subscribe(t, p, invoices, []string{"invoice.paid", "invoice.voided"}),
+			subscribe(t, p, all, []string{"*"}),
 		}
-	}
-	total := len(want[orders]) + len(want[invoices]) + len(want[all])
-	for r, ids := range want {
-		poll.Until(t, "every matching event delivered", func() bool { return len(uniqueEvents(t, p, r)) >= len(ids) })
-	}
-	for i, r := range []*receiver{orders, invoices, all} {
-		got := uniqueEvents(t, p, r)
-		if len(got) != len(want[r]) {
-			t.Errorf("receiver %d got %d events, want %d", i, len(got), len(want[r]))
-		}
-		for id := range got {
-			if !want[r][id] {
-				t.Errorf("receiver %d got event %s it did not subscribe to", i, id)
+		types := []string{"order.created", "order.item.added", "invoice.paid", "invoice.created", "customer.updated"}
+		want := map[*receiver]map[string]bool{orders: {}, invoices: {}, all: {}}
+		for i := range 100 {
+			typ := types[i%len(types)]
+			res := publish(t, p, typ, i, "")
+			want[all][res.GetEventId()] = true
+			switch typ {
+			case "order.created", "order.item.added":
+				want[orders][res.GetEventId()] = true
+			case "invoice.paid":
+				want[invoices][res.GetEventId()] = true
 			}
 		}
-		for _, bad := range r.badSignatures() {
-			t.Errorf("receiver %d: signature does not verify: %s", i, bad)
+		total := len(want[orders]) + len(want[invoices]) + len(want[all])
+		for r, ids := range want {
+			poll.Until(t, "every matching event delivered", func() bool { return len(uniqueEvents(t, p, r)) >= len(ids) })
 		}
-		listed := attempts(t, p, &hooklinev1.ListAttemptsRequest{Tenant: tenant, SubscriptionId: subs[i].GetId()})
-		if len(listed) != r.Count() {
-			t.Errorf("receiver %d got %d requests but the admin API lists %d attempts", i, r.Count(), len(listed))
+		for i, r := range []*receiver{orders, invoices, all} {
+			got := uniqueEvents(t, p, r)
+			if len(got) != len(want[r]) {
+				t.Errorf("receiver %d got %d events, want %d", i, len(got), len(want[r]))
+			}
+			for id := range got {
+				if !want[r][id] {
+					t.Errorf("receiver %d got event %s it did not subscribe to", i, id)
+				}
+			}
+			for _, bad := range r.badSignatures() {
+				t.Errorf("receiver %d: signature does not verify: %s", i, bad)
+			}
+			listed := attempts(t, p, &hooklinev1.ListAttemptsRequest{Tenant: tenant, SubscriptionId: subs[i].GetId()})
+			if len(listed) != r.Count() {
+				t.Errorf("receiver %d got %d requests but the admin API lists %d attempts", i, r.Count(), len(listed))
+			}
 		}
-	}
-	poll.Until(t, "every attempt listed", func() bool {
-		return len(attempts(t, p, &hooklinev1.ListAttemptsRequest{Tenant: tenant})) >= total
+		poll.Until(t, "every attempt listed", func() bool {
+			return len(attempts(t, p, &hooklinev1.ListAttemptsRequest{Tenant: tenant})) >= total
+		})
 	})
 }
 
@@ -170,111 +174,117 @@ func uniqueEvents(t *testing.T, p *pipeline, r *receiver) map[string]bool {
 // TestRetryThenSuccess: the receiver fails twice, then answers 200.
 func TestRetryThenSuccess(t *testing.T) {
 	t.Parallel()
-	p := startPipeline(t, t.TempDir())
-	r := newReceiver(t, func(_ string, n int) int {
-		if n <= 2 {
-			return http.StatusInternalServerError
+	forEachTransport(t, func(t *testing.T, tr transportCase) {
+		p := startPipeline(t, t.TempDir(), tr.use)
+		r := newReceiver(t, func(_ string, n int) int {
+			if n <= 2 {
+				return http.StatusInternalServerError
+			}
+			return http.StatusOK
+		})
+		sub := subscribe(t, p, r, []string{"*"}, 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond)
+		publish(t, p, "order.created", 1, "")
+		var d *hooklinev1.Delivery
+		poll.Until(t, "delivery succeeded", func() bool {
+			ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId()})
+			if len(ds) == 1 && ds[0].GetStatus() == hooklinev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED {
+				d = ds[0]
+				return true
+			}
+			return false
+		})
+		got := r.Requests()
+		if len(got) != 3 {
+			t.Fatalf("receiver got %d requests, want 3", len(got))
 		}
-		return http.StatusOK
+		for _, g := range got {
+			if g.WebhookID != d.GetId() {
+				t.Errorf("webhook-id %q differs from the delivery id %q", g.WebhookID, d.GetId())
+			}
+		}
+		as := attempts(t, p, &hooklinev1.ListAttemptsRequest{DeliveryId: d.GetId()})
+		if len(as) != 3 || d.GetAttempts() != 3 {
+			t.Fatalf("%d attempts listed, delivery says %d; want 3", len(as), d.GetAttempts())
+		}
+		sort.Slice(as, func(i, j int) bool { return as[i].GetNumber() < as[j].GetNumber() })
+		for i, a := range as {
+			wantCode := int32(500)
+			if i == 2 {
+				wantCode = 200
+			}
+			if a.GetNumber() != int32(i+1) || a.GetStatusCode() != wantCode {
+				t.Errorf("attempt %d: number %d status %d, want status %d", i, a.GetNumber(), a.GetStatusCode(), wantCode)
+			}
+		}
 	})
-	sub := subscribe(t, p, r, []string{"*"}, 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond)
-	publish(t, p, "order.created", 1, "")
-	var d *hooklinev1.Delivery
-	poll.Until(t, "delivery succeeded", func() bool {
-		ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId()})
-		if len(ds) == 1 && ds[0].GetStatus() == hooklinev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED {
-			d = ds[0]
-			return true
-		}
-		return false
-	})
-	got := r.Requests()
-	if len(got) != 3 {
-		t.Fatalf("receiver got %d requests, want 3", len(got))
-	}
-	for _, g := range got {
-		if g.WebhookID != d.GetId() {
-			t.Errorf("webhook-id %q differs from the delivery id %q", g.WebhookID, d.GetId())
-		}
-	}
-	as := attempts(t, p, &hooklinev1.ListAttemptsRequest{DeliveryId: d.GetId()})
-	if len(as) != 3 || d.GetAttempts() != 3 {
-		t.Fatalf("%d attempts listed, delivery says %d; want 3", len(as), d.GetAttempts())
-	}
-	sort.Slice(as, func(i, j int) bool { return as[i].GetNumber() < as[j].GetNumber() })
-	for i, a := range as {
-		wantCode := int32(500)
-		if i == 2 {
-			wantCode = 200
-		}
-		if a.GetNumber() != int32(i+1) || a.GetStatusCode() != wantCode {
-			t.Errorf("attempt %d: number %d status %d, want status %d", i, a.GetNumber(), a.GetStatusCode(), wantCode)
-		}
-	}
 }
 
 // TestDeadAfterSchedule: the receiver always fails; with a schedule of two
 // retries the delivery ends dead after three attempts.
 func TestDeadAfterSchedule(t *testing.T) {
 	t.Parallel()
-	p := startPipeline(t, t.TempDir())
-	r := newReceiver(t, func(string, int) int { return http.StatusInternalServerError })
-	sub := subscribe(t, p, r, []string{"*"}, 30*time.Millisecond, 30*time.Millisecond)
-	publish(t, p, "order.created", 1, "")
-	var d *hooklinev1.Delivery
-	poll.Until(t, "delivery dead", func() bool {
-		ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId()})
-		if len(ds) == 1 && ds[0].GetStatus() == hooklinev1.DeliveryStatus_DELIVERY_STATUS_DEAD {
-			d = ds[0]
-			return true
+	forEachTransport(t, func(t *testing.T, tr transportCase) {
+		p := startPipeline(t, t.TempDir(), tr.use)
+		r := newReceiver(t, func(string, int) int { return http.StatusInternalServerError })
+		sub := subscribe(t, p, r, []string{"*"}, 30*time.Millisecond, 30*time.Millisecond)
+		publish(t, p, "order.created", 1, "")
+		var d *hooklinev1.Delivery
+		poll.Until(t, "delivery dead", func() bool {
+			ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId()})
+			if len(ds) == 1 && ds[0].GetStatus() == hooklinev1.DeliveryStatus_DELIVERY_STATUS_DEAD {
+				d = ds[0]
+				return true
+			}
+			return false
+		})
+		if as := attempts(t, p, &hooklinev1.ListAttemptsRequest{DeliveryId: d.GetId()}); len(as) != 3 {
+			t.Fatalf("%d attempts, want 3", len(as))
 		}
-		return false
+		if n := r.Count(); n != 3 {
+			t.Fatalf("receiver got %d requests, want 3", n)
+		}
 	})
-	if as := attempts(t, p, &hooklinev1.ListAttemptsRequest{DeliveryId: d.GetId()}); len(as) != 3 {
-		t.Fatalf("%d attempts, want 3", len(as))
-	}
-	if n := r.Count(); n != 3 {
-		t.Fatalf("receiver got %d requests, want 3", n)
-	}
 }
 
 // TestGoneDisablesAndParks: a 410 disables the subscription; events
 // published while it is disabled are parked, and enabling delivers them.
 func TestGoneDisablesAndParks(t *testing.T) {
 	t.Parallel()
-	p := startPipeline(t, t.TempDir())
-	var gone atomic.Bool
-	gone.Store(true)
-	r := newReceiver(t, func(string, int) int {
-		if gone.Load() {
-			return http.StatusGone
+	forEachTransport(t, func(t *testing.T, tr transportCase) {
+		p := startPipeline(t, t.TempDir(), tr.use)
+		var gone atomic.Bool
+		gone.Store(true)
+		r := newReceiver(t, func(string, int) int {
+			if gone.Load() {
+				return http.StatusGone
+			}
+			return http.StatusOK
+		})
+		sub := subscribe(t, p, r, []string{"*"}, 20*time.Millisecond)
+		publish(t, p, "order.created", 0, "")
+		poll.Until(t, "subscription disabled by 410", func() bool {
+			s, err := p.admin.GetSubscription(ctxT(t), &hooklinev1.GetSubscriptionRequest{Id: sub.GetId()})
+			return err == nil && s.GetState() == hooklinev1.SubscriptionState_SUBSCRIPTION_STATE_DISABLED
+		})
+		gone.Store(false)
+		for i := 1; i <= 5; i++ {
+			publish(t, p, "order.created", i, "")
 		}
-		return http.StatusOK
-	})
-	sub := subscribe(t, p, r, []string{"*"}, 20*time.Millisecond)
-	publish(t, p, "order.created", 0, "")
-	poll.Until(t, "subscription disabled by 410", func() bool {
-		s, err := p.admin.GetSubscription(ctxT(t), &hooklinev1.GetSubscriptionRequest{Id: sub.GetId()})
-		return err == nil && s.GetState() == hooklinev1.SubscriptionState_SUBSCRIPTION_STATE_DISABLED
-	})
-	gone.Store(false)
-	for i := 1; i <= 5; i++ {
-		publish(t, p, "order.created", i, "")
-	}
-	poll.Until(t, "six deliveries parked", func() bool {
-		ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId(), Status: hooklinev1.DeliveryStatus_DELIVERY_STATUS_PARKED})
-		return len(ds) == 6
-	})
-	before := r.Count()
-	if before != 1 {
-		t.Fatalf("receiver got %d requests while disabled, want only the first", before)
-	}
-	if _, err := p.admin.EnableSubscription(ctxT(t), &hooklinev1.EnableSubscriptionRequest{Id: sub.GetId()}); err != nil {
-		t.Fatal(err)
-	}
-	poll.Until(t, "all six delivered after enable", func() bool {
-		ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId(), Status: hooklinev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED})
-		return len(ds) == 6
+		poll.Until(t, "six deliveries parked", func() bool {
+			ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId(), Status: hooklinev1.DeliveryStatus_DELIVERY_STATUS_PARKED})
+			return len(ds) == 6
+		})
+		before := r.Count()
+		if before != 1 {
+			t.Fatalf("receiver got %d requests while disabled, want only the first", before)
+		}
+		if _, err := p.admin.EnableSubscription(ctxT(t), &hooklinev1.EnableSubscriptionRequest{Id: sub.GetId()}); err != nil {
+			t.Fatal(err)
+		}
+		poll.Until(t, "all six delivered after enable", func() bool {
+			ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId(), Status: hooklinev1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED})
+			return len(ds) == 6
+		})
 	})
 }
 
@@ -282,28 +292,30 @@ func TestGoneDisablesAndParks(t *testing.T) {
 // and one delivery.
 func TestIdempotencyKey(t *testing.T) {
 	t.Parallel()
-	p := startPipeline(t, t.TempDir())
-	r := newReceiver(t, nil)
-	sub := subscribe(t, p, r, []string{"*"})
-	first := publish(t, p, "order.created", 1, "key-1")
-	second := publish(t, p, "order.created", 1, "key-1")
-	if first.GetDuplicate() || !second.GetDuplicate() || first.GetEventId() != second.GetEventId() {
-		t.Fatalf("first %v, second %v: want one id, duplicate only on the second", first, second)
-	}
-	// A sentinel event published after both proves the pipeline drained.
-	sentinel := publish(t, p, "order.created", 2, "")
-	poll.Until(t, "sentinel delivered", func() bool { return uniqueEvents(t, p, r)[sentinel.GetEventId()] })
-	ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId(), EventId: first.GetEventId()})
-	if len(ds) != 1 {
-		t.Fatalf("%d deliveries of the event, want 1", len(ds))
-	}
-	distinct := map[string]bool{}
-	for _, req := range r.Requests() {
-		distinct[req.WebhookID] = true
-	}
-	if len(distinct) != 2 {
-		t.Fatalf("receiver got %d distinct webhook-ids, want 2 (the event once, the sentinel)", len(distinct))
-	}
+	forEachTransport(t, func(t *testing.T, tr transportCase) {
+		p := startPipeline(t, t.TempDir(), tr.use)
+		r := newReceiver(t, nil)
+		sub := subscribe(t, p, r, []string{"*"})
+		first := publish(t, p, "order.created", 1, "key-1")
+		second := publish(t, p, "order.created", 1, "key-1")
+		if first.GetDuplicate() || !second.GetDuplicate() || first.GetEventId() != second.GetEventId() {
+			t.Fatalf("first %v, second %v: want one id, duplicate only on the second", first, second)
+		}
+		// A sentinel event published after both proves the pipeline drained.
+		sentinel := publish(t, p, "order.created", 2, "")
+		poll.Until(t, "sentinel delivered", func() bool { return uniqueEvents(t, p, r)[sentinel.GetEventId()] })
+		ds := deliveriesOf(t, p, &hooklinev1.ListDeliveriesRequest{SubscriptionId: sub.GetId(), EventId: first.GetEventId()})
+		if len(ds) != 1 {
+			t.Fatalf("%d deliveries of the event, want 1", len(ds))
+		}
+		distinct := map[string]bool{}
+		for _, req := range r.Requests() {
+			distinct[req.WebhookID] = true
+		}
+		if len(distinct) != 2 {
+			t.Fatalf("receiver got %d distinct webhook-ids, want 2 (the event once, the sentinel)", len(distinct))
+		}
+	})
 }
 
 // TestSecretRotation: after a rotation every delivery is signed with both
@@ -311,49 +323,51 @@ func TestIdempotencyKey(t *testing.T) {
 // a rotation with no grace period drops the old one at once.
 func TestSecretRotation(t *testing.T) {
 	t.Parallel()
-	p := startPipeline(t, t.TempDir())
-	r := newReceiver(t, nil)
-	sub := subscribe(t, p, r, []string{"*"})
-	first := sub.GetSecrets()[0].GetValue()
+	forEachTransport(t, func(t *testing.T, tr transportCase) {
+		p := startPipeline(t, t.TempDir(), tr.use)
+		r := newReceiver(t, nil)
+		sub := subscribe(t, p, r, []string{"*"})
+		first := sub.GetSecrets()[0].GetValue()
 
-	rotate := func(ttl time.Duration) string {
-		t.Helper()
-		got, err := p.admin.RotateSubscriptionSecret(ctxT(t), &hooklinev1.RotateSubscriptionSecretRequest{Id: sub.GetId(), PreviousSecretTtl: durationpb.New(ttl)})
-		if err != nil {
-			t.Fatalf("RotateSubscriptionSecret: %v", err)
+		rotate := func(ttl time.Duration) string {
+			t.Helper()
+			got, err := p.admin.RotateSubscriptionSecret(ctxT(t), &hooklinev1.RotateSubscriptionSecretRequest{Id: sub.GetId(), PreviousSecretTtl: durationpb.New(ttl)})
+			if err != nil {
+				t.Fatalf("RotateSubscriptionSecret: %v", err)
+			}
+			return got.GetSecrets()[0].GetValue() // newest first
 		}
-		return got.GetSecrets()[0].GetValue() // newest first
-	}
-	verifies := func(req cli.ReceivedRequest, secret string) bool {
-		v, err := signature.NewVerifier(secret)
-		if err != nil {
-			t.Fatal(err)
+		verifies := func(req cli.ReceivedRequest, secret string) bool {
+			v, err := signature.NewVerifier(secret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v.VerifyAt(req.Header, req.Body, req.Time) == nil
 		}
-		return v.VerifyAt(req.Header, req.Body, req.Time) == nil
-	}
-	deliverOne := func(seq int) cli.ReceivedRequest {
-		t.Helper()
-		n := r.Count()
-		publish(t, p, "order.created", seq, "")
-		poll.Until(t, "delivery", func() bool { return r.Count() > n })
-		return r.Requests()[n]
-	}
+		deliverOne := func(seq int) cli.ReceivedRequest {
+			t.Helper()
+			n := r.Count()
+			publish(t, p, "order.created", seq, "")
+			poll.Until(t, "delivery", func() bool { return r.Count() > n })
+			return r.Requests()[n]
+		}
 
-	second := rotate(time.Hour)
-	if second == first {
-		t.Fatal("rotation returned the old secret as the newest")
-	}
-	req := deliverOne(1)
-	if !verifies(req, first) || !verifies(req, second) {
-		t.Fatalf("during the grace period the delivery must verify with both secrets (old %v, new %v)", verifies(req, first), verifies(req, second))
-	}
+		second := rotate(time.Hour)
+		if second == first {
+			t.Fatal("rotation returned the old secret as the newest")
+		}
+		req := deliverOne(1)
+		if !verifies(req, first) || !verifies(req, second) {
+			t.Fatalf("during the grace period the delivery must verify with both secrets (old %v, new %v)", verifies(req, first), verifies(req, second))
+		}
 
-	third := rotate(0)
-	req = deliverOne(2)
-	if !verifies(req, third) {
-		t.Fatal("the delivery does not verify with the newest secret")
-	}
-	if verifies(req, first) || verifies(req, second) {
-		t.Fatal("a rotation without grace period left an older secret signing")
-	}
+		third := rotate(0)
+		req = deliverOne(2)
+		if !verifies(req, third) {
+			t.Fatal("the delivery does not verify with the newest secret")
+		}
+		if verifies(req, first) || verifies(req, second) {
+			t.Fatal("a rotation without grace period left an older secret signing")
+		}
+	})
 }

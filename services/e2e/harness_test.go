@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/hookline/hookline/services/devserver"
 	"github.com/hookline/hookline/services/fanout"
 	"github.com/hookline/hookline/services/ingest"
+	"github.com/hookline/hookline/services/internal/broker"
 	"github.com/hookline/hookline/services/internal/servicetable"
 	"github.com/hookline/hookline/services/internal/servicetest"
 	"github.com/hookline/hookline/services/scheduler"
@@ -45,6 +47,47 @@ func testConfig(dataDir string) devserver.Config {
 	servicetable.ConfigOf[delivery.Config](cfg.Services).SubscriptionRefresh = 50 * time.Millisecond
 	servicetable.ConfigOf[scheduler.Config](cfg.Services).PollInterval = 20 * time.Millisecond
 	return cfg
+}
+
+// transportCase is a transport the end-to-end tests run on.
+type transportCase struct {
+	name string
+	// use points a devserver configuration at the transport: nothing for
+	// NATS (the devserver's embedded server, in its data directory); for
+	// Kafka, the kfake broker of the subtest, which outlives the
+	// pipelines the subtest starts (as a real cluster outlives a restart
+	// of Hookline).
+	use func(*devserver.Config)
+}
+
+// kafkaTestPartitions keeps group rebalances short in the tests.
+const kafkaTestPartitions = 4
+
+// forEachTransport runs f once per transport, as parallel subtests named
+// after it: the same test on NATS JetStream and on Kafka (kfake, an
+// in-process broker speaking the Kafka protocol).
+func forEachTransport(t *testing.T, f func(t *testing.T, tr transportCase)) {
+	t.Helper()
+	for _, name := range []string{broker.NATS, broker.Kafka} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tc := transportCase{name: name, use: func(*devserver.Config) {}}
+			if name == broker.Kafka {
+				c, err := kfake.NewCluster(kfake.NumBrokers(1))
+				if err != nil {
+					t.Fatalf("start kfake: %v", err)
+				}
+				t.Cleanup(c.Close)
+				addrs := c.ListenAddrs()
+				tc.use = func(cfg *devserver.Config) {
+					cfg.Broker.Transport = broker.Kafka
+					cfg.Broker.Kafka.Brokers = addrs
+					cfg.Broker.Kafka.Partitions = kafkaTestPartitions
+				}
+			}
+			f(t, tc)
+		})
+	}
 }
 
 // startPipeline runs a devserver on dataDir until the test ends (or stop).

@@ -2,8 +2,17 @@
 //
 // Each transport.Stream maps to one JetStream stream:
 //
-//	transport.Events     HOOKLINE_EVENTS      hookline.events.>      limits retention, MaxAge
-//	transport.Deliveries HOOKLINE_DELIVERIES  hookline.deliveries.>  work-queue retention
+//	transport.Events     HOOKLINE_EVENTS      hookline.events.>      limits retention, MaxAge, discard old
+//	transport.Deliveries HOOKLINE_DELIVERIES  hookline.deliveries.>  work-queue retention, discard new
+//
+// Both streams have Config.Replicas replicas and Config.Storage storage.
+// EVENTS is the replay log: Config.EventsMaxAge and Config.EventsMaxBytes
+// trim its oldest events (size them so that fanout's lag never reaches
+// them: an event trimmed before fanout read it is lost). DELIVERIES holds
+// work not yet done: it has no age limit (one would drop undelivered
+// work), and when Config.DeliveriesMaxBytes is reached the broker refuses
+// new messages (Publish fails and fanout retries) instead of dropping old
+// ones.
 //
 // A message is published on "hookline.<stream>.<Message.Subject>" (an empty
 // Subject becomes the reserved token "_"), with Message.ID in the
@@ -81,9 +90,18 @@ type Config struct {
 	// Replicas is the replication factor of the streams (3 on a
 	// production cluster). Zero means DefaultReplicas.
 	Replicas int
+	// Storage is where the streams keep messages: jetstream.FileStorage
+	// (the zero value) or jetstream.MemoryStorage (lost when a server
+	// restarts; for tests and throwaway setups). A stream's storage cannot
+	// change once it exists.
+	Storage jetstream.StorageType
 	// EventsMaxAge bounds how long events stay replayable. Zero means
 	// DefaultEventsMaxAge.
 	EventsMaxAge time.Duration
+	// EventsMaxBytes and DeliveriesMaxBytes cap each stream's size on the
+	// servers (per replica). Zero means no cap. EVENTS then drops its
+	// oldest events; DELIVERIES refuses new messages.
+	EventsMaxBytes, DeliveriesMaxBytes int64
 	// DuplicateWindow is how long the broker remembers message IDs for
 	// deduplication. Zero means DefaultDuplicateWindow, 30 s: longer than
 	// fanout's ack wait (20 s: an event redelivered after a fanout crash
@@ -412,16 +430,25 @@ func (t *Transport) streamConfig(s transport.Stream) jetstream.StreamConfig {
 	sc := jetstream.StreamConfig{
 		Name:       info.name,
 		Subjects:   []string{info.prefix + ">"},
-		Storage:    jetstream.FileStorage,
+		Storage:    t.cfg.Storage,
 		Replicas:   t.cfg.Replicas,
 		Duplicates: t.cfg.DuplicateWindow,
-		Discard:    jetstream.DiscardOld,
+		MaxBytes:   -1,
 	}
 	if s == transport.Events {
 		sc.Retention = jetstream.LimitsPolicy
+		sc.Discard = jetstream.DiscardOld
 		sc.MaxAge = t.cfg.EventsMaxAge
+		if t.cfg.EventsMaxBytes > 0 {
+			sc.MaxBytes = t.cfg.EventsMaxBytes
+		}
 	} else {
+		// Work not yet done is never dropped: when full, refuse more.
 		sc.Retention = jetstream.WorkQueuePolicy
+		sc.Discard = jetstream.DiscardNew
+		if t.cfg.DeliveriesMaxBytes > 0 {
+			sc.MaxBytes = t.cfg.DeliveriesMaxBytes
+		}
 	}
 	return sc
 }
@@ -451,7 +478,11 @@ func (t *Transport) ensureStream(ctx context.Context, s transport.Stream) error 
 		// loser's next attempt updates it. Other API errors are final.
 		race := errors.Is(err, jetstream.ErrStreamNameAlreadyInUse)
 		var apiErr *jetstream.APIError
-		if (errors.As(err, &apiErr) && !race) || (race && attempt >= 5) {
+		var final finalError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeReplicasNeedCluster {
+			return fmt.Errorf("natsjs: create or update stream %s: Config.Replicas %d needs a JetStream cluster (of at least %[2]d servers); the server is a single one: %w", sc.Name, sc.Replicas, err)
+		}
+		if (errors.As(err, &apiErr) && !race) || (race && attempt >= 5) || errors.As(err, &final) {
 			return fmt.Errorf("natsjs: create or update stream %s: %w", sc.Name, err)
 		}
 		t.log.Warn("natsjs: stream not ready, retrying", "stream", sc.Name, "attempt", attempt, "err", err)
@@ -472,8 +503,12 @@ func (t *Transport) createOrUpdateStream(ctx context.Context, sc jetstream.Strea
 	st, err := t.js.Stream(ctx, sc.Name)
 	switch {
 	case err == nil:
-		if sameStreamConfig(st.CachedInfo().Config, sc) {
+		have := st.CachedInfo().Config
+		if sameStreamConfig(have, sc) {
 			return nil
+		}
+		if have.Storage != sc.Storage {
+			return finalError{fmt.Errorf("stream %s exists with %s storage, which cannot be changed to %s (delete the stream, or keep its storage)", sc.Name, have.Storage, sc.Storage)}
 		}
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return err
@@ -482,11 +517,21 @@ func (t *Transport) createOrUpdateStream(ctx context.Context, sc jetstream.Strea
 	return err
 }
 
+// errCodeReplicasNeedCluster is JetStream's error code for a stream with
+// more than one replica on a server outside a cluster (nats.go names no
+// constant for it).
+const errCodeReplicasNeedCluster = 10074
+
+// finalError is a stream set-up error that retrying cannot cure.
+type finalError struct{ error }
+
+func (e finalError) Unwrap() error { return e.error }
+
 // sameStreamConfig compares the fields Hookline sets.
 func sameStreamConfig(a, b jetstream.StreamConfig) bool {
 	return slices.Equal(a.Subjects, b.Subjects) && a.Retention == b.Retention &&
 		a.Storage == b.Storage && a.Replicas == b.Replicas && a.Duplicates == b.Duplicates &&
-		a.MaxAge == b.MaxAge && a.Discard == b.Discard
+		a.MaxAge == b.MaxAge && a.MaxBytes == b.MaxBytes && a.Discard == b.Discard
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

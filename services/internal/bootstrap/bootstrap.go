@@ -20,19 +20,16 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/hookline/hookline/pkg/config"
-	"github.com/hookline/hookline/pkg/transport/natsjs"
+	"github.com/hookline/hookline/services/internal/broker"
 	"github.com/hookline/hookline/services/internal/profiling"
 	"github.com/hookline/hookline/services/internal/servicetable"
 )
 
 // Config is what every service binary needs besides its own settings.
 type Config struct {
-	// NATSURL is the NATS server URL, or several comma-separated.
-	NATSURL string
-	// NATSAuth is how the services authenticate to NATS and verify it:
-	// the --nats-creds-file, --nats-nkey-file, --nats-user and
-	// --nats-password-file, --nats-token-file and --nats-tls-* files.
-	NATSAuth natsjs.Auth
+	// Broker is the transport (--transport) and its connection and
+	// stream settings: --nats-* or --kafka-*.
+	Broker broker.Config
 	// Store is where the store is: a postgres:// or postgresql:// URL, for
 	// CockroachDB or PostgreSQL (see ParseStore). The service binaries do
 	// not take SQLite, and do not link it.
@@ -57,8 +54,7 @@ type Config struct {
 
 // RegisterFlags registers the shared flags on fs.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
-	c.NATSAuth.RegisterFlags(fs, "nats-")
+	c.Broker.RegisterFlags(fs)
 	fs.StringVar(&c.Store, "store", "", StoreUsage)
 	c.SecretKeys.RegisterFlags(fs)
 	fs.Int32Var(&c.StoreMaxConns, "store-max-conns", 0, "connection pool size of the store (0: the pool's default)")
@@ -72,10 +68,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 // Validate reports every problem with c, each naming its flag.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.NATSURL == "" {
-		errs = append(errs, errors.New("--nats-url: must not be empty"))
-	}
-	if err := c.NATSAuth.Validate("nats-"); err != nil {
+	if err := c.Broker.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := ParseStore(c.Store); err != nil {
@@ -181,9 +174,9 @@ func run(name string, fs *pflag.FlagSet, boot *Config, inst *servicetable.Instan
 	}
 	defer st.Close()
 	logger.Info("store open", "store", loc.String())
-	tr, err := natsjs.New(ctx, natsjs.Config{URL: boot.NATSURL, Name: name, Auth: boot.NATSAuth}, logger)
+	tr, err := boot.Broker.Open(ctx, name, logger)
 	if err != nil {
-		return fmt.Errorf("connect to NATS: %w", err)
+		return err
 	}
 	defer tr.Close()
 	svc, err := inst.Build(servicetable.Deps{Store: st, Transport: tr, Logger: logger})

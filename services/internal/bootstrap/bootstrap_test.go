@@ -9,10 +9,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	"github.com/hookline/hookline/services/internal/broker"
 )
 
 // storeTest is a case of TestParseStore and TestParseStoreLocation.
@@ -54,7 +57,7 @@ func runStoreTests(t *testing.T, parse func(string) (StoreLocation, error), test
 			if err != nil {
 				t.Fatalf("parsing %q: %v", tc.in, err)
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("parsing %q = %+v, want %+v", tc.in, got, tc.want)
 			}
 			if got.String() != tc.wantStr {
@@ -135,6 +138,13 @@ func (c *svcConfig) Validate() error {
 	return nil
 }
 
+// natsDefaults is the broker configuration when no broker flag is given.
+func natsDefaults() broker.Config {
+	var c broker.Config
+	c.RegisterFlags(pflag.NewFlagSet("defaults", pflag.ContinueOnError))
+	return c
+}
+
 // configure builds a service flag set with the flags of svcConfig, and
 // runs Configure on args and env.
 func configure(args []string, env map[string]string) (Config, error) {
@@ -165,12 +175,12 @@ func TestConfigure(t *testing.T) {
 	}{
 		{"store from the environment", nil,
 			map[string]string{"HOOKLINE_STORE": pg, "HOOKLINE_STORE_MAX_CONNS": "20", "HOOKLINE_STORE_MIGRATE": "true", "HOOKLINE_SECRET_KEYS": key},
-			Config{NATSURL: "nats://127.0.0.1:4222", Store: pg, SecretKeys: keys, StoreMaxConns: 20, StoreMigrate: true, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
+			Config{Broker: natsDefaults(), Store: pg, SecretKeys: keys, StoreMaxConns: 20, StoreMigrate: true, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
 		{"flags win over the environment", []string{"--store", pg2, "--store-migrate=false", "--store-max-conns", "3", "--secret-keys", key},
 			map[string]string{"HOOKLINE_STORE": pg, "HOOKLINE_STORE_MAX_CONNS": "20", "HOOKLINE_STORE_MIGRATE": "true", "HOOKLINE_SECRET_KEYS": "k9:bad"},
-			Config{NATSURL: "nats://127.0.0.1:4222", Store: pg2, SecretKeys: keys, StoreMaxConns: 3, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
+			Config{Broker: natsDefaults(), Store: pg2, SecretKeys: keys, StoreMaxConns: 3, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
 		{"defaults: no migration at start", []string{"--store", pg, "--secret-keys", key}, nil,
-			Config{NATSURL: "nats://127.0.0.1:4222", Store: pg, SecretKeys: keys, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
+			Config{Broker: natsDefaults(), Store: pg, SecretKeys: keys, OpsAddr: ":9090", LogLevel: "info", LogFormat: "json"}, nil},
 		{"secret keys required", []string{"--store", pg}, nil, Config{}, []string{"--secret-keys-file or --secret-keys: required"}},
 		{"secret keys malformed, never echoed", []string{"--store", pg, "--secret-keys", "k1:c2VjcmV0LWtleS1tYXRlcmlhbA=="}, nil, Config{},
 			[]string{"--secret-keys: keyring: key \"k1\": 19 bytes, want 32"}},
@@ -219,7 +229,7 @@ func TestConfigure(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Configure: %v", err)
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("config %+v, want %+v", got, tc.want)
 			}
 		})

@@ -10,7 +10,7 @@ import (
 )
 
 // TestConfigureNATSAuth: the NATS credentials and TLS flags, from the
-// command line or HOOKLINE_* variables, reach Config.NATSAuth, and their
+// command line or HOOKLINE_* variables, reach Config.Broker.NATS.Auth, and their
 // problems are reported with the others, each naming its flag, without
 // the secret.
 func TestConfigureNATSAuth(t *testing.T) {
@@ -31,8 +31,8 @@ func TestConfigureNATSAuth(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
-	if want := (natsjs.Auth{User: "hookline", PasswordFile: password}); got.NATSAuth != want {
-		t.Errorf("NATSAuth %+v, want %+v", got.NATSAuth, want)
+	if want := (natsjs.Auth{User: "hookline", PasswordFile: password}); got.Broker.NATS.Auth != want {
+		t.Errorf("NATS auth %+v, want %+v", got.Broker.NATS.Auth, want)
 	}
 
 	_, err = configure([]string{"--store", pg, "--secret-keys", key, "--nats-token-file", password, "--nats-tls-cert-file", missing},

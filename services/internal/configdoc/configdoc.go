@@ -48,7 +48,7 @@ func Commands() []Command {
 	}
 	return append(cmds,
 		subcommand("dev",
-			"All the services in one process, on an embedded NATS JetStream server and a SQLite database kept in `--data-dir`; for development (`make run`). It takes every service's own flags, with development defaults (loopback addresses, loopback receivers allowed), but none of the shared connection flags."),
+			"All the services in one process, on an embedded NATS JetStream server and a SQLite database kept in `--data-dir`; for development (`make run`). It takes every service's own flags, with development defaults (loopback addresses, loopback receivers allowed), and of the shared connection flags only `--transport` and the `--kafka-*` flags: `--transport kafka` runs it on the Kafka brokers of `--kafka-brokers` instead of the embedded NATS server."),
 		subcommand("migrate",
 			"Applies the store's pending schema migrations and prints the versions applied. Run it before starting or upgrading the service binaries, which do not migrate a postgres store unless `--store-migrate` is set."),
 	)
