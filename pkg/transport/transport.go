@@ -1,8 +1,8 @@
 // Package transport is the neutral contract between Hookline's services and
 // the message broker that carries work between them.
 //
-// natsjs (NATS JetStream) implements it; a Kafka implementation is planned.
-// Every implementation must pass the conformance suite in transporttest,
+// natsjs (NATS JetStream) and kafka (Kafka) implement it. Every
+// implementation must pass the conformance suite in transporttest,
 // which is the executable form of the guarantees documented here. The
 // format of the messages (headers, IDs, consumer groups) belongs to the
 // services (services/internal/wire), not to the transport.

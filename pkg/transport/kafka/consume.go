@@ -20,6 +20,10 @@ import (
 // long a reader takes to notice the end of its generation.
 const readerMaxWait = 500 * time.Millisecond
 
+// claimGrace is how long claiming the partitions of a generation may fail,
+// with the brokers reachable, before it is logged as a warning.
+const claimGrace = 5 * time.Second
+
 // Consume joins the consumer group cfg.Group on stream's topic and calls h
 // from at most cfg.Concurrency goroutines until ctx is cancelled.
 //
@@ -91,17 +95,18 @@ func (t *Transport) Consume(ctx context.Context, stream transport.Stream, cfg tr
 	var tok [8]byte
 	_, _ = rand.Read(tok[:])
 	c := &consumer{
-		t:     t,
-		topic: topic,
-		cfg:   cfg,
-		h:     h,
-		ctx:   ctx,
-		log:   t.log.With("topic", topic, "group", cfg.Group),
-		token: hex.EncodeToString(tok[:]),
-		slots: make(chan struct{}, cfg.MaxAckPending),
-		fresh: make(chan *delivery),
-		again: make(chan *delivery, cfg.MaxAckPending+cfg.Concurrency),
-		parts: map[int]*partition{},
+		t:         t,
+		topic:     topic,
+		cfg:       cfg,
+		h:         h,
+		ctx:       ctx,
+		log:       t.log.With("topic", topic, "group", cfg.Group),
+		token:     hex.EncodeToString(tok[:]),
+		slots:     make(chan struct{}, cfg.MaxAckPending),
+		fresh:     make(chan *delivery),
+		again:     make(chan *delivery, cfg.MaxAckPending+cfg.Concurrency),
+		parts:     map[int]*partition{},
+		warnClaim: throttle{every: unreachableRepeat},
 	}
 	group, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
 		ID:                cfg.Group,
@@ -155,6 +160,8 @@ type consumer struct {
 	ctx   context.Context
 	log   *slog.Logger
 	token string // identifies this call in commit metadata
+
+	warnClaim throttle // failed claims logged at warning level
 
 	slots      chan struct{}  // MaxAckPending: one per pending message
 	fresh      chan *delivery // first deliveries, from the partition readers
@@ -238,6 +245,7 @@ func (c *consumer) generation(gctx context.Context, gen *kafkago.Generation) {
 	}
 	slices.Sort(assigned)
 	wait := 50 * time.Millisecond
+	var failing time.Time // since when claiming fails
 	for {
 		err := c.setup(lctx, gen, assigned)
 		if err == nil {
@@ -246,7 +254,18 @@ func (c *consumer) generation(gctx context.Context, gen *kafkago.Generation) {
 		if lctx.Err() != nil {
 			return
 		}
-		c.log.Warn("kafka: claim of assigned partitions failed; retrying", "err", err)
+		// An outage is reported once by the Transport, and a failure
+		// that passes (a connection the broker closed) is no news: a
+		// warning only if claiming fails for claimGrace with the brokers
+		// reachable, then once per unreachableRepeat.
+		if failing.IsZero() {
+			failing = time.Now()
+		}
+		if !c.t.reach.isDown() && time.Since(failing) >= claimGrace && c.warnClaim.allow() {
+			c.log.Warn("kafka: claim of assigned partitions failed; retrying", "for", time.Since(failing).Round(time.Second), "err", err)
+		} else {
+			c.log.Debug("kafka: claim of assigned partitions failed; retrying", "err", err)
+		}
 		if sleepCtx(lctx, wait) != nil {
 			return
 		}

@@ -65,6 +65,40 @@
 // seen, and nothing older is replayed. This differs from NATS in one
 // respect: signals are kept by the broker for SignalRetention (never read
 // again by this package), not "stored nowhere".
+//
+// # Connecting, reconnecting and failures
+//
+// New first opens one connection of its own to a broker, as every
+// connection of the Transport is opened (TCP, TLS, SASL), then ensures the
+// topics. What retrying cannot fix fails New at once, with an error that
+// says what to change: a broker certificate Config.TLS does not trust, a
+// broker that refuses the TLS connection (a client certificate it
+// requires) or does not speak TLS, SASL credentials or a mechanism the
+// broker refuses, a topic the broker will not create (named in the error),
+// a stream topic with too few partitions. Anything else (nothing listening,
+// timeouts, a broker starting up) is retried until New's context ends,
+// which logs one warning, repeated at most every 30 s while it lasts, and
+// one info line once connected; the error then names the brokers and the
+// last failure.
+//
+// Once open, every connection (kafka-go's) reconnects by itself. A
+// Transport checks every second that a broker answers, and logs one
+// warning when none does ("lost the connection") and one info line when
+// one does again; a lasting outage is repeated every 30 s. Meanwhile
+// Publish fails when its context ends, or sooner once kafka-go has made 10
+// attempts (it goes on with a batch in the background after the context
+// ends, so a failed Publish may still store its messages: retry with the
+// same IDs, which consumers deduplicate); Notify fails likewise; consumers
+// hand out no new messages, as their readers and group membership fail,
+// and keep the acknowledgements of the messages in their handlers until
+// they can commit them; listeners wait. When a broker is back, the writer,
+// readers and groups reconnect without help: nothing Publish reported
+// stored is lost (as far as the broker kept it), listeners read on from
+// where they were, and each consumer rejoins its group and resumes from
+// its committed offsets, within the group's session timeout of the
+// broker's return (a restarted broker waits for the members it
+// remembers). Ready makes a round trip to a broker (not cached metadata),
+// so it reports an outage at once.
 package kafka
 
 import (
@@ -197,7 +231,11 @@ type Config struct {
 	SignalBuffer int
 	// SASL, if set, authenticates every connection.
 	SASL *SASL
-	// TLS, if set, secures every connection.
+	// TLS, if set, secures every connection. Without ServerName, a
+	// broker's certificate is verified for the host of its address. To
+	// build it from PEM files (CA bundle, optional client certificate and
+	// key for mutual TLS), use tlsfiles.ClientConfig's TLSConfig
+	// (package github.com/hookline/hookline/pkg/tlsfiles).
 	TLS *tls.Config
 }
 
@@ -248,6 +286,10 @@ type Transport struct {
 	client *kafkago.Client
 	writer *kafkago.Writer
 	closed atomic.Bool
+	reach  *reachability // logs losing and regaining the brokers, once each
+
+	stopWatch context.CancelFunc // ends watch
+	watching  sync.WaitGroup     // watch
 
 	dedup map[string]*idWindow // per topic: IDs this Transport published
 
@@ -259,9 +301,19 @@ type Transport struct {
 var _ transport.Transport = (*Transport)(nil)
 
 // New connects to the brokers and creates the stream topics and
-// SignalsTopic when missing. It fails if a stream topic exists with fewer
-// partitions than cfg.Partitions. It is safe when several replicas start
-// at once. A nil logger discards logs.
+// SignalsTopic when missing. It is safe when several replicas start at
+// once. A nil logger discards logs.
+//
+// Failures that retrying cannot fix make New return at once with an error
+// that says what to change: a broker certificate Config.TLS does not trust
+// (or a broker that does not speak TLS, or refuses the client's
+// certificate), SASL credentials or a mechanism the broker refuses, a
+// topic the broker will not create (the error names the topic), and a
+// stream topic with fewer partitions than cfg.Partitions. Anything else
+// (nothing listening yet, a timeout, a broker that is starting) is retried
+// until ctx ends, with one warning in the log (repeated at most every 30 s
+// while it lasts) and one info line once connected; the error returned
+// when ctx ends names the brokers and the last failure.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("kafka: Config.Brokers is required")
@@ -286,7 +338,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, erro
 		SASLMechanism: mech,
 	}
 	rt := &kafkago.Transport{
-		Dial:        (&net.Dialer{Timeout: DefaultDialTimeout}).DialContext,
 		DialTimeout: DefaultDialTimeout,
 		IdleTimeout: 30 * time.Second,
 		MetadataTTL: 5 * time.Second,
@@ -301,8 +352,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, erro
 		dialer: dialer,
 		rt:     rt,
 		client: &kafkago.Client{Addr: addr, Transport: rt, Timeout: cfg.RequestTimeout},
+		reach:  newReachability(logger, cfg.Brokers),
 		dedup:  map[string]*idWindow{EventsTopic: newIDWindow(), DeliveriesTopic: newIDWindow()},
 	}
+	rt.Dial = t.dial
 	t.writer = &kafkago.Writer{
 		Addr:         addr,
 		Balancer:     &keyOrIDBalancer{},
@@ -315,12 +368,31 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Transport, erro
 		Transport:    rt,
 		ErrorLogger:  kafkago.LoggerFunc(func(f string, a ...any) { logger.Debug("kafka-go writer: " + fmt.Sprintf(f, a...)) }),
 	}
-	if err := t.ensureTopics(ctx); err != nil {
+	if err := t.connect(ctx); err != nil {
 		_ = t.writer.Close()
 		rt.CloseIdleConnections()
 		return nil, err
 	}
+	wctx, stop := context.WithCancel(context.Background())
+	t.stopWatch = stop
+	t.watching.Go(func() { t.watch(wctx) })
 	return t, nil
+}
+
+// errDialClosed refuses a new connection once Close has begun. It is no
+// temporary error: a batch kafka-go is still retrying when the brokers
+// are away fails at its next attempt instead of making Close wait for its
+// remaining attempts.
+var errDialClosed = fmt.Errorf("kafka: no new connection: %w", transport.ErrClosed)
+
+// dial opens the connections of t.rt (the writer's and t.client's), none
+// once Close has begun.
+func (t *Transport) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if t.closed.Load() {
+		return nil, errDialClosed
+	}
+	d := net.Dialer{Timeout: DefaultDialTimeout}
+	return d.DialContext(ctx, network, addr)
 }
 
 // topicSpec is a topic New ensures.
@@ -330,27 +402,61 @@ type topicSpec struct {
 	retention  time.Duration
 }
 
-// ensureTopics creates the missing topics and checks the partition count
-// of the existing ones, retrying transient failures until ctx ends.
-func (t *Transport) ensureTopics(ctx context.Context) error {
+// connect checks that a broker can be reached (probe), then creates the
+// missing topics and checks the partition count of the existing ones. It
+// returns a fatal error at once and retries anything else until ctx ends.
+// Unreachable brokers are reported through t.reach (one warning, one info
+// line once connected); topics that are not ready yet once connected (a
+// cluster still propagating a creation, a controller moving) only at
+// debug level, and with one warning if that lasts topicsGrace.
+func (t *Transport) connect(ctx context.Context) error {
 	specs := []topicSpec{
 		{EventsTopic, t.cfg.Partitions, t.cfg.EventsRetention},
 		{DeliveriesTopic, t.cfg.Partitions, t.cfg.DeliveriesRetention},
 		{SignalsTopic, 1, t.cfg.SignalRetention},
 	}
 	wait := 50 * time.Millisecond
+	var (
+		last          error
+		reached       bool      // the last failure was past probe
+		topicsFailing time.Time // since when ensuring the topics fails
+		warnTopics    = throttle{every: unreachableRepeat}
+	)
 	for {
-		err := t.ensureTopicsOnce(ctx, specs)
-		var cfgErr *partitionsError
-		if err == nil || errors.As(err, &cfgErr) {
-			return err
+		err := t.probe(ctx)
+		if err == nil {
+			t.reach.ok()
+			if err = t.ensureTopicsOnce(ctx, specs); err == nil {
+				return nil
+			}
+			if isFatal(err) {
+				return err
+			}
+			if ctx.Err() == nil || last == nil {
+				last, reached = err, true
+			}
+			if topicsFailing.IsZero() {
+				topicsFailing = time.Now()
+			}
+			if time.Since(topicsFailing) >= topicsGrace && warnTopics.allow() {
+				t.log.Warn("kafka: topics not ready; retrying", "for", time.Since(topicsFailing).Round(time.Second), "err", err)
+			} else {
+				t.log.Debug("kafka: topics not ready; retrying", "err", err)
+			}
+		} else {
+			if isFatal(err) {
+				return err
+			}
+			if ctx.Err() == nil || last == nil {
+				last, reached = err, false // not the failure the end of ctx caused
+				t.reach.failed(err)
+			}
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("kafka: ensure topics: %w (last error: %v)", ctx.Err(), err)
-		}
-		t.log.Debug("kafka: ensure topics failed, retrying", "err", err)
 		if sleepCtx(ctx, wait) != nil {
-			return fmt.Errorf("kafka: ensure topics: %w (last error: %v)", ctx.Err(), err)
+			if reached {
+				return fmt.Errorf("kafka: topics on brokers %s not ready: %w (last error: %v)", strings.Join(t.cfg.Brokers, ","), ctx.Err(), last)
+			}
+			return fmt.Errorf("kafka: cannot reach brokers %s: %w (last error: %v)", strings.Join(t.cfg.Brokers, ","), ctx.Err(), last)
 		}
 		wait = min(2*wait, time.Second)
 	}
@@ -408,9 +514,13 @@ func (t *Transport) ensureTopicsOnce(ctx context.Context, specs []topicSpec) err
 		return fmt.Errorf("create topics: %w", err)
 	}
 	for name, err := range resp.Errors {
-		if err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", name, err)
+		if err == nil || errors.Is(err, kafkago.TopicAlreadyExists) {
+			continue
 		}
+		if topicErrorFatal(err) {
+			return fatal("kafka: cannot create topic %s: %w; create it beforehand or grant this client the right to", name, err)
+		}
+		return fmt.Errorf("create topic %s: %w", name, err)
 	}
 	// Another replica may have created a topic meanwhile, with other
 	// settings: check again.
@@ -433,6 +543,9 @@ func (t *Transport) checkPartitions(ctx context.Context, specs []topicSpec) erro
 				continue
 			}
 			if tp.Error != nil {
+				if topicErrorFatal(tp.Error) {
+					return fatal("kafka: topic %s: %w", s.name, tp.Error)
+				}
 				return fmt.Errorf("topic %s: %w", s.name, tp.Error)
 			}
 			found = true
@@ -567,9 +680,11 @@ func fromRecord(r *kafkago.Message) transport.Message {
 // published successfully within Config.DuplicateWindow (or earlier in the
 // same call) is not written again and reports Duplicate=true; see the
 // package documentation for what deduplication covers. kafka-go retries
-// transient failures internally; on error any subset may have been
-// written, and a retry with the same IDs writes only those that were not
-// (within this process), others being deduplicated by consumers.
+// transient failures internally (up to 10 attempts, which go on in the
+// background after ctx ends); Publish returns when ctx ends at the latest.
+// On error any subset may have been written, and a retry with the same
+// IDs writes only those that were not (within this process), others being
+// deduplicated by consumers.
 func (t *Transport) Publish(ctx context.Context, stream transport.Stream, msgs ...transport.Message) ([]transport.PublishResult, error) {
 	if t.closed.Load() {
 		return nil, transport.ErrClosed
@@ -638,24 +753,34 @@ func (t *Transport) wrapErr(op string, err error) error {
 	return fmt.Errorf("kafka: %s: %w", op, err)
 }
 
-// Ready reports whether the brokers answer a metadata request.
+// DuplicateWindow is how long the producer and consumer windows remember
+// a message ID (Config.DuplicateWindow): a copy published later than that
+// after the first is delivered again.
+func (t *Transport) DuplicateWindow() time.Duration { return t.cfg.DuplicateWindow }
+
+// Ready reports whether a broker answers a request now (an ApiVersions
+// round trip on the Transport's connections, not cached metadata).
 func (t *Transport) Ready(ctx context.Context) error {
 	if t.closed.Load() {
 		return transport.ErrClosed
 	}
-	if _, err := t.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{EventsTopic, DeliveriesTopic}}); err != nil {
+	if err := t.ping(ctx); err != nil {
 		return t.wrapErr("ready", err)
 	}
 	return nil
 }
 
 // Close stops every listener and releases the connections. In-flight
-// Consume calls must be cancelled through their contexts first. It is
-// idempotent.
+// Consume calls must be cancelled through their contexts first. It waits
+// for the writes kafka-go still has in hand on open connections; a write
+// that needs a new connection (the brokers are away) fails instead, so
+// Close does not wait out kafka-go's retries. It is idempotent.
 func (t *Transport) Close() error {
 	if t.closed.Swap(true) {
 		return nil
 	}
+	t.stopWatch()
+	t.watching.Wait()
 	for _, l := range t.listeners.Close() {
 		l.stop()
 	}

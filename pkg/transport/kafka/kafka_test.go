@@ -83,6 +83,12 @@ func testLogger(t testing.TB) *slog.Logger {
 // openWith opens a Transport with cfg and closes it when t ends.
 func openWith(t testing.TB, cfg kafka.Config) *kafka.Transport {
 	t.Helper()
+	return openLogged(t, cfg, testLogger(t))
+}
+
+// openLogged is openWith logging to logger.
+func openLogged(t testing.TB, cfg kafka.Config, logger *slog.Logger) *kafka.Transport {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), poll.DefaultTimeout)
 	defer cancel()
 	if cfg.Partitions == 0 {
@@ -91,7 +97,7 @@ func openWith(t testing.TB, cfg kafka.Config) *kafka.Transport {
 	if cfg.ClientID == "" {
 		cfg.ClientID = "hookline-test"
 	}
-	tr, err := kafka.New(ctx, cfg, testLogger(t))
+	tr, err := kafka.New(ctx, cfg, logger)
 	if err != nil {
 		t.Fatalf("kafka.New: %v", err)
 	}
@@ -105,11 +111,12 @@ func openWith(t testing.TB, cfg kafka.Config) *kafka.Transport {
 
 func TestConformance(t *testing.T) {
 	transporttest.Run(t, func(t *testing.T) transporttest.Harness {
-		c := newCluster(t)
+		b := newRestartable(t)
 		return transporttest.Harness{
 			Open: func(t *testing.T) transport.Transport {
-				return openWith(t, kafka.Config{Brokers: c.ListenAddrs()})
+				return openWith(t, kafka.Config{Brokers: b.Addrs()})
 			},
+			Restart: b.Restart,
 		}
 	})
 }

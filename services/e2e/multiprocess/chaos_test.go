@@ -1,10 +1,13 @@
-// Package multiprocess runs Hookline the way a deployment does — a
-// nats-server with JetStream and the four service binaries as separate
-// operating-system processes (one ingest, one scheduler, two fanout and two
-// delivery replicas) on one shared store — and breaks it while it works.
+// Package multiprocess runs Hookline the way a deployment does — a broker
+// and the four service binaries as separate operating-system processes
+// (one ingest, one scheduler, two fanout and two delivery replicas) on one
+// shared store — and breaks it while it works. The broker is nats-server
+// with JetStream, or kfake-server (a Kafka-protocol test broker, not
+// Kafka) for the same tests on the Kafka transport.
 //
-// TestMultiProcessChaos publishes 2,000 events to 10 subscriptions while
-// it SIGKILLs a delivery replica, restarts nats-server and SIGKILLs a
+// TestMultiProcessChaos, once per transport, publishes 2,000 events to 10
+// subscriptions while it SIGKILLs a delivery replica, restarts the broker
+// and SIGKILLs a
 // fanout replica (each killed replica is replaced, as a supervisor would),
 // and proves that:
 //
@@ -15,7 +18,7 @@
 //     derived from the event and the subscription, so a receiver can
 //     discard the duplicates that at-least-once delivery allows;
 //   - every request is signed with its subscription's secret;
-//   - a batch whose publish failed while nats-server was down, published
+//   - a batch whose publish failed while the broker was down, published
 //     again with the same idempotency keys, gets the same event ids, and
 //     its events are delivered once per subscription like any other (no
 //     second webhook-id);
@@ -30,8 +33,9 @@
 // through the scheduler runs under the same faults. nats-server is
 // restarted the way an operator should, in lame duck mode (SIGUSR2): it
 // writes JetStream's state before letting its clients go, so the clients
-// trust it and record no attempt as unknown for the switch. (TestChaosSoak
-// SIGKILLs it, with sync_interval: always.)
+// trust it and record no attempt as unknown for the switch; kfake-server
+// is stopped with SIGTERM, which writes its state. (TestChaosSoak
+// SIGKILLs the broker, with every write synced.)
 //
 // The binaries are built without the race detector, even under
 // `go test -race`, to keep the run short. The store is PostgreSQL through
@@ -53,6 +57,7 @@ import (
 	"github.com/hookline/hookline/pkg/ids"
 	"github.com/hookline/hookline/pkg/store/crdb/crdbtest"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
+	"github.com/hookline/hookline/services/internal/broker"
 )
 
 const (
@@ -85,14 +90,22 @@ func TestMultiProcessChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds five binaries and runs seven processes (about 20 s); make test runs it")
 	}
-	began := time.Now()
 	bin := buildBinaries(t)
-	t.Logf("built nats-server and the service binaries in %v", since(began))
+	// One transport after the other: each run is seven processes under
+	// load.
+	for _, transport := range []string{broker.NATS, broker.Kafka} {
+		t.Run(transport, func(t *testing.T) { runChaos(t, bin, transport) })
+	}
+}
+
+// runChaos is TestMultiProcessChaos on one transport.
+func runChaos(t *testing.T, bin, transport string) {
+	began := time.Now()
 
 	// The store is a PostgreSQL server of the test's own, so the test can
 	// kill it (the machine's shared server serves other tests meanwhile).
 	pg := crdbtest.NewPrivate(t)
-	c := newCluster(t, bin, migratedDatabase(t, pg.URL()))
+	c := newCluster(t, bin, migratedDatabase(t, pg.URL()), transport)
 	grpcAddr := c.startStack()
 	t.Logf("cluster ready in %v (store %s)", since(began), storeKind(c.store))
 
@@ -109,10 +122,10 @@ func TestMultiProcessChaos(t *testing.T) {
 	pub := &publisher{t: t, api: api, rcv: rcv}
 	pub.run([]fault{
 		{at: numEvents / 4, name: "SIGKILL delivery-1, start a replacement", inject: func(*publisher) { c.restart("delivery-1") }},
-		{at: numEvents * 2 / 5, name: "restart nats-server", inject: func(p *publisher) {
-			c.stopNATS()
+		{at: numEvents * 2 / 5, name: "restart " + c.brokerName(), inject: func(p *publisher) {
+			c.stopBroker()
 			p.publishWhileBrokerDown()
-			c.startNATS()
+			c.startBroker()
 		}},
 		{at: numEvents * 11 / 20, name: "SIGKILL fanout-2, start a replacement", inject: func(*publisher) { c.restart("fanout-2") }},
 		{at: numEvents * 7 / 10, name: "kill PostgreSQL (-m immediate), start it again", inject: func(*publisher) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/keyring"
 	"github.com/hookline/hookline/services/internal/apikey"
+	"github.com/hookline/hookline/services/internal/broker"
 	"github.com/hookline/hookline/services/internal/childproc"
 )
 
@@ -51,23 +52,27 @@ var operatorKey = func() string {
 	return k
 }()
 
-// cluster is a deployment of Hookline as separate processes: one
-// nats-server with JetStream on a fixed loopback port and file storage,
-// and any number of service replicas, all on one store.
+// cluster is a deployment of Hookline as separate processes: one broker
+// on a fixed loopback port with file storage — nats-server with
+// JetStream, or kfake-server (a Kafka-protocol test broker) — and any
+// number of service replicas, all on one store.
 type cluster struct {
-	t        *testing.T
-	bin      string // directory of the executables
-	dir      string // logs and the JetStream store
-	store    string // --store of every service
-	keys     string // --secret-keys of every service
-	natsAddr string // host:port, fixed across nats-server restarts
-	natsMon  string // host:port of nats-server's monitoring endpoint
+	t         *testing.T
+	bin       string // directory of the executables
+	dir       string // logs and the broker's store
+	store     string // --store of every service
+	keys      string // --secret-keys of every service
+	transport string // broker.NATS or broker.Kafka
+	natsAddr  string // host:port, fixed across nats-server restarts
+	natsMon   string // host:port of nats-server's monitoring endpoint
+	kafkaAddr string // host:port, fixed across kfake-server restarts
 
-	// natsSyncAlways makes nats-server fsync every write, so that a
-	// SIGKILL of the broker loses nothing it acknowledged.
-	natsSyncAlways bool
+	// syncAlways makes the broker fsync every write, so that a SIGKILL of
+	// the broker loses nothing it acknowledged.
+	syncAlways bool
 
-	nats     *process               // current nats-server
+	nats     *process               // current nats-server (on NATS)
+	kfake    *process               // current kfake-server (on Kafka)
 	started  []*process             // every process started, in order
 	services map[string]*process    // current process of each replica name
 	specs    map[string]serviceSpec // how each replica name was started
@@ -80,13 +85,14 @@ type serviceSpec struct {
 	flags  []string
 }
 
-// newCluster prepares a cluster on store with the executables in bin.
-// When the test ends — passed, failed or panicking — it stops every
-// process and, if the test failed, prints the end of every log.
-func newCluster(t *testing.T, bin, store string) *cluster {
+// newCluster prepares a cluster on store with the executables in bin,
+// whose broker is transport's. When the test ends — passed, failed or
+// panicking — it stops every process and, if the test failed, prints the
+// end of every log.
+func newCluster(t *testing.T, bin, store, transport string) *cluster {
 	c := &cluster{
-		t: t, bin: bin, dir: t.TempDir(), store: store, keys: secretKeys(t),
-		natsAddr: freeAddr(t), natsMon: freeAddr(t),
+		t: t, bin: bin, dir: t.TempDir(), store: store, keys: secretKeys(t), transport: transport,
+		natsAddr: freeAddr(t), natsMon: freeAddr(t), kafkaAddr: freeAddr(t),
 		services: map[string]*process{}, specs: map[string]serviceSpec{}, starts: map[string]int{},
 	}
 	t.Cleanup(func() {
@@ -116,12 +122,12 @@ func (c *cluster) start(name, binary string, args ...string) *process {
 }
 
 // stopAll stops every service at once (SIGTERM, then SIGKILL after
-// stopTimeout), then nats-server, so the services shut down while the
+// stopTimeout), then the broker, so the services shut down while the
 // broker still answers.
 func (c *cluster) stopAll() {
 	var services, brokers []*process
 	for _, p := range c.started {
-		if p.name == "nats-server" {
+		if p.name == "nats-server" || p.name == "kfake-server" {
 			brokers = append(brokers, p)
 		} else {
 			services = append(services, p)
@@ -161,7 +167,7 @@ func (c *cluster) startNATS() {
 	// Lame duck mode (stopNATS) lets clients go over a few seconds, after a
 	// grace of one.
 	conf := "lame_duck_duration: \"30s\"\nlame_duck_grace_period: \"1s\"\n"
-	if c.natsSyncAlways {
+	if c.syncAlways {
 		conf += "jetstream {\n  sync_interval: always\n}\n"
 	}
 	confPath := filepath.Join(c.dir, "nats-server.conf")
@@ -189,28 +195,84 @@ const natsStopTimeout = 45 * time.Second
 
 func (c *cluster) natsURL() string { return "nats://" + c.natsAddr }
 
+// brokerName names the broker process in logs and fault names.
+func (c *cluster) brokerName() string {
+	if c.transport == broker.Kafka {
+		return "kfake-server"
+	}
+	return "nats-server"
+}
+
+// startBroker starts the broker (again, after stopBroker or killBroker,
+// on the same port and store) and waits until it answers.
+func (c *cluster) startBroker() {
+	c.t.Helper()
+	if c.transport == broker.NATS {
+		c.startNATS()
+		return
+	}
+	args := []string{"--addr", c.kafkaAddr, "--data-dir", filepath.Join(c.dir, "kafka")}
+	if c.syncAlways {
+		args = append(args, "--sync")
+	}
+	c.kfake = c.start("kfake-server", "kfake-server", args...)
+	c.kfake.waitTCP(c.t, c.kafkaAddr)
+}
+
+// stopBroker stops the broker the way an operator restarts one: nats-server
+// in lame duck mode (stopNATS), kfake-server with SIGTERM, which writes its
+// state first. It waits for the exit.
+func (c *cluster) stopBroker() {
+	c.t.Helper()
+	if c.transport == broker.NATS {
+		c.stopNATS()
+		return
+	}
+	if err := c.kfake.stop(stopTimeout); err != nil {
+		c.t.Fatalf("kfake-server: %v", err)
+	}
+}
+
+// killBroker kills the broker with SIGKILL and starts it again.
+func (c *cluster) killBroker() {
+	c.t.Helper()
+	if c.transport == broker.NATS {
+		c.nats.kill(c.t)
+	} else {
+		c.kfake.kill(c.t)
+	}
+	c.startBroker()
+}
+
+// brokerFlags are the services' flags that point them at the broker.
+func (c *cluster) brokerFlags() []string {
+	if c.transport == broker.Kafka {
+		return []string{"--transport", "kafka", "--kafka-brokers", c.kafkaAddr, "--kafka-partitions", "8"}
+	}
+	return []string{"--nats-url", c.natsURL()}
+}
+
 // startService starts the replica name of binary with the shared flags
 // and its own, and returns it without waiting for it to be ready.
 func (c *cluster) startService(name, binary string, flags ...string) *process {
 	c.t.Helper()
 	c.specs[name] = serviceSpec{binary: binary, flags: flags}
 	ops := freeAddr(c.t)
-	args := append([]string{
-		"--nats-url", c.natsURL(), "--store", c.store, "--secret-keys", c.keys, "--ops-addr", ops,
-		"--log-format", "text", "--log-level", "info",
-	}, flags...)
+	args := append(c.brokerFlags(), "--store", c.store, "--secret-keys", c.keys, "--ops-addr", ops,
+		"--log-format", "text", "--log-level", "info")
+	args = append(args, flags...)
 	p := c.start(name, binary, args...)
 	p.opsAddr = ops
 	c.services[name] = p
 	return p
 }
 
-// startStack starts nats-server and the deployment the tests break — one
+// startStack starts the broker and the deployment the tests break — one
 // ingest (its gRPC API on the address returned), one scheduler, two
 // fanout and two delivery replicas — and waits until all are ready.
 func (c *cluster) startStack() (grpcAddr string) {
 	c.t.Helper()
-	c.startNATS()
+	c.startBroker()
 	grpcAddr = freeAddr(c.t)
 	c.waitReady(
 		c.startService("ingest", "hookline-ingest", append([]string{"--ingest-grpc-addr", grpcAddr}, ingestFlags...)...),

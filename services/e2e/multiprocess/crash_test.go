@@ -23,6 +23,7 @@ import (
 	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
 	"github.com/hookline/hookline/pkg/poll"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
+	"github.com/hookline/hookline/services/internal/broker"
 	"github.com/hookline/hookline/services/internal/wire"
 )
 
@@ -46,7 +47,7 @@ func TestDeliveryKilledBetweenRecordAndAck(t *testing.T) {
 	}
 	bin := buildBinaries(t)
 	store := storeURL(t)
-	c := newCluster(t, bin, store)
+	c := newCluster(t, bin, store, broker.NATS) // the proxy and the broker reader speak NATS
 	c.startNATS()
 	proxy := newStallProxy(t, c.natsAddr)
 	grpcAddr := freeAddr(t)

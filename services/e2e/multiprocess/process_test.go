@@ -23,8 +23,9 @@ import (
 
 // Packages of the executables the test runs.
 const (
-	natsServerPkg = "github.com/nats-io/nats-server/v2"
-	cmdPkg        = "github.com/hookline/hookline/services/cmd/"
+	natsServerPkg  = "github.com/nats-io/nats-server/v2"
+	kfakeServerPkg = "github.com/hookline/hookline/pkg/transport/kafka/kafkatest/kfake-server"
+	cmdPkg         = "github.com/hookline/hookline/services/cmd/"
 )
 
 // serviceBinaries are the service executables, named after their package:
@@ -67,10 +68,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildBinaries builds nats-server (the version the module graph pins) and
-// the service binaries into a directory shared by the package's tests (once,
-// by the first test that needs them), without the race detector even when
-// the test itself runs with it, and returns the directory.
+// buildBinaries builds nats-server (the version the module graph pins),
+// kfake-server and the service binaries into a directory shared by the
+// package's tests (once, by the first test that needs them), without the
+// race detector even when the test itself runs with it, and returns the
+// directory.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	built.once.Do(func() { built.dir, built.err = build() })
@@ -85,7 +87,7 @@ func build() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	args := []string{"build", "-o", dir + string(os.PathSeparator), natsServerPkg}
+	args := []string{"build", "-o", dir + string(os.PathSeparator), natsServerPkg, kfakeServerPkg}
 	for _, b := range serviceBinaries {
 		args = append(args, cmdPkg+b)
 	}
@@ -96,7 +98,7 @@ func build() (string, error) {
 	if err := runWithin(cmd, buildTimeout); err != nil {
 		return dir, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out.String())
 	}
-	for _, b := range append([]string{"nats-server"}, serviceBinaries...) {
+	for _, b := range append([]string{"nats-server", "kfake-server"}, serviceBinaries...) {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
 			return dir, fmt.Errorf("go build produced no %s: %w", b, err)
 		}
@@ -284,6 +286,30 @@ func (p *process) waitHTTP200(t *testing.T, url string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: %s not 200 after %v (last: %s); log:\n%s", p.name, url, readyTimeout, last, childproc.Tail(p.logPath, 30))
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("%s exited before it was ready (%v); log:\n%s", p.name, p.err, childproc.Tail(p.logPath, 30))
+		case <-tick.C:
+		}
+	}
+}
+
+// waitTCP waits until addr accepts a connection (each attempt bounded)
+// or the process exits.
+func (p *process) waitTCP(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(readyTimeout)
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	for {
+		conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err == nil {
+			conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s not accepting after %v (last: %v); log:\n%s", p.name, addr, readyTimeout, err, childproc.Tail(p.logPath, 30))
 		}
 		select {
 		case <-p.exited:

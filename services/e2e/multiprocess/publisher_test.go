@@ -122,8 +122,8 @@ func (p *publisher) checkResults(res []*hooklinev1.PublishResponse) {
 	}
 }
 
-// publishWhileBrokerDown tries to publish the next batch while
-// nats-server is stopped: ingest must refuse it (it cannot make it
+// publishWhileBrokerDown tries to publish the next batch while the broker
+// is stopped: ingest must refuse it (it cannot make it
 // durable). The batch is published again, with the same keys, once the
 // broker is back.
 func (p *publisher) publishWhileBrokerDown() {
@@ -135,10 +135,10 @@ func (p *publisher) publishWhileBrokerDown() {
 		return p.api.ingest.PublishBatch(ctx, &hooklinev1.PublishBatchRequest{Events: p.nextBatch()})
 	})
 	if err == nil {
-		p.t.Fatalf("PublishBatch succeeded while nats-server was down: events %d.. were acknowledged without being durable", p.published)
+		p.t.Fatalf("PublishBatch succeeded while the broker was down: events %d.. were acknowledged without being durable", p.published)
 	}
 	p.retries++
-	p.t.Logf("publish with nats-server down failed as it should: %v", err)
+	p.t.Logf("publish with the broker down failed as it should: %v", err)
 }
 
 // retryable reports whether a failed publish may be repeated.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookline/hookline/pkg/store/crdb/crdbtest"
 	hooklinev1 "github.com/hookline/hookline/proto/gen/go/hookline/v1"
+	"github.com/hookline/hookline/services/internal/broker"
 )
 
 // The chaos soak: TestChaosSoak runs the multi-process stack (nats-server,
@@ -100,12 +101,19 @@ func TestChaosSoak(t *testing.T) {
 			t.Fatalf("HOOKLINE_CHAOS_SEED=%q: %v", v, err)
 		}
 	}
-	t.Logf("soak: %v under load, %d events/s to %d subscriptions, fault seed %d", duration, soakRate, soakSubs, seed)
+	transport := os.Getenv("HOOKLINE_CHAOS_TRANSPORT")
+	if transport == "" {
+		transport = broker.NATS
+	}
+	if transport != broker.NATS && transport != broker.Kafka {
+		t.Fatalf("HOOKLINE_CHAOS_TRANSPORT=%q: want %s or %s", transport, broker.NATS, broker.Kafka)
+	}
+	t.Logf("soak: %v under load on %s, %d events/s to %d subscriptions, fault seed %d", duration, transport, soakRate, soakSubs, seed)
 
 	bin := buildBinaries(t)
 	pg := crdbtest.NewPrivate(t)
-	c := newCluster(t, bin, migratedDatabase(t, pg.URL()))
-	c.natsSyncAlways = true
+	c := newCluster(t, bin, migratedDatabase(t, pg.URL()), transport)
+	c.syncAlways = true
 	grpcAddr := c.startStack()
 	api := dialAPI(t, grpcAddr)
 	rcv := startReceiver(t, failsFirstAttempt)
@@ -183,7 +191,7 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 }
 
 // soakTargets are what the soak kills.
-var soakTargets = []string{"ingest", "scheduler", "fanout-1", "fanout-2", "delivery-1", "delivery-2", "nats-server", "postgres"}
+var soakTargets = []string{"ingest", "scheduler", "fanout-1", "fanout-2", "delivery-1", "delivery-2", "broker", "postgres"}
 
 // runFaults injects a fault every 10–30 s until duration has passed since
 // began. Targets are drawn from a shuffled round of soakTargets, so every
@@ -211,9 +219,9 @@ func runFaults(t *testing.T, c *cluster, pg *crdbtest.Private, began time.Time, 
 		round = round[1:]
 		at, injected := since(began), time.Now()
 		switch target {
-		case "nats-server":
-			c.nats.kill(t)
-			c.startNATS()
+		case "broker":
+			target = c.brokerName()
+			c.killBroker()
 		case "postgres":
 			pg.Kill()
 			pg.Start()

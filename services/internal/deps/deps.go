@@ -87,8 +87,8 @@ func (d *Deps[S]) Ready(ctx context.Context) error {
 	return errors.Join(d.Store.Ready(ctx), d.Transport.Ready(ctx))
 }
 
-// dedupWindower is a transport whose broker drops a message republished
-// under the same ID within a window (natsjs).
+// dedupWindower is a transport that drops a message republished under the
+// same ID within a window (natsjs on the broker, kafka in its clients).
 type dedupWindower interface {
 	DuplicateWindow() time.Duration
 }
