@@ -219,7 +219,7 @@ func (s *Server) startDependencies(ctx context.Context) error {
 		return fmt.Errorf("open SQLite store: %w", err)
 	}
 	if cfg.Broker.Transport == broker.Kafka {
-		if s.transport, err = cfg.Broker.Open(ctx, "hookline-dev", logger.With("component", "kafka")); err != nil {
+		if s.transport, err = cfg.Broker.Open(ctx, "hookline-dev", logger); err != nil {
 			return err
 		}
 	} else if err := s.startNATS(ctx); err != nil {
