@@ -56,8 +56,8 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
 	    (cd $$mod && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg); done; done
 
 .PHONY: chaos
-chaos: ## Chaos soak: the multi-process stack under load for CHAOS_DURATION (default 10m), killing a process every 10-30 s; ledger in chaos-report.json.
-	cd services && HOOKLINE_CHAOS_DURATION=$${CHAOS_DURATION:-10m} HOOKLINE_CHAOS_REPORT=$(CURDIR)/chaos-report.json \
+chaos: ## Chaos soak: the multi-process stack under load for CHAOS_DURATION (default 10m), killing a process every 10-30 s; CHAOS_TRANSPORT=kafka on kfake; ledger in chaos-report.json.
+	cd services && HOOKLINE_CHAOS_DURATION=$${CHAOS_DURATION:-10m} HOOKLINE_CHAOS_TRANSPORT=$${CHAOS_TRANSPORT:-nats} HOOKLINE_CHAOS_REPORT=$(CURDIR)/chaos-report.json \
 	  $(GO) test -count=1 -timeout 90m -run '^TestChaosSoak$$' -v ./e2e/multiprocess
 
 .PHONY: bench
@@ -66,6 +66,13 @@ bench: ## Build the binaries and hookline-bench, run every benchmark scenario (~
 	cd services && $(GO) build -o $(BIN)/ ./cmd/... ./bench/cmd/hookline-bench
 	$(BIN)/hookline-bench --hookline $(BIN)/hookline --results-dir bench-results \
 	  --json docs/benchmarks.json --markdown docs/benchmarks.md $(BENCH_FLAGS)
+
+.PHONY: bench-kafka
+bench-kafka: ## As bench, on --transport kafka with a kfake-server process per scenario (kfake: a test broker, NOT Kafka); updates docs/benchmarks-kafka.json and the kfake section of docs/benchmarks.md.
+	@mkdir -p $(BIN)
+	cd services && $(GO) build -o $(BIN)/ ./cmd/... ./bench/cmd/hookline-bench github.com/hookline/hookline/pkg/transport/kafka/kafkatest/kfake-server
+	$(BIN)/hookline-bench --hookline $(BIN)/hookline --transport kafka --kfake-server $(BIN)/kfake-server --results-dir bench-results \
+	  --json docs/benchmarks-kafka.json --markdown docs/benchmarks.md $(BENCH_FLAGS)
 
 .PHONY: clean
 clean: ## Remove build output and the local data directory.

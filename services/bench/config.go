@@ -8,6 +8,19 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/hookline/hookline/services/internal/broker"
+)
+
+// Transports the harness can run Hookline on (--transport).
+const (
+	// TransportNATS is NATS JetStream: the embedded server of `hookline
+	// dev`, or a nats-server process on the multiprocess stack.
+	TransportNATS = broker.NATS
+	// TransportKafka is Hookline's Kafka transport on a kfake-server
+	// process of its own per scenario: kfake is a Kafka-protocol test
+	// broker in one process, NOT Kafka, and the figures say so.
+	TransportKafka = broker.Kafka
 )
 
 // Scenario names, in the order they run.
@@ -33,6 +46,13 @@ type Config struct {
 	Stack       string
 	NATSServer  string
 	PostgresURL string
+	// Transport is TransportNATS ("" too) or TransportKafka. On Kafka each
+	// scenario starts a kfake-server process (KfakeServer; "": the one
+	// beside Hookline) on a free loopback port before Hookline and stops
+	// it after, and the floor's broker hops run through package kafka
+	// against a kfake-server process of their own.
+	Transport   string
+	KfakeServer string
 	// Scenarios to run, a subset of AllScenarios (run in that order).
 	Scenarios []string
 
@@ -71,7 +91,8 @@ type Config struct {
 	HostCheckPosts int
 	// FloorMessages are the messages per stream, and the deliveries per
 	// store shape, of the floor: the pipeline's mandatory parts measured
-	// alone after the first baseline (dev stack only; 0 skips it).
+	// alone after the first baseline (dev stack only, and on Kafka the
+	// multiprocess stack too, broker hops only; 0 skips it).
 	FloorMessages int
 
 	// BacklogDeliveries is the backlog built while the receiver is down
@@ -120,6 +141,7 @@ func DefaultConfig() Config {
 		Hookline:          "bin/hookline",
 		Stack:             StackDev,
 		NATSServer:        "nats-server",
+		Transport:         TransportNATS,
 		PostgresURL:       "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 		Scenarios:         slices.Clone(AllScenarios),
 		StartRate:         500,
@@ -151,8 +173,10 @@ func DefaultConfig() Config {
 // defaults.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Hookline, "hookline", c.Hookline, "path of the hookline binary run as 'hookline dev'")
-	fs.StringVar(&c.Stack, "stack", c.Stack, "Hookline under test: dev ('hookline dev': embedded NATS + SQLite) or multiprocess (the four service binaries beside --hookline, on nats-server and PostgreSQL)")
+	fs.StringVar(&c.Stack, "stack", c.Stack, "Hookline under test: dev ('hookline dev': embedded NATS + SQLite) or multiprocess (the four service binaries beside --hookline, on nats-server, or kfake-server with --transport kafka, and PostgreSQL)")
 	fs.StringVar(&c.NATSServer, "nats-server", c.NATSServer, "nats-server executable of the multiprocess stack")
+	fs.StringVar(&c.Transport, "transport", c.Transport, "Hookline's transport: nats (embedded in hookline dev, or nats-server on the multiprocess stack) or kafka (a kfake-server process per scenario: a Kafka-protocol test broker in one process, NOT Kafka; figures are labelled kfake)")
+	fs.StringVar(&c.KfakeServer, "kfake-server", c.KfakeServer, "kfake-server executable of --transport kafka (default: kfake-server beside --hookline)")
 	fs.StringVar(&c.PostgresURL, "postgres-url", c.PostgresURL, "PostgreSQL server of the multiprocess stack, where each scenario creates (and drops) a database of its own")
 	fs.StringSliceVar(&c.Scenarios, "scenarios", c.Scenarios, "scenarios to run: "+strings.Join(AllScenarios, ","))
 	fs.Float64Var(&c.StartRate, "start-rate", c.StartRate, "first step's offered deliveries per second")
@@ -168,7 +192,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.BaselinePosts, "baseline-posts", c.BaselinePosts, "POSTs of each baseline run")
 	fs.IntVar(&c.BaselineWorkers, "baseline-workers", c.BaselineWorkers, "concurrent workers of the baseline client")
 	fs.IntVar(&c.HostCheckPosts, "host-check-posts", c.HostCheckPosts, "POSTs of the short baseline before each scenario that measures the host's speed at the time (0: none)")
-	fs.IntVar(&c.FloorMessages, "floor-messages", c.FloorMessages, "messages per stream and deliveries per store shape of the floor, the pipeline's parts measured alone (dev stack; 0: skip)")
+	fs.IntVar(&c.FloorMessages, "floor-messages", c.FloorMessages, "messages per stream and deliveries per store shape of the floor, the pipeline's parts measured alone (dev stack; on kafka also the multiprocess stack, broker hops only; 0: skip)")
 	fs.IntVar(&c.BacklogDeliveries, "backlog-deliveries", c.BacklogDeliveries, "deliveries queued while the receiver is down in the backlog scenario (a multiple of 10)")
 	fs.DurationVar(&c.BacklogRetryDelay, "backlog-retry-delay", c.BacklogRetryDelay, "every delay of the backlog subscriptions' 100-retry schedule")
 	fs.DurationVar(&c.BacklogTimeout, "backlog-timeout", c.BacklogTimeout, "longest time to build, and to drain, the backlog")
@@ -195,6 +219,12 @@ func (c Config) Validate() error {
 	}
 	if c.Stack != StackDev && c.Stack != StackMultiprocess {
 		bad("--stack %q: want %s or %s", c.Stack, StackDev, StackMultiprocess)
+	}
+	if c.Transport != TransportNATS && c.Transport != TransportKafka && c.Transport != "" {
+		bad("--transport %q: want %s or %s", c.Transport, TransportNATS, TransportKafka)
+	}
+	if c.KfakeServer != "" && c.Transport != TransportKafka {
+		bad("--kfake-server: applies to --transport %s only", TransportKafka)
 	}
 	if c.Stack == StackMultiprocess && len(c.DevArgs) > 0 {
 		bad("--dev-arg: applies to the dev stack only")

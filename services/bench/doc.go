@@ -22,6 +22,19 @@
 //     minus delivered pairs) keeps growing; the last passing step is the
 //     figure, and latency is then measured at half that rate.
 //
+// # Transports
+//
+// By default Hookline runs on NATS JetStream (embedded in `hookline dev`,
+// or a nats-server process on the multiprocess stack). With Config.Transport
+// TransportKafka every scenario starts a kfake-server process of its own
+// and runs Hookline with --transport kafka on it; the floor's broker hops
+// then go through package kafka against another kfake-server process, and
+// a TransportCheck per scenario sets its rate against those hops alone,
+// to tell whether the transport is the bottleneck. kfake is a
+// Kafka-protocol test broker in one process, not Kafka: every figure of
+// such a run says so (KfakeLabel), and it is rendered between the markers
+// MarkerBeginKafka and MarkerEndKafka, apart from the NATS figures.
+//
 // The package is a library so that the smoke test can run it; the
 // hookline-bench command is a thin wrapper around Run.
 package bench

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"log/slog"
+	"math"
 	"testing"
 )
 
@@ -11,13 +12,15 @@ import (
 func TestRunFloorMeasuresEveryPart(t *testing.T) {
 	t.Parallel()
 	const n = 500
-	f, err := RunFloor(t.Context(), t.TempDir(), n, slog.New(slog.DiscardHandler))
+	f, err := RunFloor(t.Context(), FloorConfig{Dir: t.TempDir(), Messages: n}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, v := range map[string]float64{
 		"events publish": f.EventsPublishUs, "events consume": f.EventsConsumeUs,
 		"deliveries publish": f.DeliveriesPublishUs, "deliveries consume": f.DeliveriesConsumeUs,
+		"events publish rate": f.EventsPublishPerSec, "events consume rate": f.EventsConsumePerSec,
+		"deliveries publish rate": f.DeliveriesPublishPerSec, "deliveries consume rate": f.DeliveriesConsumePerSec,
 		"store 1→1 CPU": f.Store1to1.CPUUs, "store 1→1 rate": f.Store1to1.PerSecond,
 		"store 1→10 CPU": f.Store1to10.CPUUs, "store 1→10 rate": f.Store1to10.PerSecond,
 	} {
@@ -76,5 +79,85 @@ func TestFloorCeilings(t *testing.T) {
 				t.Errorf("1→10 ceiling %+v, want %+v", f.Ceiling1to10, tc.want10)
 			}
 		})
+	}
+}
+
+// TestRunFloorOnKfake runs the floor's broker hops through package kafka
+// against a kfake-server process, and checks that every phase was
+// measured with kfake-server's CPU counted.
+func TestRunFloorOnKfake(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds and runs kfake-server")
+	}
+	t.Parallel()
+	const n = 500
+	f, err := RunFloor(t.Context(), FloorConfig{Dir: t.TempDir(), Messages: n, Transport: TransportKafka, KfakeServer: buildKfake(t), SkipStore: true},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]float64{
+		"events publish": f.EventsPublishUs, "events consume": f.EventsConsumeUs,
+		"deliveries publish": f.DeliveriesPublishUs, "deliveries consume": f.DeliveriesConsumeUs,
+		"events publish rate": f.EventsPublishPerSec, "events consume rate": f.EventsConsumePerSec,
+		"deliveries publish rate": f.DeliveriesPublishPerSec, "deliveries consume rate": f.DeliveriesConsumePerSec,
+		"kfake-server's share": f.BrokerCPUShare,
+	} {
+		if v <= 0 {
+			t.Errorf("%s: %v, want > 0", name, v)
+		}
+	}
+	if f.Transport != TransportKafka || !f.StoreSkipped || f.Store1to1.Deliveries != 0 {
+		t.Errorf("floor %+v: want kafka hops only", f)
+	}
+	f.derive(Baseline{PerSecond: 10_000}, 2)
+	if f.Hops1to1 <= 0 || f.Hops1to10 <= f.Hops1to1 || f.Ceiling1to1 != (Ceiling{}) {
+		t.Errorf("hops %v at 1→1, %v at 1→10, ceiling %+v: want hop rates and no ceiling without the store", f.Hops1to1, f.Hops1to10, f.Ceiling1to1)
+	}
+}
+
+// TestHopsRate checks the broker hops' rate: the phases one after another,
+// the EVENTS hop shared by an event's deliveries.
+func TestHopsRate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                   string
+		fanout, ep, ec, dp, dc float64
+		want                   float64
+	}{
+		// 1/10,000 + 1/5,000 + 1/20,000 + 1/4,000 = 600 µs per delivery.
+		{"1→1", 1, 10_000, 5_000, 20_000, 4_000, 1e6 / 600},
+		// 10 + 20 + 50 + 250 = 330 µs.
+		{"1→10", 10, 10_000, 5_000, 20_000, 4_000, 1e6 / 330},
+		{"DELIVERIES only", 1, 0, 0, 20_000, 4_000, 1e6 / 300},
+		{"nothing measured", 1, 0, 0, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		if got := hopsRate(tt.fanout, tt.ep, tt.ec, tt.dp, tt.dc); math.Abs(got-tt.want) > 1e-6 {
+			t.Errorf("%s: hopsRate = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestFloorCeilingOnKfake checks that on Kafka the ceiling is also capped
+// by kfake's hops alone (kfake serves its requests one at a time), and
+// that on NATS it is not.
+func TestFloorCeilingOnKfake(t *testing.T) {
+	t.Parallel()
+	base := Baseline{PerSecond: 40_000, Runs: []BaselineResult{{Posts: 100_000, CPUSeconds: 4}}}
+	for _, tc := range []struct {
+		transport string
+		want      float64
+	}{{TransportKafka, 1e6 / 600}, {TransportNATS, 12_500}} {
+		f := FloorResult{Transport: tc.transport, EventsPublishUs: 20, EventsConsumeUs: 10, DeliveriesPublishUs: 15, DeliveriesConsumeUs: 15,
+			EventsPublishPerSec: 10_000, EventsConsumePerSec: 5_000, DeliveriesPublishPerSec: 20_000, DeliveriesConsumePerSec: 4_000,
+			Store1to1: StoreFloor{CPUUs: 60, PerSecond: 50_000}, Store1to10: StoreFloor{CPUUs: 40, PerSecond: 50_000}}
+		f.derive(base, 2)
+		if f.Ceiling1to1.PerSecond != round(tc.want) {
+			t.Errorf("%s: 1→1 ceiling %v, want %v", tc.transport, f.Ceiling1to1.PerSecond, round(tc.want))
+		}
+		if f.Hops1to1 != round(1e6/600) || f.HopsRetry != round(1e6/300) {
+			t.Errorf("%s: hops %v at 1→1, %v for a retry", tc.transport, f.Hops1to1, f.HopsRetry)
+		}
 	}
 }

@@ -97,6 +97,10 @@ func (s *scenario) recordMax(best *StepResult, saturated bool) {
 	}
 	if n := float64(best.Events) * float64(s.spec.fanout()); n > 0 {
 		s.res.Max.CPUPerDeliveryUs = round(best.HooklineCPUSeconds / n * 1e6)
+		if best.BrokerCPUSeconds > 0 {
+			s.res.Max.BrokerCPUPerDeliveryUs = round(best.BrokerCPUSeconds / n * 1e6)
+			s.res.Max.BrokerCores = best.BrokerCores
+		}
 	}
 }
 
@@ -175,7 +179,11 @@ func (s *scenario) step(ctx context.Context, rate float64, d time.Duration, judg
 	if err != nil {
 		return res, err
 	}
-	selfCPU0 := selfCPU()
+	broker0, err := s.brokerUsage()
+	if err != nil {
+		return res, err
+	}
+	selfCPU0, usage0 := selfCPU(), time.Now()
 	load := s.offer(ctx, rate, d, n, &res)
 
 	// Wait for this step's healthy pairs: up to the p99 limit after the
@@ -197,6 +205,14 @@ func (s *scenario) step(ctx context.Context, rate float64, d time.Duration, judg
 	devCPU1, err := s.sys.usage()
 	if err != nil {
 		return res, err
+	}
+	broker1, err := s.brokerUsage()
+	if err != nil {
+		return res, err
+	}
+	if broker0 != nil && broker1 != nil {
+		res.BrokerCPUSeconds = round3(broker1.CPUSeconds - broker0.CPUSeconds)
+		res.BrokerCores = round3(res.BrokerCPUSeconds / time.Since(usage0).Seconds())
 	}
 	res.HooklineCPUSeconds = round3(devCPU1.CPUSeconds - devCPU0.CPUSeconds)
 	res.HooklineRSSBytes = devCPU1.RSSBytes

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,6 +45,7 @@ type child struct {
 	logPath string
 	opsAddr string // /readyz and /debug/pprof of a service
 	cmd     *exec.Cmd
+	grace   time.Duration // between SIGTERM and SIGKILL (0: stopGrace)
 	exited  chan struct{}
 	err     error
 }
@@ -115,28 +117,33 @@ func (c *child) waitHTTP200(ctx context.Context, url string) error {
 	}
 }
 
-// stop sends SIGTERM, then SIGKILL after stopGrace.
+// stop sends SIGTERM, then SIGKILL after c.grace (stopGrace when 0).
 func (c *child) stop() error {
 	if !c.running() {
 		return nil
+	}
+	grace := c.grace
+	if grace == 0 {
+		grace = stopGrace
 	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.exited:
 		return nil
-	case <-time.After(stopGrace):
+	case <-time.After(grace):
 	}
 	_ = c.cmd.Process.Signal(syscall.SIGKILL)
 	<-c.exited
-	return fmt.Errorf("%s did not stop within %v of SIGTERM; killed", c.name, stopGrace)
+	return fmt.Errorf("%s did not stop within %v of SIGTERM; killed", c.name, grace)
 }
 
-// multiStack is Hookline as separate processes: nats-server with
-// JetStream, the four service binaries (one replica each, pprof on their
-// ops address) and a fresh database on a PostgreSQL server.
+// multiStack is Hookline as separate processes: the broker (nats-server
+// with JetStream, or kfake-server on Kafka), the four service binaries
+// (one replica each, pprof on their ops address) and a fresh database on
+// a PostgreSQL server.
 type multiStack struct {
 	grpc     string
-	nats     *child
+	broker   *child // nats-server or kfake-server
 	services []*child
 	adminURL string // the PostgreSQL server, for CREATE/DROP DATABASE
 	dbName   string
@@ -145,10 +152,11 @@ type multiStack struct {
 	pgCPU0   float64 // PostgreSQL's CPU time when the stack started
 }
 
-// startMultiprocess starts nats-server, migrates a fresh database and
-// starts the four services, waiting until each is ready.
+// startMultiprocess starts the broker (nats-server, or kfake-server on
+// Kafka), migrates a fresh database and starts the four services on them,
+// waiting until each is ready.
 func startMultiprocess(ctx context.Context, cfg Config, dir string, logger *slog.Logger) (_ *multiStack, err error) {
-	hookline, natsBin, err := multiprocessBinaries(cfg)
+	hookline, brokerBin, err := multiprocessBinaries(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -162,11 +170,22 @@ func startMultiprocess(ctx context.Context, cfg Config, dir string, logger *slog
 	if err != nil {
 		return nil, err
 	}
-	natsAddr, err := m.startNATS(ctx, dir, natsBin)
-	if err != nil {
-		return nil, err
+	var brokerFlags []string
+	if cfg.Transport == TransportKafka {
+		k, addr, err := startKfake(ctx, brokerBin, dir)
+		if err != nil {
+			return nil, err
+		}
+		m.broker = k
+		brokerFlags = kafkaFlags(addr)
+	} else {
+		natsAddr, err := m.startNATS(ctx, dir, brokerBin)
+		if err != nil {
+			return nil, err
+		}
+		brokerFlags = []string{"--nats-url", "nats://" + natsAddr}
 	}
-	if err := m.startServices(ctx, cfg, dir, filepath.Dir(hookline), natsAddr, store); err != nil {
+	if err := m.startServices(ctx, cfg, dir, filepath.Dir(hookline), brokerFlags, store); err != nil {
 		return nil, err
 	}
 	m.pgCPU0 = postgresCPU()
@@ -175,8 +194,8 @@ func startMultiprocess(ctx context.Context, cfg Config, dir string, logger *slog
 
 // multiprocessBinaries returns the absolute path of the hookline binary,
 // having checked that every service binary lies beside it, and the path of
-// nats-server.
-func multiprocessBinaries(cfg Config) (hookline, natsBin string, err error) {
+// the broker: nats-server, or kfake-server on Kafka.
+func multiprocessBinaries(cfg Config) (hookline, brokerBin string, err error) {
 	hookline, err = filepath.Abs(cfg.Hookline)
 	if err != nil {
 		return "", "", fmt.Errorf("multiprocess stack: %w", err)
@@ -187,11 +206,17 @@ func multiprocessBinaries(cfg Config) (hookline, natsBin string, err error) {
 			return "", "", fmt.Errorf("multiprocess stack: %s beside %s: %w (make build builds them)", b, cfg.Hookline, err)
 		}
 	}
-	natsBin, err = exec.LookPath(cfg.NATSServer)
+	if cfg.Transport == TransportKafka {
+		if brokerBin, err = cfg.kfakeServerPath(); err != nil {
+			return "", "", fmt.Errorf("multiprocess stack: %w", err)
+		}
+		return hookline, brokerBin, nil
+	}
+	brokerBin, err = exec.LookPath(cfg.NATSServer)
 	if err != nil {
 		return "", "", fmt.Errorf("multiprocess stack: nats-server: %w", err)
 	}
-	return hookline, natsBin, nil
+	return hookline, brokerBin, nil
 }
 
 // createDatabase creates a database of a random name on the PostgreSQL
@@ -229,21 +254,21 @@ func (m *multiStack) startNATS(ctx context.Context, dir, natsBin string) (string
 	}
 	host, port, _ := net.SplitHostPort(natsAddr)
 	_, monPort, _ := net.SplitHostPort(monAddr)
-	if m.nats, err = startChild("nats-server", dir, natsBin, "-a", host, "-p", port, "-m", monPort,
+	if m.broker, err = startChild("nats-server", dir, natsBin, "-a", host, "-p", port, "-m", monPort,
 		"-js", "-sd", filepath.Join(dir, "jetstream"), "-n", "hookline-bench"); err != nil {
 		return "", err
 	}
-	if err := m.nats.waitHTTP200(ctx, "http://"+monAddr+"/healthz"); err != nil {
+	if err := m.broker.waitHTTP200(ctx, "http://"+monAddr+"/healthz"); err != nil {
 		return "", err
 	}
 	return natsAddr, nil
 }
 
-// startServices starts every service binary of binDir on nats-server at
-// natsAddr and the database store, each with its own ops address (pprof
-// on) and ingest's gRPC address recorded in m, and waits until every one
-// is ready.
-func (m *multiStack) startServices(ctx context.Context, cfg Config, dir, binDir, natsAddr, store string) error {
+// startServices starts every service binary of binDir on the broker that
+// brokerFlags point at and the database store, each with its own ops
+// address (pprof on) and ingest's gRPC address recorded in m, and waits
+// until every one is ready.
+func (m *multiStack) startServices(ctx context.Context, cfg Config, dir, binDir string, brokerFlags []string, store string) error {
 	var err error
 	if m.grpc, err = freeAddr(); err != nil {
 		return err
@@ -263,8 +288,9 @@ func (m *multiStack) startServices(ctx context.Context, cfg Config, dir, binDir,
 		if err != nil {
 			return err
 		}
-		args := append([]string{"--nats-url", "nats://" + natsAddr, "--store", store, "--secret-keys", keys, "--ops-addr", ops, "--pprof",
-			"--log-format", "text", "--log-level", cfg.DevLogLevel}, own[b]...)
+		args := append(slices.Clone(brokerFlags), "--store", store, "--secret-keys", keys, "--ops-addr", ops, "--pprof",
+			"--log-format", "text", "--log-level", cfg.DevLogLevel)
+		args = append(args, own[b]...)
 		c, err := startChild(b, dir, filepath.Join(binDir, b), args...)
 		if err != nil {
 			return err
@@ -304,14 +330,17 @@ func withDatabase(u, db string) (string, error) {
 // grpcAddress implements system.
 func (m *multiStack) grpcAddress() string { return m.grpc }
 
-// processes are the stack's own processes: the services and nats-server.
+// processes are the stack's own processes: the services and the broker.
 func (m *multiStack) processes() []*child {
 	out := append([]*child{}, m.services...)
-	if m.nats != nil {
-		out = append(out, m.nats)
+	if m.broker != nil {
+		out = append(out, m.broker)
 	}
 	return out
 }
+
+// brokerProcess implements system.
+func (m *multiStack) brokerProcess() *child { return m.broker }
 
 // alive implements system.
 func (m *multiStack) alive() error {
@@ -324,7 +353,7 @@ func (m *multiStack) alive() error {
 	return errors.Join(errs...)
 }
 
-// usage implements system: the services' and nats-server's CPU time and
+// usage implements system: the services' and the broker's CPU time and
 // memory, summed (peak RSS is the sum of each process's peak, an upper
 // bound), plus the CPU time the PostgreSQL server spent since the stack
 // started (every postgres process on the machine: its memory is shared
@@ -345,8 +374,8 @@ func (m *multiStack) usage() (ProcUsage, error) {
 	return sum, nil
 }
 
-// goroutines implements system: summed over the four services
-// (nats-server serves no profiles).
+// goroutines implements system: summed over the four services (the
+// broker serves no profiles).
 func (m *multiStack) goroutines(ctx context.Context) (int, map[string]int, error) {
 	total, all := 0, map[string]int{}
 	for _, c := range m.services {
@@ -363,8 +392,8 @@ func (m *multiStack) goroutines(ctx context.Context) (int, map[string]int, error
 	return total, all, nil
 }
 
-// stop implements system: the services first, together, then
-// nats-server, then the database is dropped (unless kept).
+// stop implements system: the services first, together, then the broker,
+// then the database is dropped (unless kept).
 func (m *multiStack) stop() error {
 	var errs []error
 	var mu sync.Mutex
@@ -379,8 +408,8 @@ func (m *multiStack) stop() error {
 		})
 	}
 	wg.Wait()
-	if m.nats != nil {
-		errs = append(errs, m.nats.stop())
+	if m.broker != nil {
+		errs = append(errs, m.broker.stop())
 	}
 	if m.dbName != "" && !m.keep {
 		errs = append(errs, m.psql(context.Background(), "DROP DATABASE IF EXISTS "+m.dbName+" WITH (FORCE)"))

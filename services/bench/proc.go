@@ -22,6 +22,13 @@ type ProcUsage struct {
 	Threads      int     `json:"threads"`
 }
 
+// plus returns u and v summed: CPU time, memory (peak RSS as the sum of
+// the peaks, an upper bound) and threads.
+func (u ProcUsage) plus(v ProcUsage) ProcUsage {
+	return ProcUsage{CPUSeconds: u.CPUSeconds + v.CPUSeconds, PeakRSSBytes: u.PeakRSSBytes + v.PeakRSSBytes,
+		RSSBytes: u.RSSBytes + v.RSSBytes, Threads: u.Threads + v.Threads}
+}
+
 // readProcUsage reads the CPU time (utime+stime) of pid from
 // /proc/<pid>/stat and its peak and current resident set size (VmHWM,
 // VmRSS) and thread count from /proc/<pid>/status.

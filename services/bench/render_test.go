@@ -2,6 +2,8 @@ package bench
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +114,104 @@ func TestBarTableNamesMissingScenarios(t *testing.T) {
 		if got[bar] != m {
 			t.Errorf("bar %q: measured %q, want %q (rows %q)", bar, got[bar], m, rows)
 		}
+	}
+}
+
+// TestRenderKafkaReport checks that a run on Kafka says kfake in every
+// table title and in its summary, and renders into the kfake section with
+// its own markers, never the NATS section's.
+func TestRenderKafkaReport(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.Transport = TransportKafka
+	lat := LatencySummary{Count: 100, P50Ms: 4, P90Ms: 6, P99Ms: 12, MaxMs: 20}
+	v := Verdict{Pass: true}
+	rep := &Report{
+		Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Seconds: 60,
+		Machine:  Machine{Cores: 2, GoVersion: "go1.26"},
+		Settings: cfg.settings(),
+		Baseline: Baseline{Runs: []BaselineResult{{Posts: 10, Workers: 64, PerSecond: 40000}}, PerSecond: 40000},
+		Floor: &FloorResult{Transport: TransportKafka, EventsPublishPerSec: 10_000, EventsConsumePerSec: 5_000,
+			DeliveriesPublishPerSec: 20_000, DeliveriesConsumePerSec: 4_000, BrokerCPUShare: 0.4},
+		Scenarios: []ScenarioResult{
+			{Name: ScenarioFanout1to1, Status: StatusOK, Fanout: 1, Healthy: 1, Broker: &ProcUsage{CPUSeconds: 3},
+				Max:     &MaxRate{EventsPerSec: 1500, DeliveriesPerSec: 1500, HealthyPerSec: 1500, Saturated: true, CPUPerDeliveryUs: 1000, BrokerCPUPerDeliveryUs: 250, BrokerCores: 0.4},
+				Latency: &StepResult{Kind: "latency", EventsPerSec: 750, Latency: lat},
+				Steps:   []StepResult{{Kind: "step", EventsPerSec: 1500, Latency: lat, Verdict: &v, BrokerCores: 0.4}, {Kind: "step", EventsPerSec: 2250, Latency: lat, Verdict: &Verdict{Reason: "p99"}, BrokerCores: 0.6}}},
+		},
+	}
+	rep.derive()
+	c := rep.Scenarios[0].Transport
+	// 1→1 hops alone: 1e6/600 = 1,666.7 deliveries/s; 1,500 is 0.9 of it.
+	if c == nil || c.HopsPerSec != 1666.7 || c.Ratio != 0.9 || c.Bottleneck != BottleneckYes || c.BrokerShare != 0.25 || c.PeakBrokerCores != 0.6 || c.Path != "1→1" {
+		t.Errorf("transport check %+v: want 1,500 of 1,666.7 hops alone (0.9), a bottleneck, broker share 0.25, peak 0.6 cores", c)
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	md := rep.Markdown()
+	if !strings.HasPrefix(md, MarkerBeginKafka) || !strings.HasSuffix(md, MarkerEndKafka+"\n") || strings.Contains(md, MarkerBegin) || strings.Contains(md, MarkerEnd+"\n") {
+		t.Errorf("markdown is not enclosed in the kfake markers alone:\n%s", md)
+	}
+	for _, line := range strings.Split(md, "\n") {
+		if strings.HasPrefix(line, "### ") && !strings.HasSuffix(line, "on kfake") && line != "### Machine" && line != "### Settings" && line != "### Problems and notes" {
+			t.Errorf("markdown title %q does not say kfake", line)
+		}
+	}
+	for _, want := range []string{KfakeLabel, "Transport: is kfake-server the bottleneck?", "the transport is the bottleneck of fanout-1to1"} {
+		if !strings.Contains(md, want) || !strings.Contains(text.String(), want) {
+			t.Errorf("report lacks %q:\ntext:\n%s\nmarkdown:\n%s", want, text.String(), md)
+		}
+	}
+}
+
+// TestReplaceSectionKeepsTheOtherTransport checks that rewriting the kfake
+// section leaves the NATS section untouched, and the other way round.
+func TestReplaceSectionKeepsTheOtherTransport(t *testing.T) {
+	t.Parallel()
+	nats := MarkerBegin + "\nnats\n" + MarkerEnd + "\n"
+	kfake := MarkerBeginKafka + "\nkfake\n" + MarkerEndKafka + "\n"
+	doc := "# B\n\n" + nats + "\nprose\n\n" + kfake + "\nend\n"
+	newKfake := MarkerBeginKafka + "\nkfake 2\n" + MarkerEndKafka + "\n"
+	got, err := ReplaceSection(doc, newKfake, MarkerBeginKafka, MarkerEndKafka)
+	if want := "# B\n\n" + nats + "\nprose\n\n" + newKfake + "\nend\n"; err != nil || got != want {
+		t.Errorf("kfake section: got %q, %v; want %q", got, err, want)
+	}
+	newNATS := MarkerBegin + "\nnats 2\n" + MarkerEnd + "\n"
+	got, err = ReplaceGenerated(doc, newNATS)
+	if want := "# B\n\n" + newNATS + "\nprose\n\n" + kfake + "\nend\n"; err != nil || got != want {
+		t.Errorf("NATS section: got %q, %v; want %q", got, err, want)
+	}
+}
+
+// TestJSONOfAnotherTransportIsKept checks that a run does not overwrite
+// the JSON of a run on the other transport.
+func TestJSONOfAnotherTransportIsKept(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	natsJSON := filepath.Join(dir, "benchmarks.json")
+	if err := os.WriteFile(natsJSON, []byte(`{"settings": {"stack": "hookline dev"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kafkaCfg := DefaultConfig()
+	kafkaCfg.Transport = TransportKafka
+	rep := &Report{Settings: kafkaCfg.settings()}
+	err := rep.WriteFiles(Config{JSONPath: natsJSON})
+	if err == nil || !strings.Contains(err.Error(), "transport nats") {
+		t.Errorf("a kfake run over a NATS run's JSON: error %v, want a refusal", err)
+	}
+	if b, _ := os.ReadFile(natsJSON); !strings.Contains(string(b), "hookline dev") {
+		t.Errorf("the NATS run's JSON was overwritten: %s", b)
+	}
+	kafkaJSON := filepath.Join(dir, "benchmarks-kafka.json")
+	for range 2 { // new, then over its own
+		if err := rep.WriteFiles(Config{JSONPath: kafkaJSON}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep = &Report{Settings: DefaultConfig().settings()}
+	if err := rep.WriteFiles(Config{JSONPath: natsJSON}); err != nil {
+		t.Errorf("a NATS run over a NATS run's JSON: %v", err)
 	}
 }

@@ -32,8 +32,14 @@ type Baseline struct {
 
 // Settings are the configuration figures a report depends on.
 type Settings struct {
-	Stack             string   `json:"stack"`
-	StackName         string   `json:"stack_name"`
+	Stack     string `json:"stack"`
+	StackName string `json:"stack_name"`
+	// Transport is TransportNATS or TransportKafka; Broker says which
+	// broker ran (on Kafka: kfake, a Kafka-protocol test broker, not
+	// Kafka), KfakeServer which kfake-server executable.
+	Transport         string   `json:"transport"`
+	Broker            string   `json:"broker"`
+	KfakeServer       string   `json:"kfake_server,omitempty"`
 	Hookline          string   `json:"hookline"`
 	DevArgs           []string `json:"dev_args,omitempty"`
 	Pprof             bool     `json:"pprof"`
@@ -87,14 +93,54 @@ type ScenarioResult struct {
 
 	Ledger    Ledger          `json:"ledger"`
 	Endpoints []EndpointStats `json:"endpoints"`
-	// Hookline is the `hookline dev` process at the scenario's end; Harness
-	// the harness's CPU time during the scenario.
+	// Hookline is the `hookline dev` process (or the multiprocess stack's
+	// processes, broker included; on Kafka with kfake-server's) at the
+	// scenario's end; Harness the harness's CPU time during the scenario.
 	// HostPOSTsPerSec is the rate of a short baseline run right before
 	// the scenario: the host's speed at the time (0: not measured).
-	HostPOSTsPerSec   float64   `json:"host_posts_per_second,omitempty"`
-	Hookline          ProcUsage `json:"hookline"`
-	HarnessCPUSeconds float64   `json:"harness_cpu_seconds"`
-	Goroutines        []Sample  `json:"goroutines,omitempty"`
+	HostPOSTsPerSec float64   `json:"host_posts_per_second,omitempty"`
+	Hookline        ProcUsage `json:"hookline"`
+	// Broker is the broker's own process (nats-server or kfake-server) at
+	// the scenario's end, already counted in Hookline; nil when the broker
+	// is embedded in Hookline.
+	Broker            *ProcUsage `json:"broker,omitempty"`
+	HarnessCPUSeconds float64    `json:"harness_cpu_seconds"`
+	Goroutines        []Sample   `json:"goroutines,omitempty"`
+	// Transport tells whether the transport was the scenario's
+	// bottleneck (nil when there is nothing to tell it by).
+	Transport *TransportCheck `json:"transport_check,omitempty"`
+}
+
+// TransportCheck relates a scenario's rate to what its transport carries
+// alone: the floor's broker hops at the scenario's fan-out, measured in
+// the same run, and what the broker's own process spent in the scenario's
+// fastest passing step.
+type TransportCheck struct {
+	// Broker names the broker (see Settings.Broker).
+	Broker string `json:"broker"`
+	// Path is which of the floor's hop rates applies: "1→1", "1→10" or
+	// "retry" (the backlog drains through the DELIVERIES hop alone).
+	Path string `json:"path"`
+	// PerSec is the scenario's maximum sustainable deliveries per second
+	// (all its deliveries, unhealthy endpoints' included, since they all
+	// go through the broker), or the backlog's drain rate.
+	PerSec float64 `json:"deliveries_per_second"`
+	// HopsPerSec is the floor's broker hops alone on Path (0: no floor);
+	// Ratio is PerSec over it.
+	HopsPerSec float64 `json:"broker_hops_alone_per_second,omitempty"`
+	Ratio      float64 `json:"ratio_to_hops,omitempty"`
+	// BrokerCPUUs is the broker process's CPU time per delivery in the
+	// fastest passing step, BrokerShare its share of the stack's, and
+	// BrokerCores the cores it kept busy then (0: embedded or not
+	// measured); PeakBrokerCores is the most of any step.
+	BrokerCPUUs     float64 `json:"broker_cpu_us_per_delivery,omitempty"`
+	BrokerShare     float64 `json:"broker_cpu_share,omitempty"`
+	BrokerCores     float64 `json:"broker_cores,omitempty"`
+	PeakBrokerCores float64 `json:"peak_broker_cores,omitempty"`
+	// Bottleneck is "yes" when PerSec reached TransportBottleneckRatio of
+	// HopsPerSec (the transport alone carries little more than the whole
+	// pipeline did), "no" below it, "unknown" without a floor.
+	Bottleneck string `json:"bottleneck"`
 }
 
 // Sample is a named measurement, such as a goroutine count at a moment.
@@ -117,6 +163,11 @@ type MaxRate struct {
 	// CPUPerDelivery is Hookline's CPU time per delivery in the last
 	// passing step, in microseconds.
 	CPUPerDeliveryUs float64 `json:"hookline_cpu_us_per_delivery"`
+	// BrokerCPUPerDeliveryUs is the part of it the broker's own process
+	// spent (0: embedded), and BrokerCores the cores that process kept
+	// busy in that step.
+	BrokerCPUPerDeliveryUs float64 `json:"broker_cpu_us_per_delivery,omitempty"`
+	BrokerCores            float64 `json:"broker_cores,omitempty"`
 }
 
 // StepResult is one load period at a fixed offered rate.
@@ -149,6 +200,11 @@ type StepResult struct {
 	HooklineCPUSeconds float64 `json:"hookline_cpu_seconds"`
 	HarnessCPUSeconds  float64 `json:"harness_cpu_seconds"`
 	HooklineRSSBytes   int64   `json:"hookline_rss_bytes"`
+	// BrokerCPUSeconds is the part of HooklineCPUSeconds the broker's own
+	// process spent (0: embedded), BrokerCores the cores it kept busy over
+	// the step and its wait for deliveries.
+	BrokerCPUSeconds float64 `json:"broker_cpu_seconds,omitempty"`
+	BrokerCores      float64 `json:"broker_cores,omitempty"`
 }
 
 // Comparison relates a scenario's healthy endpoints to fan-out 1→10.

@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -22,6 +24,15 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Report, error) 
 		logger = slog.Default()
 	}
 	rep := &Report{Started: time.Now().UTC(), Machine: ReadMachine(), Settings: cfg.settings()}
+	var kfake string
+	if cfg.Transport == TransportKafka {
+		var err error
+		if kfake, err = cfg.kfakeServerPath(); err != nil {
+			return nil, err
+		}
+		rep.Settings.KfakeServer = kfake
+		logger.Info("transport: kafka on kfake-server, a Kafka-protocol test broker in one process (not Kafka)", "kfake_server", kfake)
+	}
 	pprof, err := DevSupportsPprof(ctx, cfg.Hookline)
 	if err != nil {
 		return nil, err
@@ -33,9 +44,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Report, error) 
 	if err := rep.runBaseline(ctx, cfg, logger, "before"); err != nil {
 		return nil, err
 	}
-	if cfg.FloorMessages > 0 && cfg.Stack == StackDev {
-		logger.Info("floor: the pipeline's parts alone", "messages", cfg.FloorMessages)
-		if rep.Floor, err = RunFloor(ctx, cfg.WorkDir, cfg.FloorMessages, logger); err != nil {
+	if cfg.FloorMessages > 0 && (cfg.Stack == StackDev || cfg.Transport == TransportKafka) {
+		fc := FloorConfig{Dir: cfg.WorkDir, Messages: cfg.FloorMessages, Transport: cfg.Transport, KfakeServer: kfake,
+			SkipStore: cfg.Stack == StackMultiprocess}
+		logger.Info("floor: the pipeline's parts alone", "messages", cfg.FloorMessages, "transport", cfg.Transport, "store", !fc.SkipStore)
+		if rep.Floor, err = RunFloor(ctx, fc, logger); err != nil {
 			return nil, err
 		}
 	}
@@ -133,6 +146,7 @@ func (r *Report) derive() {
 		if s.Status != StatusOK {
 			r.Failed = true
 		}
+		s.Transport = r.transportCheck(s)
 		if s.Max != nil && base > 0 {
 			s.Max.Ratio = round3(s.Max.HealthyPerSec / base)
 		}
@@ -161,10 +175,64 @@ func (r *Report) derive() {
 	}
 }
 
+// TransportBottleneckRatio is the share of the broker hops' rate alone
+// (the floor's) from which a scenario's rate counts the transport as its
+// bottleneck: the transport alone would carry little more than the whole
+// pipeline did.
+const TransportBottleneckRatio = 0.7
+
+// Bottleneck verdicts of a TransportCheck.
+const (
+	BottleneckYes     = "yes"
+	BottleneckNo      = "no"
+	BottleneckUnknown = "unknown"
+)
+
+// transportCheck relates scenario s to the floor's broker hops and to its
+// broker process's CPU time; nil for a failed scenario or one with no
+// figure to relate.
+func (r *Report) transportCheck(s *ScenarioResult) *TransportCheck {
+	if s.Status != StatusOK {
+		return nil
+	}
+	c := &TransportCheck{Broker: r.Settings.Broker, Bottleneck: BottleneckUnknown}
+	switch {
+	case s.Backlog != nil:
+		c.Path, c.PerSec = "retry", s.Backlog.DrainPerSec
+	case s.Max != nil:
+		c.Path, c.PerSec = "1→"+strconv.Itoa(s.Fanout), s.Max.DeliveriesPerSec
+	default:
+		return nil
+	}
+	if f := r.Floor; f != nil {
+		c.HopsPerSec = map[string]float64{"1→1": f.Hops1to1, "1→10": f.Hops1to10, "retry": f.HopsRetry}[c.Path]
+	}
+	if m := s.Max; m != nil {
+		c.BrokerCPUUs, c.BrokerCores = m.BrokerCPUPerDeliveryUs, m.BrokerCores
+		if m.CPUPerDeliveryUs > 0 {
+			c.BrokerShare = round3(m.BrokerCPUPerDeliveryUs / m.CPUPerDeliveryUs)
+		}
+	}
+	for _, st := range s.Steps {
+		c.PeakBrokerCores = math.Max(c.PeakBrokerCores, st.BrokerCores)
+	}
+	if c.HopsPerSec == 0 && c.BrokerCPUUs == 0 {
+		return nil
+	}
+	if c.HopsPerSec > 0 && c.PerSec > 0 {
+		c.Ratio = round3(c.PerSec / c.HopsPerSec)
+		c.Bottleneck = BottleneckNo
+		if c.Ratio >= TransportBottleneckRatio {
+			c.Bottleneck = BottleneckYes
+		}
+	}
+	return c
+}
+
 // settings returns the report's view of c.
 func (c Config) settings() Settings {
 	return Settings{
-		Stack:    "hookline dev (embedded NATS JetStream + SQLite), one fresh process per scenario",
+		Stack: c.stackDescription(), StackName: c.Stack, Transport: cmp.Or(c.Transport, TransportNATS), Broker: c.brokerDescription(),
 		Hookline: c.Hookline, DevArgs: c.DevArgs, Subscriptions: subscriptions, PayloadBytes: PayloadSize,
 		StartRate: c.StartRate, RateFactor: c.RateFactor, StepSeconds: c.StepDuration.Seconds(), MaxSteps: c.MaxSteps,
 		Refine: c.Refine, LatencySeconds: c.LatencyDuration.Seconds(), P99LimitMs: ms(c.P99Limit), GrowthLimit: c.GrowthLimit,
@@ -172,6 +240,30 @@ func (c Config) settings() Settings {
 		BacklogRetryDelay: c.BacklogRetryDelay.String(), Publishers: c.Publishers, Conns: c.Conns, MaxBatch: c.MaxBatch,
 		IdempotencyKeys: c.IdempotencyKeys, BaselinePosts: c.BaselinePosts, BaselineWorkers: c.BaselineWorkers,
 	}
+}
+
+// stackDescription says what Hookline ran as, on which broker.
+func (c Config) stackDescription() string {
+	switch {
+	case c.Stack == StackMultiprocess && c.Transport == TransportKafka:
+		return "the four service binaries as separate processes on a kfake-server process and PostgreSQL, fresh ones per scenario (kfake: " + kfakeIs + ")"
+	case c.Stack == StackMultiprocess:
+		return "the four service binaries as separate processes on nats-server (JetStream) and PostgreSQL, fresh ones per scenario"
+	case c.Transport == TransportKafka:
+		return "hookline dev --transport kafka (SQLite) on a kfake-server process, a fresh pair per scenario (kfake: " + kfakeIs + ")"
+	}
+	return "hookline dev (embedded NATS JetStream + SQLite), one fresh process per scenario"
+}
+
+// brokerDescription names the broker Hookline ran on.
+func (c Config) brokerDescription() string {
+	switch {
+	case c.Transport == TransportKafka:
+		return "kfake-server: " + kfakeIs
+	case c.Stack == StackMultiprocess:
+		return "nats-server (NATS JetStream)"
+	}
+	return "NATS JetStream embedded in hookline dev"
 }
 
 // stepComparison finds the highest rate at which both step series passed

@@ -45,6 +45,9 @@ func TestConfigValidate(t *testing.T) {
 		{"backlog not a multiple of 10", func(c *Config) { c.BacklogDeliveries = 1005 }, "--backlog-deliveries"},
 		{"unknown stack", func(c *Config) { c.Stack = "kubernetes" }, "--stack"},
 		{"dev args on the multiprocess stack", func(c *Config) { c.Stack = StackMultiprocess; c.DevArgs = []string{"--x"} }, "--dev-arg"},
+		{"unknown transport", func(c *Config) { c.Transport = "pulsar" }, "--transport"},
+		{"kafka", func(c *Config) { c.Transport = TransportKafka; c.KfakeServer = "/opt/kfake-server" }, ""},
+		{"kfake-server on NATS", func(c *Config) { c.KfakeServer = "/opt/kfake-server" }, "--kfake-server"},
 		{"every problem at once", func(c *Config) { c.Publishers = 0; c.DrainTimeout = -time.Second }, "--drain-timeout"},
 	}
 	for _, tt := range tests {

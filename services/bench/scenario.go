@@ -224,6 +224,20 @@ func (s *scenario) createSubscriptions(ctx context.Context) error {
 	return nil
 }
 
+// brokerUsage reads the CPU time and memory of the broker's own process
+// (nats-server or kfake-server), nil when the broker is embedded.
+func (s *scenario) brokerUsage() (*ProcUsage, error) {
+	c := s.sys.brokerProcess()
+	if c == nil {
+		return nil, nil
+	}
+	u, err := readProcUsage(c.cmd.Process.Pid)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.name, err)
+	}
+	return &u, nil
+}
+
 // close stops everything the scenario started.
 func (s *scenario) close() {
 	for _, c := range s.conns {
@@ -353,6 +367,9 @@ func (s *scenario) finish(ctx context.Context) error {
 			return err
 		}
 		s.res.Hookline = u
+		if s.res.Broker, err = s.brokerUsage(); err != nil {
+			return err
+		}
 		s.goroutines(ctx, "end")
 	} else {
 		s.fail("during the scenario: %v", s.sys.alive())

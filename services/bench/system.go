@@ -12,10 +12,10 @@ import (
 // Stacks the harness can run Hookline as.
 const (
 	// StackDev is `hookline dev`: the four services in one process on an
-	// embedded NATS server and SQLite.
+	// embedded NATS server (on Kafka: a kfake-server process) and SQLite.
 	StackDev = "dev"
 	// StackMultiprocess is the four service binaries as separate
-	// processes on nats-server and PostgreSQL.
+	// processes on nats-server (on Kafka: kfake-server) and PostgreSQL.
 	StackMultiprocess = "multiprocess"
 )
 
@@ -31,6 +31,10 @@ type system interface {
 	// goroutines counts Hookline's goroutines, in total and per entry
 	// function; -1 without error when no profiles are served.
 	goroutines(ctx context.Context) (int, map[string]int, error)
+	// brokerProcess is the broker's own process (nats-server or
+	// kfake-server), whose usage also counts in usage; nil when the
+	// broker is embedded in Hookline.
+	brokerProcess() *child
 	// stop stops every process (and drops what the scenario created).
 	stop() error
 }
@@ -41,6 +45,9 @@ func startSystem(ctx context.Context, cfg Config, dir string, pprof bool, logger
 	case StackMultiprocess:
 		return startMultiprocess(ctx, cfg, dir, logger)
 	case StackDev, "":
+		if cfg.Transport == TransportKafka {
+			return startDevOnKafka(ctx, cfg, dir, pprof)
+		}
 		p, err := startDev(ctx, cfg.Hookline, dir, pprof, cfg.DevLogLevel, cfg.DevArgs)
 		if err != nil {
 			return nil, err
@@ -52,6 +59,9 @@ func startSystem(ctx context.Context, cfg Config, dir string, pprof bool, logger
 
 // grpcAddress implements system.
 func (p *devProcess) grpcAddress() string { return p.grpcAddr }
+
+// brokerProcess implements system: hookline dev embeds its NATS server.
+func (p *devProcess) brokerProcess() *child { return nil }
 
 // alive implements system.
 func (p *devProcess) alive() error {
