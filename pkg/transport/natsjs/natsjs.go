@@ -299,15 +299,32 @@ func (r *restarts) suspect(published, now time.Time) bool {
 type attempts struct {
 	mu   sync.Mutex
 	last error
+	seen map[string]bool // failures logged since the last connection
 }
 
-// failed records err and reports whether it differs from the last one.
+// maxLoggedKinds bounds the distinct failures logged between two
+// connections (each server of a cluster URL may fail its own way).
+const maxLoggedKinds = 16
+
+// failed records err and reports whether it is worth a log line: a kind
+// of failure not seen since the last connection. nats.ErrNoServers, which
+// says only that every server of the URL failed, is never one.
 func (a *attempts) failed(err error) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	isNew := a.last == nil || a.last.Error() != err.Error()
 	a.last = err
-	return isNew
+	if errors.Is(err, nats.ErrNoServers) {
+		return false
+	}
+	if a.seen == nil {
+		a.seen = map[string]bool{}
+	}
+	msg := err.Error()
+	if a.seen[msg] || len(a.seen) >= maxLoggedKinds {
+		return false
+	}
+	a.seen[msg] = true
+	return true
 }
 
 // connected forgets the failures.
@@ -315,6 +332,7 @@ func (a *attempts) connected() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.last = nil
+	a.seen = nil
 }
 
 func (a *attempts) lastErr() error {
@@ -459,6 +477,7 @@ func (t *Transport) streamConfig(s transport.Stream) jetstream.StreamConfig {
 func (t *Transport) ensureStream(ctx context.Context, s transport.Stream) error {
 	sc := t.streamConfig(s)
 	wait := 50 * time.Millisecond
+	var lastWarn time.Time
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := t.createOrUpdateStream(actx, sc)
@@ -485,7 +504,15 @@ func (t *Transport) ensureStream(ctx context.Context, s transport.Stream) error 
 		if (errors.As(err, &apiErr) && !race) || (race && attempt >= 5) || errors.As(err, &final) {
 			return fmt.Errorf("natsjs: create or update stream %s: %w", sc.Name, err)
 		}
-		t.log.Warn("natsjs: stream not ready, retrying", "stream", sc.Name, "attempt", attempt, "err", err)
+		// While the connection is down, its own warning (once per kind of
+		// failure) says why; otherwise one line now and one every
+		// retryWarnEvery, not one per attempt.
+		if t.nc.Status() == nats.CONNECTED && time.Since(lastWarn) >= retryWarnEvery {
+			lastWarn = time.Now()
+			t.log.Warn("natsjs: stream not ready, retrying", "stream", sc.Name, "attempt", attempt, "err", err)
+		} else {
+			t.log.Debug("natsjs: stream not ready, retrying", "stream", sc.Name, "attempt", attempt, "err", err)
+		}
 		if cerr := sleepCtx(ctx, wait); cerr != nil {
 			if last := t.attempts.lastErr(); last != nil && t.nc.Status() != nats.CONNECTED {
 				return fmt.Errorf("natsjs: create or update stream %s: %w (last error: %v; last connection attempt: %v)", sc.Name, cerr, err, last)
@@ -516,6 +543,9 @@ func (t *Transport) createOrUpdateStream(ctx context.Context, sc jetstream.Strea
 	_, err = t.js.CreateOrUpdateStream(ctx, sc)
 	return err
 }
+
+// retryWarnEvery spaces the warnings of a stream set-up that keeps failing.
+const retryWarnEvery = 30 * time.Second
 
 // errCodeReplicasNeedCluster is JetStream's error code for a stream with
 // more than one replica on a server outside a cluster (nats.go names no
