@@ -135,7 +135,14 @@ func TestFanOutByPattern(t *testing.T) {
 			for _, bad := range r.badSignatures() {
 				t.Errorf("receiver %d: signature does not verify: %s", i, bad)
 			}
-			listed := attempts(t, p, &hooklinev1.ListAttemptsRequest{Tenant: tenant, SubscriptionId: subs[i].GetId()})
+			// An attempt is recorded after its response arrives: wait for
+			// the records of the requests received, then compare.
+			requests := r.Count()
+			var listed []*hooklinev1.Attempt
+			poll.UntilReason(t, "every request listed as an attempt", func() (bool, string) {
+				listed = attempts(t, p, &hooklinev1.ListAttemptsRequest{Tenant: tenant, SubscriptionId: subs[i].GetId()})
+				return len(listed) >= requests, fmt.Sprintf("receiver %d: %d requests, %d attempts listed", i, requests, len(listed))
+			})
 			if len(listed) != r.Count() {
 				t.Errorf("receiver %d got %d requests but the admin API lists %d attempts", i, r.Count(), len(listed))
 			}
