@@ -445,7 +445,11 @@ type Store interface {
 	// under the delivery's next number, so the history holds every
 	// request: a repeat that succeeded makes the delivery succeeded; any
 	// other keeps its status, and a scheduled retry at or below the new
-	// number moves just past it (due when it was). A delivery whose
+	// number moves just past it (due when it was) — unless the delivery is
+	// retrying with no retry scheduled (the last one was released), when
+	// the repeat's own consequence holds (its status; for retrying, the
+	// next attempt scheduled at its NextAttemptAt), so that a retrying
+	// delivery always has an attempt coming. A delivery whose
 	// recorded attempt count is already at or above the attempt's number
 	// otherwise keeps its status and schedule. A result
 	// with Status retrying and a zero NextAttemptAt is an error, and

@@ -265,14 +265,26 @@ WHERE id = $1 AND attempts < $2`
 WHERE id = $1 AND attempts < $2`
 	sqlDropRetriesUpTo = `DELETE FROM scheduled_retries WHERE delivery_id = $1 AND attempt <= $2`
 	sqlShiftRetry      = `UPDATE scheduled_retries SET attempt = $2 + 1 WHERE delivery_id = $1 AND attempt <= $2`
+	sqlRetryScheduled  = `SELECT count(*) FROM scheduled_retries WHERE delivery_id = $1`
+	// sqlRepeatOwnsRetrying gives a retrying delivery with nothing
+	// scheduled the repeat's own consequence: its status, last result and
+	// next due time (NULL for a final status).
+	sqlRepeatOwnsRetrying = `UPDATE deliveries SET status = $3, last_status_code = $4, last_error = $5, next_attempt_at = $6
+WHERE id = $1 AND attempts = $2 AND status = 'retrying'`
+	sqlScheduleAfterRepeat = `INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until) VALUES ($1, $2 + 1, $3, NULL::INT8)
+ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL`
 )
 
 // recordRepeat records r, unless an attempt of its delivery with its
 // start time is recorded already (the same attempt, written again), as a
 // repeat (see store.Store.RecordAttempts): under the delivery's next
 // number; a repeat that succeeded makes the delivery succeeded, any other
-// leaves its status and moves its scheduled retry past the new number.
-// Only a batch with a number recorded before pays for it.
+// leaves its status and moves its scheduled retry past the new number —
+// or, when the delivery is retrying with no retry scheduled (the one it
+// had was released, and the repeat may be that release's attempt), takes
+// the repeat's own consequence, so that a retrying delivery always has a
+// next attempt coming. Only a batch with a number recorded before pays
+// for it.
 func recordRepeat(ctx context.Context, tx pgx.Tx, r *store.AttemptResult) error {
 	a := &r.Attempt
 	started := rowcodec.Nanos(a.StartedAt)
@@ -303,7 +315,19 @@ func recordRepeat(ctx context.Context, tx pgx.Tx, r *store.AttemptResult) error 
 	if _, err := tx.Exec(ctx, sqlRepeatCounted, a.DeliveryID, n, end); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, sqlShiftRetry, a.DeliveryID, n)
+	if _, err := tx.Exec(ctx, sqlShiftRetry, a.DeliveryID, n); err != nil {
+		return err
+	}
+	var scheduled int64
+	if err := tx.QueryRow(ctx, sqlRetryScheduled, a.DeliveryID).Scan(&scheduled); err != nil || scheduled > 0 {
+		return err
+	}
+	next := rowcodec.NullNanos(rowcodec.NextAttemptAt(r))
+	tag, err := tx.Exec(ctx, sqlRepeatOwnsRetrying, a.DeliveryID, n, string(r.Status), int64(a.StatusCode), rowcodec.DeliveryLastError(r), next)
+	if err != nil || tag.RowsAffected() == 0 || next == nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, sqlScheduleAfterRepeat, a.DeliveryID, n, *next)
 	return err
 }
 

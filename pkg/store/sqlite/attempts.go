@@ -111,8 +111,11 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 // it is another request (see store.Store.RecordAttempts): under the
 // delivery's next number, as history; a repeat that succeeded makes the
 // delivery succeeded, any other leaves its status and moves its scheduled
-// retry past the new number. The same attempt written again (same start
-// time, under any number) is ignored.
+// retry past the new number — or, when the delivery is retrying with no
+// retry scheduled (the one it had was released, and the repeat may be
+// that release's attempt), takes the repeat's own consequence, so that a
+// retrying delivery always has a next attempt coming. The same attempt
+// written again (same start time, under any number) is ignored.
 func recordRepeat(ctx context.Context, tx *sql.Tx, r *store.AttemptResult) error {
 	a := &r.Attempt
 	started := rowcodec.Nanos(a.StartedAt)
@@ -146,7 +149,24 @@ func recordRepeat(ctx context.Context, tx *sql.Tx, r *store.AttemptResult) error
 WHERE id = ? AND attempts < ?`, n, end, end, a.DeliveryID, n); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE scheduled_retries SET attempt = ? WHERE delivery_id = ? AND attempt <= ?`, n+1, a.DeliveryID, n)
+	if _, err := tx.ExecContext(ctx, `UPDATE scheduled_retries SET attempt = ? WHERE delivery_id = ? AND attempt <= ?`, n+1, a.DeliveryID, n); err != nil {
+		return err
+	}
+	var scheduled int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM scheduled_retries WHERE delivery_id = ?`, a.DeliveryID).Scan(&scheduled); err != nil || scheduled > 0 {
+		return err
+	}
+	next := rowcodec.NullNanos(rowcodec.NextAttemptAt(r))
+	res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, last_status_code = ?, last_error = ?, next_attempt_at = ?
+WHERE id = ? AND attempts = ? AND status = 'retrying'`, string(r.Status), a.StatusCode, rowcodec.DeliveryLastError(r), next, a.DeliveryID, n)
+	if err != nil {
+		return err
+	}
+	if owned, err := res.RowsAffected(); err != nil || owned == 0 || next == nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until) VALUES (?, ?, ?, NULL)
+ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL`, a.DeliveryID, n+1, *next)
 	return err
 }
 

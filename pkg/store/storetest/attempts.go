@@ -144,6 +144,74 @@ func testAttemptsRepeatRecorded(t *testing.T, s store.Store) {
 	}
 }
 
+// testAttemptsRepeatAfterRelease: when a repeat comes after the
+// delivery's scheduled retry was released (claimed and completed: its
+// message is on its way or was handled already), the repeat's own
+// consequence holds, so that a retrying delivery always has a next
+// attempt coming: a failed repeat schedules the next attempt at its due
+// time, a dead one ends the delivery, a succeeded one succeeds it. (The
+// chaos test found deliveries retrying forever: a redelivered attempt
+// recorded as unknown, its retry released, then the original request's
+// failure recorded late as a repeat, with nothing scheduled after it.)
+func testAttemptsRepeatAfterRelease(t *testing.T, s store.Store) {
+	tests := []struct {
+		name       string
+		repeat     store.DeliveryStatus
+		wantStatus store.DeliveryStatus
+		wantRetry  int
+	}{
+		{"a failed repeat schedules the next attempt", store.DeliveryRetrying, store.DeliveryRetrying, 3},
+		{"a dead repeat ends the delivery", store.DeliveryDead, store.DeliveryDead, 0},
+		{"a succeeded repeat succeeds", store.DeliverySucceeded, store.DeliverySucceeded, 0},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := Seed(t, s, fmt.Sprintf("released%d", i), Base)
+			first := NewAttempt(f.Delivery, 1, Base.Add(time.Second))
+			must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{retryingAt(first, Base.Add(2*time.Second))}), "RecordAttempts(attempt 1)")
+			// The scheduler releases attempt 2.
+			var released []store.ScheduledRetry
+			for _, d := range claim(t, s, Base.Add(2*time.Second), 1000, time.Minute) {
+				if d.DeliveryID == f.Delivery.ID {
+					released = append(released, d.ScheduledRetry)
+				}
+			}
+			if len(released) != 1 || released[0].Attempt != 2 {
+				t.Fatalf("claimed %+v; want attempt 2 of %s", released, f.Delivery.ID)
+			}
+			must(t, s.CompleteRetries(ctx(t), released), "CompleteRetries")
+			// Attempt 1 made by another request too, recorded late: a
+			// repeat, under number 2.
+			other := first
+			other.StartedAt = Base.Add(1500 * time.Millisecond)
+			due := Base.Add(time.Hour)
+			rep := store.AttemptResult{Attempt: other, Status: tt.repeat}
+			switch tt.repeat {
+			case store.DeliveryRetrying:
+				rep.NextAttemptAt = due
+			case store.DeliveryDead:
+				rep.DeliveryError = "retry schedule exhausted"
+			case store.DeliverySucceeded:
+				rep.Attempt.StatusCode = 200
+			}
+			must(t, s.RecordAttempts(ctx(t), []store.AttemptResult{rep}), "RecordAttempts(repeat)")
+			d := getDelivery(t, s, f.Delivery.ID)
+			if d.Status != tt.wantStatus || d.Attempts != 2 {
+				t.Fatalf("delivery %s after %d attempts; want %s after 2", d.Status, d.Attempts, tt.wantStatus)
+			}
+			if got := scheduledAttempt(t, s, f.Delivery.ID); got != tt.wantRetry {
+				t.Fatalf("attempt %d scheduled; want %d", got, tt.wantRetry)
+			}
+			if tt.wantRetry != 0 && !d.NextAttemptAt.Equal(due) {
+				t.Fatalf("next attempt due %v; want %v", d.NextAttemptAt, due)
+			}
+			if tt.wantStatus == store.DeliveryDead && d.LastError != "retry schedule exhausted" {
+				t.Fatalf("last error %q; want the dead-lettering reason", d.LastError)
+			}
+		})
+	}
+}
+
 func testAttemptsBatch(t *testing.T, s store.Store) {
 	sub := NewSubscription("acme")
 	var fs []Fixture

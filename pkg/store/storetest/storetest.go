@@ -67,6 +67,7 @@ func Run(t *testing.T, newDatabase func(t *testing.T) Opener) {
 		{"Delivery/ListFilters", testDeliveryListFilters},
 		{"Attempts/ForwardOnly", testAttemptsForwardOnly},
 		{"Attempts/RepeatRecorded", testAttemptsRepeatRecorded},
+		{"Attempts/RepeatAfterRelease", testAttemptsRepeatAfterRelease},
 		{"Attempts/Batch", testAttemptsBatch},
 		{"Attempts/FinalStatusClearsNextAttempt", testAttemptsFinalClearsNext},
 		{"Attempts/ListPagingFilters", testAttemptsList},

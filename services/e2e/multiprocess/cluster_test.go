@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -317,12 +318,22 @@ func (c *cluster) unexpectedExits() []string {
 
 // printLogsOnFailure prints the end of every process's log when the test
 // failed.
+// With HOOKLINE_MULTIPROCESS_LOGS set to a directory, it also copies the
+// whole logs there, under the test's name.
 func (c *cluster) printLogsOnFailure() {
 	if !c.t.Failed() {
 		return
 	}
 	for _, p := range c.started {
 		c.t.Logf("==== last lines of %s ====\n%s", filepath.Base(p.logPath), childproc.Tail(p.logPath, 40))
+	}
+	if dir := os.Getenv("HOOKLINE_MULTIPROCESS_LOGS"); dir != "" {
+		dst := filepath.Join(dir, strings.ReplaceAll(c.t.Name(), "/", "_"))
+		if err := os.CopyFS(dst, os.DirFS(c.dir)); err != nil {
+			c.t.Logf("copying the logs to %s: %v", dst, err)
+		} else {
+			c.t.Logf("logs copied to %s", dst)
+		}
 	}
 }
 

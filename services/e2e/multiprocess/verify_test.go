@@ -52,6 +52,7 @@ func reportMissing(t *testing.T, rcv *receiver, a apiClients, subIDs []string) {
 			continue
 		}
 		t.Errorf("  missing %v, delivery %s: status %v, %d attempts, last error %q", p, id, d.GetStatus(), d.GetAttempts(), d.GetLastError())
+		logDelivery(t, a, rcv, p, d)
 	}
 	t.FailNow()
 }
