@@ -78,9 +78,10 @@ const (
 )
 
 // retrySchedule of every subscription: short, and long enough in total
-// that no delivery dead-letters while a replica's messages wait out an
-// ack wait.
-var retrySchedule = []time.Duration{time.Second, time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, 60 * time.Second}
+// (over five minutes) that no delivery dead-letters while a replica's
+// messages wait out an ack wait, or while a loaded machine makes the
+// receiver slow to answer.
+var retrySchedule = []time.Duration{time.Second, time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, 60 * time.Second, 60 * time.Second, 60 * time.Second, 60 * time.Second}
 
 // failsFirstAttempt picks the pairs whose first request is answered 500:
 // one in ten, spread over every subscription.

@@ -31,9 +31,11 @@ var (
 	}
 	deliveryFlags = []string{
 		"--delivery-allow-cidrs", "127.0.0.0/8", // the SSRF guard denies loopback otherwise
-		"--delivery-timeout", "2s",
-		"--delivery-max-timeout", "2s",
-		"--delivery-ack-wait", "8s", // must exceed the max timeout by more than 5s
+		// The receiver runs in the test process: on a loaded machine (a
+		// second make test beside this one) it may take seconds to answer.
+		"--delivery-timeout", "5s",
+		"--delivery-max-timeout", "5s",
+		"--delivery-ack-wait", "11s", // must exceed the max timeout by more than 5s
 		"--delivery-error-backoff", "250ms",
 		"--delivery-shutdown-grace", "2s",
 	}
