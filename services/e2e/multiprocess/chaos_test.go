@@ -45,6 +45,8 @@ package multiprocess
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +111,7 @@ func runChaos(t *testing.T, bin, transport string) {
 	c := newCluster(t, bin, migratedDatabase(t, pg.URL()), transport)
 	grpcAddr := c.startStack()
 	t.Logf("cluster ready in %v (store %s)", since(began), storeKind(c.store))
+	checkMetrics(t, c.services["delivery-1"], "hookline-delivery")
 
 	// The subscriptions are created while every service runs, and the
 	// first event follows at once: fanout syncs its subscription cache
@@ -227,3 +230,24 @@ func createSubscriptions(t *testing.T, a apiClients, rcv *receiver, n int) []str
 // from it.
 func idempotencyKey(seq int) string { return fmt.Sprintf("chaos-event-%d", seq) }
 func eventID(seq int) string        { return ids.EventFromIdempotencyKey(tenant, idempotencyKey(seq)) }
+
+// checkMetrics reads a service's /metrics: the Prometheus text format
+// with the Go runtime's collector and the service's resource.
+func checkMetrics(t *testing.T, p *process, binary string) {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + p.opsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("%s /metrics: %v", p.name, err)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s /metrics: %s %v", p.name, resp.Status, err)
+	}
+	for _, want := range []string{"go_goroutines ", `service_name="` + binary + `"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("%s /metrics lacks %q", p.name, want)
+		}
+	}
+}

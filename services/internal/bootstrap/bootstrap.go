@@ -1,6 +1,7 @@
 // Package bootstrap is the shared start-up of the service binaries: flags
 // and HOOKLINE_* environment variables, logging, the store and broker
-// connections, the /healthz and /readyz endpoint, and signal handling.
+// connections, telemetry (package telemetry: OTEL_* variables), the
+// /healthz, /readyz and /metrics endpoints, and signal handling.
 // Each binary's main only names its service in the service table
 // (package servicetable).
 package bootstrap
@@ -14,12 +15,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/hookline/hookline/pkg/config"
+	"github.com/hookline/hookline/pkg/telemetry"
 	"github.com/hookline/hookline/services/internal/broker"
 	"github.com/hookline/hookline/services/internal/profiling"
 	"github.com/hookline/hookline/services/internal/servicetable"
@@ -42,7 +45,8 @@ type Config struct {
 	// StoreMigrate applies the store's pending migrations at start.
 	// When false, start-up fails if the schema is behind.
 	StoreMigrate bool
-	// OpsAddr is where /healthz and /readyz listen; empty turns them off.
+	// OpsAddr is where /healthz, /readyz and /metrics listen; empty turns
+	// them off.
 	OpsAddr string
 	// Pprof also serves the runtime profiles (/debug/pprof/) on OpsAddr.
 	Pprof bool
@@ -59,7 +63,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	c.SecretKeys.RegisterFlags(fs)
 	fs.Int32Var(&c.StoreMaxConns, "store-max-conns", 0, "connection pool size of the store (0: the pool's default)")
 	fs.BoolVar(&c.StoreMigrate, "store-migrate", false, "apply pending schema migrations of the store at start; when off, start-up fails on an outdated schema (run hookline migrate first, e.g. as a Job)")
-	fs.StringVar(&c.OpsAddr, "ops-addr", ":9090", "address of /healthz and /readyz (empty: off)")
+	fs.StringVar(&c.OpsAddr, "ops-addr", ":9090", "address of /healthz, /readyz and /metrics (Prometheus) (empty: off)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "also serve Go's runtime profiles (/debug/pprof/) on --ops-addr; they reveal internals, keep the address private")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
@@ -174,6 +178,19 @@ func run(name string, fs *pflag.FlagSet, boot *Config, inst *servicetable.Instan
 	}
 	defer st.Close()
 	logger.Info("store open", "store", loc.String())
+	tel, err := telemetry.New(ctx, telemetry.Options{ServiceName: name, ServiceVersion: version()})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Spans not yet exported are flushed, within a bound: a collector
+		// that does not answer must not hold the exit up.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			logger.Warn("flushing telemetry", "err", err)
+		}
+	}()
 	tr, err := boot.Broker.Open(ctx, name, logger)
 	if err != nil {
 		return err
@@ -184,7 +201,7 @@ func run(name string, fs *pflag.FlagSet, boot *Config, inst *servicetable.Instan
 		return err
 	}
 	if boot.OpsAddr != "" {
-		ops := &http.Server{Addr: boot.OpsAddr, Handler: OpsHandler(svc.Ready, boot.Pprof), ReadHeaderTimeout: 5 * time.Second}
+		ops := &http.Server{Addr: boot.OpsAddr, Handler: OpsHandler(svc.Ready, boot.Pprof, tel.MetricsHandler()), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := ops.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				logger.Error("ops endpoint", "err", err)
@@ -194,6 +211,15 @@ func run(name string, fs *pflag.FlagSet, boot *Config, inst *servicetable.Instan
 	}
 	logger.Info("starting")
 	return svc.Run(ctx)
+}
+
+// version is the module version the binary was built from ("(devel)"
+// for a build from a work tree).
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "unknown"
 }
 
 // newLogger returns the process's logger as boot configures it, tagged with
@@ -213,12 +239,16 @@ func newLogger(boot *Config, name string) *slog.Logger {
 }
 
 // OpsHandler serves /healthz (the process is up) and /readyz (ready
-// reports nil within two seconds), and with pprof the runtime profiles
-// under /debug/pprof/.
-func OpsHandler(ready func(context.Context) error, pprof bool) http.Handler {
+// reports nil within two seconds), /metrics when metrics is not nil (the
+// Prometheus text format, package telemetry), and with pprof the runtime
+// profiles under /debug/pprof/.
+func OpsHandler(ready func(context.Context) error, pprof bool, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	if pprof {
 		profiling.Register(mux)
+	}
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {

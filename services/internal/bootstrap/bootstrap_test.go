@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -269,25 +270,29 @@ func TestFlagSetDocumentsEnvironment(t *testing.T) {
 	}
 }
 
-func TestOpsHandlerProfilesOnlyWhenAsked(t *testing.T) {
+func TestOpsHandlerServesOnlyWhatIsAsked(t *testing.T) {
 	t.Parallel()
 	ready := func(context.Context) error { return nil }
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "metrics") })
 	tests := []struct {
-		pprof bool
-		path  string
-		want  int
+		pprof   bool
+		metrics http.Handler
+		path    string
+		want    int
 	}{
-		{false, "/healthz", http.StatusOK},
-		{false, "/readyz", http.StatusOK},
-		{false, "/debug/pprof/goroutine?debug=1", http.StatusNotFound},
-		{true, "/readyz", http.StatusOK},
-		{true, "/debug/pprof/goroutine?debug=1", http.StatusOK},
+		{false, nil, "/healthz", http.StatusOK},
+		{false, nil, "/readyz", http.StatusOK},
+		{false, nil, "/debug/pprof/goroutine?debug=1", http.StatusNotFound},
+		{false, nil, "/metrics", http.StatusNotFound},
+		{false, metrics, "/metrics", http.StatusOK},
+		{true, nil, "/readyz", http.StatusOK},
+		{true, nil, "/debug/pprof/goroutine?debug=1", http.StatusOK},
 	}
 	for _, tt := range tests {
 		rec := httptest.NewRecorder()
-		OpsHandler(ready, tt.pprof).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
+		OpsHandler(ready, tt.pprof, tt.metrics).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
 		if rec.Code != tt.want {
-			t.Errorf("pprof=%v GET %s: %d; want %d", tt.pprof, tt.path, rec.Code, tt.want)
+			t.Errorf("pprof=%v metrics=%v GET %s: %d; want %d", tt.pprof, tt.metrics != nil, tt.path, rec.Code, tt.want)
 		}
 	}
 }
