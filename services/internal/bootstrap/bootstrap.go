@@ -224,7 +224,8 @@ func version() string {
 
 // newLogger returns the process's logger as boot configures it, tagged with
 // the binary's name (deps.Check adds the service's), and makes it the
-// default.
+// default. A line written in a traced context carries trace_id and span_id
+// (telemetry.LogHandler).
 func newLogger(boot *Config, name string) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(boot.LogLevel))
@@ -233,7 +234,7 @@ func newLogger(boot *Config, name string) *slog.Logger {
 	if boot.LogFormat == "text" {
 		h = slog.NewTextHandler(os.Stderr, opts)
 	}
-	logger := slog.New(h).With("binary", name)
+	logger := slog.New(telemetry.LogHandler(h)).With("binary", name)
 	slog.SetDefault(logger)
 	return logger
 }
