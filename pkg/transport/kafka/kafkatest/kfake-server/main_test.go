@@ -84,7 +84,7 @@ func buildServer(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skipf("no go command to build kfake-server with: %v", err)
+		t.Fatalf("no go command to build kfake-server with (go test needs one): %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "kfake-server")
 	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
