@@ -1,19 +1,18 @@
 package natsembed_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hookline/hookline/pkg/internal/lockedbuf"
 	"github.com/hookline/hookline/pkg/natsembed"
 	"github.com/hookline/hookline/pkg/natsembed/natsembedtest"
 )
@@ -128,29 +127,11 @@ func TestGivenCredentials(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestCredentialsNeverShown: neither fmt, slog nor the server's log shows
 // the seed of the credentials.
 func TestCredentialsNeverShown(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs lockedbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug - 4}))
 	s, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: t.TempDir(), Logger: logger})
 	if err != nil {

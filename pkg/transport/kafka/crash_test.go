@@ -2,7 +2,6 @@ package kafka_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/hookline/hookline/pkg/internal/lockedbuf"
 	"github.com/hookline/hookline/pkg/poll"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/pkg/transport/kafka"
@@ -311,7 +311,7 @@ type helper struct {
 	cmd     *exec.Cmd
 	lines   chan string   // its stdout, line by line; closed at EOF
 	scanned chan struct{} // closed once stdout is read to EOF
-	errb    *lockedBuffer
+	errb    *lockedbuf.Buffer
 	once    sync.Once
 	err     error
 }
@@ -328,7 +328,7 @@ func startHelper(t *testing.T, brokers []string, group string, hold []string) *h
 		helperGroup+"="+group,
 		helperHold+"="+strings.Join(hold, ","),
 	)
-	h := &helper{cmd: cmd, lines: make(chan string, 1024), errb: &lockedBuffer{}}
+	h := &helper{cmd: cmd, lines: make(chan string, 1024), errb: &lockedbuf.Buffer{}}
 	cmd.Stderr = h.errb
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -372,21 +372,3 @@ func (h *helper) wait() error {
 }
 
 func (h *helper) stderr() string { return h.errb.String() }
-
-// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}

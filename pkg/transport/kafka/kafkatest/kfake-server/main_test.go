@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/hookline/hookline/pkg/internal/lockedbuf"
 	"github.com/hookline/hookline/pkg/transport"
 	"github.com/hookline/hookline/pkg/transport/kafka"
 )
@@ -100,7 +100,7 @@ func buildServer(t *testing.T) string {
 type server struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *lockedBuffer
+	stderr *lockedbuf.Buffer
 	exited chan struct{} // closed once Wait returned
 	err    error         // Wait's, once exited is closed
 }
@@ -109,7 +109,7 @@ type server struct {
 // address; it is killed when t ends if still running.
 func startServer(t *testing.T, bin string, args ...string) *server {
 	t.Helper()
-	s := &server{cmd: exec.Command(bin, args...), stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	s := &server{cmd: exec.Command(bin, args...), stderr: &lockedbuf.Buffer{}, exited: make(chan struct{})}
 	s.cmd.Stderr = s.stderr
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
@@ -281,22 +281,4 @@ func TestServer(t *testing.T) {
 			s2.stop(t, syscall.SIGTERM)
 		})
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
