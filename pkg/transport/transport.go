@@ -189,5 +189,58 @@ type Transport interface {
 	Close() error
 }
 
+// LagReader reports how far a consumer group is behind a stream: the
+// queue lag per stream and group that operators watch. It is optional: a
+// caller asks a Transport for it with a type assertion,
+//
+//	if lr, ok := tr.(transport.LagReader); ok { lag, err := lr.Lag(ctx, stream, group) }
+//
+// natsjs and kafka implement it; the conformance suite checks it for
+// every Transport that does.
+type LagReader interface {
+	// Lag returns how many messages of stream the consumer group has not
+	// yet acknowledged, as the broker sees it when it answers: those not
+	// yet delivered to any member (Lag.Pending) plus those delivered and
+	// not acknowledged (Lag.Unacked).
+	//
+	// A group that has never consumed stream (or that the broker no
+	// longer knows) is no error: it reports every message the stream
+	// retains as Pending and none as Unacked, since a group starts from
+	// the oldest retained message. That is the work waiting for it, so a
+	// consumer that never started shows as lagging, not as idle.
+	//
+	// The count is a snapshot for metrics, not for pacing decisions (see
+	// Backlog): acknowledgements reach the broker asynchronously, so a
+	// message acknowledged a moment ago may still be counted, for at most
+	// an interval each implementation documents. Where the broker
+	// records acknowledgement as a position in the stream (Kafka's
+	// committed offset), a message acknowledged while an older one is not
+	// is counted as unacknowledged until the older one is.
+	//
+	// Lag makes a small, fixed number of requests to the broker, however
+	// long the stream, and returns when ctx ends at the latest. It fails
+	// for an unknown stream, an empty or (for the broker) invalid group
+	// name, a closed Transport (ErrClosed) or a broker that does not
+	// answer.
+	Lag(ctx context.Context, stream Stream, group string) (Lag, error)
+}
+
+// Lag is how far a consumer group is behind a stream (see LagReader).
+type Lag struct {
+	// Pending counts the messages not yet delivered to any member of
+	// the group.
+	Pending int64
+	// Unacked counts the messages delivered to a member and not yet
+	// acknowledged: in its handlers, prefetched by it, or handed back
+	// (Nak, an expired AckWait) and waiting to be delivered again. A
+	// broker that does not track deliveries can only estimate it; the
+	// implementation documents how.
+	Unacked int64
+}
+
+// Total is every message the group has not acknowledged: Pending plus
+// Unacked.
+func (l Lag) Total() int64 { return l.Pending + l.Unacked }
+
 // ErrClosed is returned by operations on a closed Transport.
 var ErrClosed = errors.New("transport: closed")

@@ -890,6 +890,123 @@ func (t *Transport) Backlog(ctx context.Context, stream transport.Stream, group 
 	return n, nil
 }
 
+var _ transport.LagReader = (*Transport)(nil)
+
+// Lag reports, summed over the partitions of stream's topic, the records
+// from the group's committed offset to the log end: Kafka's consumer lag,
+// as kafka-consumer-groups --describe shows it. A partition on which the
+// group has no committed offset (or one below the oldest retained record)
+// counts from the oldest retained record, where the group starts it; a
+// group that never committed anything thus reports every retained record,
+// all as Pending. Records the retention has removed are never counted.
+//
+// Kafka does not track deliveries, so the split is this package's own
+// record of them, the "held" commit metadata (see Transport.Consume):
+// while the group has members, the records of a partition from its
+// committed offset up to the position its owner has taken messages to
+// are Unacked, and the rest Pending. That counts, besides the messages in
+// handlers, those a member keeps pending to redeliver (Nak, an expired
+// AckWait) and those acknowledged after an older one of their partition
+// that is not; the committed offset (one past the oldest unacknowledged
+// message) counts all of them as not acknowledged. A group without
+// members (all stopped, or gone past their session timeout) has nothing
+// Unacked. Commits happen every Config.CommitInterval, so the counts trail
+// the handlers' acknowledgements by up to that.
+//
+// It asks for the topic's metadata, then at once for the group's
+// committed offsets (OffsetFetch) and state (DescribeGroups) from its
+// coordinator and for the partitions' offsets (ListOffsets, one request
+// per leading broker): a handful of requests however long the topic,
+// each bounded by ctx and Config.RequestTimeout. It needs the rights
+// Backlog needs, and Describe on the group for DescribeGroups.
+func (t *Transport) Lag(ctx context.Context, stream transport.Stream, group string) (transport.Lag, error) {
+	if t.closed.Load() {
+		return transport.Lag{}, transport.ErrClosed
+	}
+	topic, err := topicOf(stream)
+	if err != nil {
+		return transport.Lag{}, err
+	}
+	if group == "" {
+		return transport.Lag{}, errors.New("kafka: lag: group is required")
+	}
+	op := fmt.Sprintf("lag of group %s on %s", group, topic)
+	parts, err := t.partitionsOf(ctx, topic)
+	if err != nil {
+		return transport.Lag{}, t.wrapErr(op, err)
+	}
+	var (
+		wg                   sync.WaitGroup
+		committed            map[int]committedOffset
+		first, last          map[int]int64
+		members              bool
+		errCom, errOff, errG error
+	)
+	wg.Go(func() { committed, errCom = t.fetchCommitted(ctx, group, topic, parts) })
+	wg.Go(func() { first, last, errOff = t.partitionOffsets(ctx, topic, parts) })
+	wg.Go(func() { members, errG = t.groupHasMembers(ctx, group) })
+	wg.Wait()
+	if errors.Is(errCom, kafkago.GroupIdNotFound) {
+		// Some brokers (kfake among them) answer so for a group that
+		// never committed, others with no offsets: nothing committed.
+		committed, errCom = map[int]committedOffset{}, nil
+		for _, p := range parts {
+			committed[p] = committedOffset{offset: -1}
+		}
+	}
+	if err := errors.Join(errCom, errOff, errG); err != nil {
+		return transport.Lag{}, t.wrapErr(op, err)
+	}
+	var lag transport.Lag
+	for _, p := range parts {
+		end := last[p]
+		from := first[p]
+		c := committed[p]
+		if c.offset >= 0 {
+			from = max(from, c.offset)
+		}
+		// The requests are not one snapshot: a commit may have passed
+		// the log end ListOffsets saw.
+		from = min(from, end)
+		taken := from
+		if md, ok := parseMeta(c.metadata); ok && members && md.state == stateHeld {
+			taken = min(max(md.pos, from), end)
+		}
+		lag.Unacked += taken - from
+		lag.Pending += end - taken
+	}
+	return lag, nil
+}
+
+// groupHasMembers reports whether the consumer group has members now, as
+// its coordinator sees it. A group the coordinator does not know has none.
+func (t *Transport) groupHasMembers(ctx context.Context, group string) (bool, error) {
+	resp, err := t.client.DescribeGroups(ctx, &kafkago.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil {
+		return false, fmt.Errorf("describe group %s: %w", group, err)
+	}
+	for _, g := range resp.Groups {
+		if g.GroupID != group {
+			continue
+		}
+		// kafka-go reports member metadata it cannot decode as an error
+		// of the group too: only a broker's error code matters here.
+		var ke kafkago.Error
+		if g.Error != nil && errors.As(g.Error, &ke) {
+			if ke == kafkago.GroupIdNotFound {
+				return false, nil
+			}
+			return false, fmt.Errorf("describe group %s: %w", group, g.Error)
+		}
+		switch g.GroupState {
+		case "", "Empty", "Dead":
+			return false, nil
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("describe group %s: not in the response", group)
+}
+
 // committedOffset is a partition's committed offset (-1 if none) and its
 // metadata.
 type committedOffset struct {

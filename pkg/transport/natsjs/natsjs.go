@@ -597,6 +597,52 @@ func (t *Transport) Backlog(ctx context.Context, stream transport.Stream, group 
 	return int64(cons.CachedInfo().NumPending), nil
 }
 
+var _ transport.LagReader = (*Transport)(nil)
+
+// Lag reports the group's durable consumer as JetStream counts it, in one
+// consumer info request (answered by the consumer's leader in a cluster,
+// so every client sees the same counts): Pending is its NumPending, the
+// messages of the stream not yet delivered to it; Unacked its
+// NumAckPending, the messages delivered and neither acknowledged nor
+// terminated, which includes those handed back (Nak, with or without a
+// delay) or past their AckWait that wait for redelivery. Acks are
+// fire-and-forget (see received.Ack): an acknowledged message leaves the
+// count about one round trip to the server after the handler's Ack.
+//
+// A group without a consumer on the stream reports the stream's message
+// count as Pending (a second request, for the stream's info): what a new
+// consumer, which starts from the first message, has ahead of it. On the
+// work-queue Deliveries stream that count is the messages no group has
+// acknowledged.
+//
+// ctx bounds each request; without a deadline, the JetStream default
+// (5 s) does.
+func (t *Transport) Lag(ctx context.Context, stream transport.Stream, group string) (transport.Lag, error) {
+	if t.closed.Load() {
+		return transport.Lag{}, transport.ErrClosed
+	}
+	info, err := lookupStream(stream)
+	if err != nil {
+		return transport.Lag{}, err
+	}
+	if group == "" {
+		return transport.Lag{}, errors.New("natsjs: lag: group is required")
+	}
+	cons, err := t.js.Consumer(ctx, info.name, group)
+	if err == nil {
+		ci := cons.CachedInfo()
+		return transport.Lag{Pending: int64(ci.NumPending), Unacked: int64(ci.NumAckPending)}, nil
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return transport.Lag{}, t.wrapErr(fmt.Sprintf("lag of consumer %s on %s", group, info.name), err)
+	}
+	st, err := t.js.Stream(ctx, info.name)
+	if err != nil {
+		return transport.Lag{}, t.wrapErr(fmt.Sprintf("lag of group %s (no consumer yet) on %s", group, info.name), err)
+	}
+	return transport.Lag{Pending: int64(st.CachedInfo().State.Msgs)}, nil
+}
+
 // Ready reports whether the connection is up and JetStream answers a cheap
 // account-info request.
 func (t *Transport) Ready(ctx context.Context) error {

@@ -61,6 +61,9 @@ const (
 // context that ends when Consume's does; AckWait values of one second being
 // honoured; a new group starting from the oldest retained message; and
 // Consume on an already cancelled context returning nil.
+//
+// The subtests of an optional interface (transport.LagReader) are skipped
+// for a Transport that does not implement it.
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	tests := []struct {
 		name string
@@ -82,6 +85,9 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"StopHandsBackEverythingAtOnce", testStopHandsBack},
 		{"ConsumeConcurrencyBounded", testConcurrencyBounded},
 		{"BacklogCountsWhatNoMemberTook", testBacklog},
+		{"LagOfNewGroupIsEveryRetainedMessage", testLagNewGroup},
+		{"LagIsPerGroup", testLagPerGroup},
+		{"LagCountsWhatTheGroupHasNotAcked", testLag},
 		{"InvalidInput", testInvalidInput},
 		{"SignalReachesEveryListener", testSignalReachesEveryListener},
 		{"SignalAfterListenReturnsArrives", testSignalAfterListen},
