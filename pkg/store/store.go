@@ -141,8 +141,13 @@ type Subscription struct {
 	// FailingSince is when the current unbroken run of failed attempts
 	// began; zero while the endpoint is healthy.
 	FailingSince time.Time
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// SendTraceContext says whether deliveries carry the W3C trace context
+	// of their attempt (the traceparent and tracestate headers) to the
+	// receiver. Off by default: receivers are third parties, and a trace
+	// id tells them about the sender's tracing.
+	SendTraceContext bool
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // Event is an accepted event, kept so deliveries can be retried and
@@ -205,6 +210,10 @@ type Attempt struct {
 	StatusCode     int    // 0 when no response was received
 	ResponseBody   []byte // capped by the delivery service
 	Error          string // network error, timeout, refused by the SSRF guard...
+	// TraceParent is the W3C traceparent of the attempt's own span
+	// ("00-<trace id>-<span id>-<flags>"); "" when the attempt was not
+	// traced. The store keeps it as given.
+	TraceParent string
 }
 
 // AttemptResult is an attempt together with what it leads to: the
@@ -219,8 +228,9 @@ type AttemptResult struct {
 	Status DeliveryStatus
 	// NextAttemptAt is when attempt Attempt.Number+1 is due. It is required
 	// with Status retrying (RecordAttempts schedules that attempt, as
-	// ScheduleRetries would, and sets the delivery's NextAttemptAt) and
-	// ignored with any other status.
+	// ScheduleRetries would, with Attempt.TraceParent as the retry's
+	// TraceParent, and sets the delivery's NextAttemptAt) and ignored with
+	// any other status.
 	NextAttemptAt time.Time
 	// DeliveryError, when not empty, becomes the delivery's LastError
 	// instead of the attempt's Error: dead-lettering says why the delivery
@@ -235,6 +245,12 @@ type ScheduledRetry struct {
 	DeliveryID string
 	Attempt    int // number of the attempt to make when due
 	DueAt      time.Time
+	// TraceParent is the W3C traceparent of the attempt that scheduled
+	// this retry, so that the retry's span can link to it; "" when that
+	// attempt was not traced, and for a retry no attempt scheduled (a
+	// parked delivery redriven, a test event's first attempt). It is
+	// data, not identity: CompleteRetries ignores it.
+	TraceParent string
 }
 
 // IdempotencyKey is one tenant's idempotency key.
@@ -290,6 +306,118 @@ type AttemptFilter struct {
 	EventID        string
 	Limit          int // 0 means 100
 	PageToken      string
+}
+
+// SubscriptionHealth classes a subscription for Stats.
+type SubscriptionHealth string
+
+// Subscription health classes.
+const (
+	// HealthHealthy: enabled, FailingSince zero.
+	HealthHealthy SubscriptionHealth = "healthy"
+	// HealthFailing: enabled, FailingSince set (its attempts have been
+	// failing since then).
+	HealthFailing SubscriptionHealth = "failing"
+	// HealthDisabled: disabled, whatever FailingSince says.
+	HealthDisabled SubscriptionHealth = "disabled"
+)
+
+// RetryDueBucket classes a scheduled retry for Stats by how long after
+// the given now it is due. Its value is a short label for metrics.
+type RetryDueBucket string
+
+// Retry due buckets, in order of due time. Each holds the due times after
+// the previous bucket's end up to and including its own end (UpTo).
+const (
+	// DueOverdue: DueAt <= now. A retry being released (claimed, not yet
+	// completed) counts here until it is completed.
+	DueOverdue RetryDueBucket = "overdue"
+	// DueIn1m: now < DueAt <= now+1m.
+	DueIn1m RetryDueBucket = "0-1m"
+	// DueIn10m: now+1m < DueAt <= now+10m.
+	DueIn10m RetryDueBucket = "1m-10m"
+	// DueIn1h: now+10m < DueAt <= now+1h.
+	DueIn1h RetryDueBucket = "10m-1h"
+	// DueIn1d: now+1h < DueAt <= now+24h.
+	DueIn1d RetryDueBucket = "1h-1d"
+	// DueLater: DueAt > now+24h.
+	DueLater RetryDueBucket = "1d+"
+)
+
+// RetryDueBuckets lists every RetryDueBucket in order of due time.
+var RetryDueBuckets = [...]RetryDueBucket{DueOverdue, DueIn1m, DueIn10m, DueIn1h, DueIn1d, DueLater}
+
+// UpTo is how long after now the bucket's due times end (inclusive): 0
+// for DueOverdue, 1m for DueIn1m and so on; ok is false for DueLater,
+// which has no end, and for an unknown bucket.
+func (b RetryDueBucket) UpTo() (d time.Duration, ok bool) {
+	switch b {
+	case DueOverdue:
+		return 0, true
+	case DueIn1m:
+		return time.Minute, true
+	case DueIn10m:
+		return 10 * time.Minute, true
+	case DueIn1h:
+		return time.Hour, true
+	case DueIn1d:
+		return 24 * time.Hour, true
+	}
+	return 0, false
+}
+
+// RetryDueBucketOf is the bucket of a retry due at due, seen at now.
+func RetryDueBucketOf(due, now time.Time) RetryDueBucket {
+	d := due.Sub(now)
+	for _, b := range RetryDueBuckets {
+		if upTo, ok := b.UpTo(); !ok || d <= upTo {
+			return b
+		}
+	}
+	return DueLater
+}
+
+// StatsDeliveryStatuses are the delivery statuses Stats counts: every
+// status but succeeded, which is most of the table and ends nothing an
+// operator must act on.
+var StatsDeliveryStatuses = [...]DeliveryStatus{DeliveryPending, DeliveryRetrying, DeliveryParked, DeliveryDead}
+
+// SubscriptionHealths lists every SubscriptionHealth.
+var SubscriptionHealths = [...]SubscriptionHealth{HealthHealthy, HealthFailing, HealthDisabled}
+
+// Stats counts the durable state across every tenant, for operator
+// metrics (Store.Stats). Every map has an entry for each of its keys, zero
+// counts included, so that a metric reports 0 rather than nothing.
+type Stats struct {
+	// Deliveries counts deliveries by status, for the statuses of
+	// StatsDeliveryStatuses (pending, retrying, parked, dead).
+	Deliveries map[DeliveryStatus]int64
+	// Subscriptions counts subscriptions by health (SubscriptionHealths);
+	// the three counts add up to every subscription.
+	Subscriptions map[SubscriptionHealth]int64
+	// ScheduledRetries counts scheduled retries (put-off attempts
+	// included) by how soon they are due (RetryDueBuckets); the counts add
+	// up to every scheduled retry.
+	ScheduledRetries map[RetryDueBucket]int64
+}
+
+// NewStats is a Stats whose maps hold every key, each counting zero.
+func NewStats() Stats {
+	st := Stats{
+		Deliveries:       make(map[DeliveryStatus]int64, len(StatsDeliveryStatuses)),
+		Subscriptions:    make(map[SubscriptionHealth]int64, len(SubscriptionHealths)),
+		ScheduledRetries: make(map[RetryDueBucket]int64, len(RetryDueBuckets)),
+	}
+	for _, k := range StatsDeliveryStatuses {
+		st.Deliveries[k] = 0
+	}
+	for _, k := range SubscriptionHealths {
+		st.Subscriptions[k] = 0
+	}
+	for _, k := range RetryDueBuckets {
+		st.ScheduledRetries[k] = 0
+	}
+	return st
 }
 
 // APIKey is a credential of the API, bound to a tenant and scopes. The
@@ -434,8 +562,8 @@ type Store interface {
 	// RecordAttempts stores attempts and their consequences in one
 	// transaction: each delivery moves to its new status (LastError from
 	// DeliveryError or the attempt's Error); a retrying delivery gets its
-	// next attempt scheduled at NextAttemptAt (replacing any scheduled
-	// retry and its lease); a final status (succeeded, dead, parked) clears
+	// next attempt scheduled at NextAttemptAt, with the attempt's
+	// TraceParent (replacing any scheduled retry and its lease); a final status (succeeded, dead, parked) clears
 	// NextAttemptAt and removes the delivery's scheduled retries for that
 	// attempt or earlier ones. An attempt already recorded (same delivery,
 	// number and StartedAt: the batch written again) is ignored with all
@@ -448,7 +576,7 @@ type Store interface {
 	// number moves just past it (due when it was) — unless the delivery is
 	// retrying with no retry scheduled (the last one was released), when
 	// the repeat's own consequence holds (its status; for retrying, the
-	// next attempt scheduled at its NextAttemptAt), so that a retrying
+	// next attempt scheduled at its NextAttemptAt with its TraceParent), so that a retrying
 	// delivery always has an attempt coming. A delivery whose
 	// recorded attempt count is already at or above the attempt's number
 	// otherwise keeps its status and schedule. A result
@@ -458,8 +586,9 @@ type Store interface {
 	// ListAttempts returns one page, newest first, and the next token.
 	ListAttempts(ctx context.Context, f AttemptFilter) ([]Attempt, string, error)
 
-	// ScheduleRetries stores due times (replacing a delivery's earlier one)
-	// and sets each delivery to retrying with NextAttemptAt = DueAt, or to
+	// ScheduleRetries stores due times, each with its TraceParent
+	// (replacing a delivery's earlier one, TraceParent included), and sets
+	// each delivery to retrying with NextAttemptAt = DueAt, or to
 	// pending when the retry is of attempt 1 (a first attempt put off, as
 	// the delivery service does with an endpoint's backlog; an operator's
 	// redeliver schedules the next attempt the same way). A retry whose
@@ -470,7 +599,8 @@ type Store interface {
 	ScheduleRetries(ctx context.Context, rs []ScheduledRetry) error
 	// ClaimDueRetries leases up to limit retries due at or before now that
 	// no one else holds a live lease on, for lease. A claimer that dies
-	// loses its lease and the retries become claimable again.
+	// loses its lease and the retries become claimable again. Each comes
+	// as it was scheduled, its TraceParent included.
 	ClaimDueRetries(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]DueRetry, error)
 	// CompleteRetries removes the retries once published. A retry that was
 	// rescheduled since (different Attempt or DueAt: the same attempt can
@@ -489,6 +619,13 @@ type Store interface {
 	// idempotency keys created before before, returning how many rows went.
 	// Deliveries still pending, retrying or parked are kept.
 	Purge(ctx context.Context, before time.Time, limit int) (int, error)
+
+	// Stats counts, across every tenant, deliveries by status, subscriptions
+	// by health and scheduled retries by how soon after now they are due
+	// (see Stats). It is the operator's metrics read, made every few
+	// seconds by one service: each count reads an index, never a whole
+	// table, and it writes nothing.
+	Stats(ctx context.Context, now time.Time) (Stats, error)
 
 	// Ready reports whether the store answers, for /readyz.
 	Ready(ctx context.Context) error

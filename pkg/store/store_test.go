@@ -53,3 +53,77 @@ func TestScope(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryDueBucketOf(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		after time.Duration // due - now
+		want  RetryDueBucket
+	}{
+		{-48 * time.Hour, DueOverdue},
+		{-time.Nanosecond, DueOverdue},
+		{0, DueOverdue},
+		{time.Nanosecond, DueIn1m},
+		{time.Minute, DueIn1m},
+		{time.Minute + time.Nanosecond, DueIn10m},
+		{10 * time.Minute, DueIn10m},
+		{10*time.Minute + time.Nanosecond, DueIn1h},
+		{time.Hour, DueIn1h},
+		{time.Hour + time.Nanosecond, DueIn1d},
+		{24 * time.Hour, DueIn1d},
+		{24*time.Hour + time.Nanosecond, DueLater},
+		{365 * 24 * time.Hour, DueLater},
+	}
+	for _, tt := range tests {
+		if got := RetryDueBucketOf(now.Add(tt.after), now); got != tt.want {
+			t.Errorf("due %v after now: bucket %q, want %q", tt.after, got, tt.want)
+		}
+	}
+}
+
+func TestRetryDueBucketUpTo(t *testing.T) {
+	t.Parallel()
+	// The buckets' ends rise strictly, and only the last has none.
+	prev := time.Duration(-1)
+	for i, b := range RetryDueBuckets {
+		upTo, ok := b.UpTo()
+		if last := i == len(RetryDueBuckets)-1; ok == last {
+			t.Errorf("bucket %q: UpTo ok = %v, want %v", b, ok, !last)
+		}
+		if ok && upTo <= prev {
+			t.Errorf("bucket %q ends at %v, not after the previous end %v", b, upTo, prev)
+		}
+		prev = upTo
+	}
+	if _, ok := RetryDueBucket("soon").UpTo(); ok {
+		t.Error("an unknown bucket has an end")
+	}
+}
+
+func TestNewStatsHasEveryKey(t *testing.T) {
+	t.Parallel()
+	st := NewStats()
+	tests := []struct {
+		name string
+		got  int
+		want int
+	}{
+		{"deliveries", len(st.Deliveries), len(StatsDeliveryStatuses)},
+		{"subscriptions", len(st.Subscriptions), len(SubscriptionHealths)},
+		{"scheduled retries", len(st.ScheduledRetries), len(RetryDueBuckets)},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: %d keys, want %d", tt.name, tt.got, tt.want)
+		}
+	}
+	for _, s := range StatsDeliveryStatuses {
+		if n, ok := st.Deliveries[s]; !ok || n != 0 {
+			t.Errorf("Deliveries[%q] = %d, %v; want 0, true", s, n, ok)
+		}
+	}
+	if _, ok := st.Deliveries[DeliverySucceeded]; ok {
+		t.Error("Deliveries counts succeeded")
+	}
+}

@@ -45,7 +45,7 @@ type call struct {
 var (
 	testTime = timestamppb.New(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
 	testSub  = &hooklinev1.Subscription{
-		Id: "sub_1", Tenant: "acme", Url: "https://example.com/hooks",
+		Id: "sub_1", Tenant: "acme", Url: "https://example.com/hooks", SendTraceContext: true,
 		EventTypes: []string{"order.*"}, State: hooklinev1.SubscriptionState_SUBSCRIPTION_STATE_ENABLED,
 		Secrets:    []*hooklinev1.Secret{{Value: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", CreateTime: testTime}},
 		CreateTime: testTime, UpdateTime: testTime,
@@ -128,6 +128,7 @@ func (f *fakeAPI) DisableSubscription(context.Context, *hooklinev1.DisableSubscr
 	s := proto.CloneOf(testSub)
 	s.State = hooklinev1.SubscriptionState_SUBSCRIPTION_STATE_DISABLED
 	s.DisabledReason = "maintenance"
+	s.SendTraceContext = false
 	return s, nil
 }
 
@@ -161,7 +162,8 @@ func (f *fakeAPI) Redeliver(context.Context, *hooklinev1.RedeliverRequest) (*hoo
 
 func (f *fakeAPI) ListAttempts(context.Context, *hooklinev1.ListAttemptsRequest) (*hooklinev1.ListAttemptsResponse, error) {
 	return &hooklinev1.ListAttemptsResponse{Attempts: []*hooklinev1.Attempt{
-		{DeliveryId: "dlv_1", Number: 2, StartTime: testTime, Duration: durationpb.New(120 * time.Millisecond), StatusCode: 503, ResponseBody: "busy"},
+		{DeliveryId: "dlv_1", Number: 2, StartTime: testTime, Duration: durationpb.New(120 * time.Millisecond), StatusCode: 503, ResponseBody: "busy",
+			TraceId: "4bf92f3577b34da6a3ce929d0e0e4736"},
 		{DeliveryId: "dlv_1", Number: 1, StartTime: testTime, Duration: durationpb.New(15 * time.Second), Error: "timeout"},
 	}}, nil
 }
@@ -222,14 +224,15 @@ func TestClientCommands(t *testing.T) {
 			name: "subscriptions create",
 			args: []string{"subscriptions", "create", "--tenant", "acme", "--url", "https://example.com/hooks",
 				"--event-type", "order.*", "--event-type", "invoice.paid", "--header", "X-Env=prod",
-				"--timeout", "15s", "--retry-schedule", "5s,1m", "--rate-limit", "10", "--description", "orders"},
+				"--timeout", "15s", "--retry-schedule", "5s,1m", "--rate-limit", "10", "--description", "orders", "--send-trace-context"},
 			want: []proto.Message{&hooklinev1.CreateSubscriptionRequest{Subscription: &hooklinev1.Subscription{
 				Tenant: "acme", Url: "https://example.com/hooks", Description: "orders",
 				EventTypes: []string{"order.*", "invoice.paid"}, Headers: map[string]string{"X-Env": "prod"},
 				Timeout: durationpb.New(15 * time.Second), RetrySchedule: []*durationpb.Duration{durationpb.New(5 * time.Second), durationpb.New(time.Minute)},
-				RateLimit: 10,
+				RateLimit: 10, SendTraceContext: true,
 			}}},
-			wantOut: []string{"id:", "sub_1\n", "state:", "enabled\n", "signing secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"},
+			wantOut: []string{"id:", "sub_1\n", "state:", "enabled\n", "signing secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
+				"trace context:  sent\n"},
 		},
 		{
 			name: "subscriptions update puts only given flags in the mask",
@@ -239,6 +242,21 @@ func TestClientCommands(t *testing.T) {
 				UpdateMask:   &fieldmaskpb.FieldMask{Paths: []string{"url", "rate_limit"}},
 			}},
 			wantOut: []string{"sub_1"},
+		},
+		{
+			name: "subscriptions update turns trace context off",
+			args: []string{"subscriptions", "update", "sub_1", "--tenant", "acme", "--send-trace-context=false"},
+			want: []proto.Message{&hooklinev1.UpdateSubscriptionRequest{
+				Subscription: &hooklinev1.Subscription{Id: "sub_1", Tenant: "acme"},
+				UpdateMask:   &fieldmaskpb.FieldMask{Paths: []string{"send_trace_context"}},
+			}},
+			wantOut: []string{"sub_1"},
+		},
+		{
+			name:    "subscriptions disable shows trace context not sent",
+			args:    []string{"subscriptions", "disable", "sub_1", "--tenant", "acme"},
+			want:    []proto.Message{&hooklinev1.DisableSubscriptionRequest{Id: "sub_1", Tenant: "acme"}},
+			wantOut: []string{"trace context:   not sent\n"},
 		},
 		{
 			name: "subscriptions list follows pages with --all",
@@ -309,10 +327,14 @@ func TestClientCommands(t *testing.T) {
 			wantOut: []string{"status:           retrying\n", "last status code: 503\n"},
 		},
 		{
-			name:    "attempts list",
-			args:    []string{"attempts", "list", "--tenant", "acme", "--delivery", "dlv_1"},
-			want:    []proto.Message{&hooklinev1.ListAttemptsRequest{Tenant: "acme", DeliveryId: "dlv_1"}},
-			wantOut: []string{"DELIVERY  #", "dlv_1     2  2026-03-04T05:06:07Z  120ms     503   -        busy\n", "dlv_1     1  2026-03-04T05:06:07Z  15s       -     timeout  -\n"},
+			name: "attempts list",
+			args: []string{"attempts", "list", "--tenant", "acme", "--delivery", "dlv_1"},
+			want: []proto.Message{&hooklinev1.ListAttemptsRequest{Tenant: "acme", DeliveryId: "dlv_1"}},
+			wantOut: []string{
+				"DELIVERY  #  STARTED               DURATION  CODE  ERROR    RESPONSE  TRACE\n",
+				"dlv_1     2  2026-03-04T05:06:07Z  120ms     503   -        busy      4bf92f3577b34da6a3ce929d0e0e4736\n",
+				"dlv_1     1  2026-03-04T05:06:07Z  15s       -     timeout  -         -\n",
+			},
 		},
 		{
 			name:    "redeliver",

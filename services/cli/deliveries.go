@@ -141,6 +141,8 @@ func newAttemptsCommand(g *globals) *cobra.Command {
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List attempts, newest first",
+		Long: `List attempts, newest first. TRACE is the trace id of the attempt's span,
+to look it up in the tracing system; "-" when the attempt was not traced.`,
 		Example: `  hookline attempts list --tenant acme --delivery dlv_123`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

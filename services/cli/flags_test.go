@@ -49,9 +49,12 @@ func TestBuildCreateRequest(t *testing.T) {
 			[]string{"--url", url, "--header", "Authorization=Basic a=b", "--header", "X-List=1,2"},
 			&hooklinev1.Subscription{Url: url, Headers: map[string]string{"Authorization": "Basic a=b", "X-List": "1,2"}}, ""},
 		{"every field",
-			[]string{"--url", url, "--description", "d", "--timeout", "15s", "--retry-schedule", "5s, 1m,2h", "--rate-limit", "50", "--event-type", "*"},
+			[]string{"--url", url, "--description", "d", "--timeout", "15s", "--retry-schedule", "5s, 1m,2h", "--rate-limit", "50", "--event-type", "*",
+				"--send-trace-context"},
 			&hooklinev1.Subscription{Url: url, Description: "d", Timeout: durationpb.New(15 * time.Second),
-				RetrySchedule: durations(5*time.Second, time.Minute, 2*time.Hour), RateLimit: 50, EventTypes: []string{"*"}}, ""},
+				RetrySchedule: durations(5*time.Second, time.Minute, 2*time.Hour), RateLimit: 50, EventTypes: []string{"*"},
+				SendTraceContext: true}, ""},
+		{"trace context off is the default", []string{"--url", url, "--send-trace-context=false"}, &hooklinev1.Subscription{Url: url}, ""},
 		{"missing url", []string{"--event-type", "a"}, nil, "--url is required"},
 		{"bad header", []string{"--url", url, "--header", "novalue"}, nil, `--header "novalue": want KEY=VALUE`},
 		{"empty header key", []string{"--url", url, "--header", "=v"}, nil, "want KEY=VALUE"},
@@ -101,6 +104,8 @@ func TestBuildUpdateRequest(t *testing.T) {
 			[]string{"--event-type", "a.*", "--header", "K=V", "--timeout", "2s"},
 			&hooklinev1.Subscription{EventTypes: []string{"a.*"}, Headers: map[string]string{"K": "V"}, Timeout: durationpb.New(2 * time.Second)},
 			[]string{"event_types", "headers", "timeout"}, ""},
+		{"trace context on", []string{"--send-trace-context"}, &hooklinev1.Subscription{SendTraceContext: true}, []string{"send_trace_context"}, ""},
+		{"trace context off still goes in the mask", []string{"--send-trace-context=false"}, &hooklinev1.Subscription{}, []string{"send_trace_context"}, ""},
 		{"nothing given", nil, nil, nil, "nothing to update"},
 	}
 	for _, tc := range tests {

@@ -201,6 +201,7 @@ func subscriptionLines(s *hooklinev1.Subscription) []kv {
 		kv{"timeout", orDefault(s.GetTimeout())},
 		kv{"retry schedule", fmtDurations(s.GetRetrySchedule())},
 		kv{"rate limit", rateLimit(s.GetRateLimit())},
+		kv{"trace context", traceContext(s.GetSendTraceContext())},
 	)
 	for i, sec := range s.GetSecrets() {
 		label := "signing secret"
@@ -231,6 +232,14 @@ func orDefault(d *durationpb.Duration) string {
 		return "default"
 	}
 	return fmtDuration(d)
+}
+
+// traceContext says whether deliveries carry the trace context.
+func traceContext(send bool) string {
+	if send {
+		return "sent"
+	}
+	return "not sent"
 }
 
 func rateLimit(n int32) string {
@@ -284,13 +293,15 @@ func deliveryRow(d *hooklinev1.Delivery) []string {
 	}
 }
 
-var attemptHeader = []string{"DELIVERY", "#", "STARTED", "DURATION", "CODE", "ERROR", "RESPONSE"}
+// attemptHeader heads the attempts table; TRACE is the attempt's trace id,
+// to paste into the tracing system ("-" when it was not traced).
+var attemptHeader = []string{"DELIVERY", "#", "STARTED", "DURATION", "CODE", "ERROR", "RESPONSE", "TRACE"}
 
 func attemptRow(a *hooklinev1.Attempt) []string {
 	return []string{
 		a.GetDeliveryId(), strconv.Itoa(int(a.GetNumber())), fmtTime(a.GetStartTime()),
 		fmtDuration(a.GetDuration()), statusCode(a.GetStatusCode()), orDash(a.GetError()),
-		orDash(oneLine(a.GetResponseBody(), 60)),
+		orDash(oneLine(a.GetResponseBody(), 60)), orDash(a.GetTraceId()),
 	}
 }
 

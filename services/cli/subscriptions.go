@@ -27,6 +27,9 @@ type subscriptionFlags struct {
 	timeout       time.Duration
 	retrySchedule string
 	rateLimit     int
+	// sendTraceContext is --send-trace-context: whether deliveries carry
+	// the W3C trace context to the endpoint.
+	sendTraceContext bool
 }
 
 // subscriptionFields maps each flag to the Subscription field it sets, in
@@ -39,6 +42,7 @@ var subscriptionFields = []struct{ flag, path string }{
 	{"timeout", "timeout"},
 	{"retry-schedule", "retry_schedule"},
 	{"rate-limit", "rate_limit"},
+	{"send-trace-context", "send_trace_context"},
 }
 
 func addSubscriptionFlags(fs *pflag.FlagSet, f *subscriptionFlags) {
@@ -49,6 +53,8 @@ func addSubscriptionFlags(fs *pflag.FlagSet, f *subscriptionFlags) {
 	fs.DurationVar(&f.timeout, "timeout", 0, "per-attempt HTTP timeout of deliveries, such as 15s (unset: server default)")
 	fs.StringVar(&f.retrySchedule, "retry-schedule", "", "comma-separated delays between attempts, such as 5s,1m,1h (unset: server default)")
 	fs.IntVar(&f.rateLimit, "rate-limit", 0, "maximum attempts per second to the endpoint; 0 is unlimited")
+	fs.BoolVar(&f.sendTraceContext, "send-trace-context", false,
+		"send each attempt's W3C trace context (traceparent and tracestate headers) to the endpoint; --send-trace-context=false stops it")
 }
 
 // subscriptionFromFlags builds a Subscription from the flags that were given
@@ -96,6 +102,8 @@ func subscriptionFromFlags(fs *pflag.FlagSet, f *subscriptionFlags) (*hooklinev1
 				return nil, nil, fmt.Errorf("--rate-limit %d: must be between 0 and %d", f.rateLimit, math.MaxInt32)
 			}
 			s.RateLimit = int32(f.rateLimit)
+		case "send-trace-context":
+			s.SendTraceContext = f.sendTraceContext
 		}
 	}
 	return s, paths, nil
@@ -238,7 +246,8 @@ func newSubscriptionUpdateCommand(g *globals, tenant func(*cobra.Command) string
 		Short: "Change a subscription; only the flags given are changed",
 		Long: `Change a subscription. Only the fields whose flags are given are changed
 (they form the update mask); --header and --event-type replace the whole list.
---retry-schedule '' restores the server's default schedule.
+--retry-schedule '' restores the server's default schedule, and
+--send-trace-context=false stops sending the trace context.
 
 Note: within this command --timeout is the per-attempt HTTP timeout of the
 subscription, not the deadline of the API call.`,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -147,6 +148,9 @@ func applySubscription(s *store.Subscription, p *hooklinev1.Subscription, fields
 	if has("rate_limit") {
 		s.RateLimit = int(p.GetRateLimit())
 	}
+	if has("send_trace_context") {
+		s.SendTraceContext = p.GetSendTraceContext()
+	}
 }
 
 // maskPath is an update-mask path in the proto's spelling: a JSON name
@@ -160,8 +164,21 @@ func maskPath(path string) string {
 
 var updatableFields = map[string]bool{
 	"url": true, "description": true, "event_types": true, "headers": true,
-	"timeout": true, "retry_schedule": true, "rate_limit": true,
+	"timeout": true, "retry_schedule": true, "rate_limit": true, "send_trace_context": true,
 }
+
+// updatableList names the updatable fields in the proto's order, for
+// error messages.
+var updatableList = func() string {
+	var names []string
+	fields := (&hooklinev1.Subscription{}).ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		if name := string(fields.Get(i).Name()); updatableFields[name] {
+			names = append(names, name)
+		}
+	}
+	return strings.Join(names, ", ")
+}()
 
 func (a *adminServer) getSubscription(ctx context.Context, tenant, id string) (*store.Subscription, error) {
 	var v violations
@@ -228,7 +245,7 @@ func (a *adminServer) UpdateSubscription(ctx context.Context, req *hooklinev1.Up
 	for _, path := range req.GetUpdateMask().GetPaths() {
 		path = maskPath(path)
 		if !updatableFields[path] {
-			v.add("update_mask", "%q cannot be updated; updatable are url, description, event_types, headers, timeout, retry_schedule, rate_limit", path)
+			v.add("update_mask", "%q cannot be updated; updatable are %s", path, updatableList)
 		}
 		fields[path] = true
 	}

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -38,18 +39,19 @@ const (
 // when values says so, their values.
 func subscriptionToProto(s *store.Subscription, now time.Time, values secretValues) *hooklinev1.Subscription {
 	out := &hooklinev1.Subscription{
-		Id:             s.ID,
-		Tenant:         s.Tenant,
-		Url:            s.URL,
-		Description:    s.Description,
-		EventTypes:     s.EventTypes,
-		Headers:        s.Headers,
-		RateLimit:      int32(s.RateLimit),
-		State:          stateToProto(s.State),
-		DisabledReason: s.DisabledReason,
-		FailingSince:   ts(s.FailingSince),
-		CreateTime:     ts(s.CreatedAt),
-		UpdateTime:     ts(s.UpdatedAt),
+		Id:               s.ID,
+		Tenant:           s.Tenant,
+		Url:              s.URL,
+		Description:      s.Description,
+		EventTypes:       s.EventTypes,
+		Headers:          s.Headers,
+		RateLimit:        int32(s.RateLimit),
+		State:            stateToProto(s.State),
+		DisabledReason:   s.DisabledReason,
+		FailingSince:     ts(s.FailingSince),
+		CreateTime:       ts(s.CreatedAt),
+		UpdateTime:       ts(s.UpdatedAt),
+		SendTraceContext: s.SendTraceContext,
 	}
 	if s.Timeout > 0 {
 		out.Timeout = durationpb.New(s.Timeout)
@@ -151,8 +153,42 @@ func attemptToProto(a *store.Attempt) *hooklinev1.Attempt {
 		StatusCode:     int32(a.StatusCode),
 		ResponseBody:   string(a.ResponseBody),
 		Error:          a.Error,
+		TraceId:        traceIDOf(a.TraceParent),
 	}
 }
+
+// traceIDOf is the trace id of a W3C traceparent
+// ("00-<32 hex trace id>-<16 hex span id>-<2 hex flags>"): its 32 hex
+// digits, or "" when tp is empty or not a valid traceparent (an invalid
+// version, an all-zero id, a digit that is not lowercase hex). A version
+// above 00 may carry more fields after the flags, as the specification
+// allows.
+func traceIDOf(tp string) string {
+	const size = 55 // version 00: 2+1+32+1+16+1+2
+	if len(tp) < size || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
+		return ""
+	}
+	version, traceID, spanID, flags := tp[:2], tp[3:35], tp[36:52], tp[53:55]
+	if !lowerHex(version) || version == "ff" || !lowerHex(flags) ||
+		!lowerHex(traceID) || allZero(traceID) || !lowerHex(spanID) || allZero(spanID) {
+		return ""
+	}
+	if len(tp) > size && (version == "00" || tp[size] != '-') {
+		return ""
+	}
+	return traceID
+}
+
+func lowerHex(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func allZero(s string) bool { return strings.Trim(s, "0") == "" }
 
 func eventToProto(e *store.Event) *hooklinev1.Event {
 	return &hooklinev1.Event{

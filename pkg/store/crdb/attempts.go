@@ -19,10 +19,11 @@ import (
 // unnest, and its effects are written by one statement whose
 // data-modifying sub-statements share its snapshot:
 //
-//   - inserted inserts the attempts; ON CONFLICT DO NOTHING ignores an
-//     attempt already recorded, and RETURNING yields only those inserted
-//     now (recorded joins them back to their input rows), so an attempt
-//     recorded before is ignored with all its consequences;
+//   - inserted inserts the attempts (trace_parent NULL for ""); ON
+//     CONFLICT DO NOTHING ignores an attempt already recorded, and
+//     RETURNING yields only those inserted now (recorded joins them back
+//     to their input rows), so an attempt recorded before is ignored with
+//     all its consequences;
 //   - advanced moves each delivery to its highest-numbered newly recorded
 //     attempt (latest), provided the delivery's recorded count is below
 //     that number: its status, number, status code and last error (the
@@ -40,8 +41,9 @@ import (
 // or (sqlRecordAttemptsScheduling)
 //
 //   - scheduled upserts, for each delivery that advanced to a retrying
-//     result, the retry of its next attempt due next_at, replacing any
-//     earlier one and dropping its lease (as ScheduleRetries does).
+//     result, the retry of its next attempt due next_at with that
+//     result's trace_parent, replacing any earlier one and dropping its
+//     lease (as ScheduleRetries does).
 //
 // CockroachDB refuses a statement that modifies one table twice, so one
 // statement cannot both upsert and delete scheduled retries: a batch with
@@ -61,15 +63,16 @@ import (
 const (
 	sqlRecordAttemptsHead = `WITH incoming AS (
     SELECT * FROM unnest($1::TEXT[], $2::INT8[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::INT8[], $7::INT8[],
-        $8::INT8[], $9::BYTEA[], $10::TEXT[], $11::TEXT[], $12::BOOL[], $13::INT8[], $14::TEXT[], $15::INT8[])
+        $8::INT8[], $9::BYTEA[], $10::TEXT[], $11::TEXT[], $12::BOOL[], $13::INT8[], $14::TEXT[], $15::INT8[],
+        $16::TEXT[])
         AS t (delivery_id, number, event_id, subscription_id, tenant, started_at, duration_ns,
-            status_code, response_body, error, status, final, ended_at, delivery_error, next_at)
+            status_code, response_body, error, status, final, ended_at, delivery_error, next_at, trace_parent)
 ),
 inserted AS (
     INSERT INTO attempts (delivery_id, number, event_id, subscription_id, tenant, started_at, duration_ns,
-        status_code, response_body, error)
+        status_code, response_body, error, trace_parent)
     SELECT delivery_id, number, event_id, subscription_id, tenant, started_at, duration_ns,
-        status_code, response_body, error
+        status_code, response_body, error, NULLIF(trace_parent, '')
     FROM incoming
     ON CONFLICT (delivery_id, number) DO NOTHING
     RETURNING delivery_id, number
@@ -79,7 +82,8 @@ recorded AS (
 ),
 latest AS (
     SELECT DISTINCT ON (delivery_id) delivery_id, number, status, status_code,
-        CASE WHEN delivery_error = '' THEN error ELSE delivery_error END AS last_error, final, ended_at, next_at
+        CASE WHEN delivery_error = '' THEN error ELSE delivery_error END AS last_error, final, ended_at, next_at,
+        NULLIF(trace_parent, '') AS trace_parent
     FROM recorded
     ORDER BY delivery_id, number DESC
 ),
@@ -113,12 +117,13 @@ SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM advanced), (SELECT
 	// sqlRecordAttemptsScheduling records a batch with retrying results;
 	// the batch's final results are settled by sqlDropSettledRetries.
 	sqlRecordAttemptsScheduling = sqlRecordAttemptsHead + `scheduled AS (
-    INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until)
-    SELECT latest.delivery_id, latest.number + 1, latest.next_at, NULL::INT8
+    INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until, trace_parent)
+    SELECT latest.delivery_id, latest.number + 1, latest.next_at, NULL::INT8, latest.trace_parent
     FROM latest JOIN advanced ON advanced.id = latest.delivery_id
     WHERE latest.next_at IS NOT NULL
     ORDER BY latest.delivery_id
-    ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL
+    ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL,
+        trace_parent = excluded.trace_parent
     RETURNING delivery_id
 )
 SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM advanced), (SELECT count(*) FROM scheduled)`
@@ -185,6 +190,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 	var (
 		ids, events, subs, tenants = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		errs, statuses, dlvErrs    = make([]string, n), make([]string, n), make([]string, n)
+		traces                     = make([]string, n)
 		numbers, started, durs     = make([]int64, n), make([]int64, n), make([]int64, n)
 		codes, ended               = make([]int64, n), make([]int64, n)
 		bodies                     = make([][]byte, n)
@@ -201,7 +207,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 		r := &batch[i]
 		a := &r.Attempt
 		ids[i], events[i], subs[i], tenants[i] = a.DeliveryID, a.EventID, a.SubscriptionID, a.Tenant
-		errs[i], statuses[i], dlvErrs[i] = a.Error, string(r.Status), r.DeliveryError
+		errs[i], statuses[i], dlvErrs[i], traces[i] = a.Error, string(r.Status), r.DeliveryError, a.TraceParent
 		numbers[i], started[i], durs[i] = int64(a.Number), rowcodec.Nanos(a.StartedAt), int64(a.Duration)
 		codes[i], ended[i] = int64(a.StatusCode), rowcodec.Nanos(a.StartedAt.Add(a.Duration))
 		bodies[i] = a.ResponseBody // nil is stored as NULL and read back as nil
@@ -216,7 +222,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 			}
 		}
 	}
-	args := []any{ids, numbers, events, subs, tenants, started, durs, codes, bodies, errs, statuses, finals, ended, dlvErrs, next}
+	args := []any{ids, numbers, events, subs, tenants, started, durs, codes, bodies, errs, statuses, finals, ended, dlvErrs, next, traces}
 	var inserted int64
 	err := s.run(ctx, "record attempts", func(ctx context.Context) error {
 		var advanced, settled int64
@@ -257,7 +263,7 @@ const (
 	sqlAttemptStartedSeen = `SELECT count(*) FROM attempts WHERE delivery_id = $1 AND started_at = $2`
 	sqlLastAttemptNumber  = `SELECT coalesce(max(number), 0) FROM attempts WHERE delivery_id = $1`
 	sqlInsertRepeat       = `INSERT INTO attempts (delivery_id, number, event_id, subscription_id, tenant, started_at,
-    duration_ns, status_code, response_body, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+    duration_ns, status_code, response_body, error, trace_parent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULLIF($11::TEXT, ''))`
 	sqlRepeatSucceeded = `UPDATE deliveries SET status = $3, attempts = $2, last_status_code = $4, last_error = $5,
     next_attempt_at = NULL, updated_at = GREATEST(updated_at, $6)
 WHERE id = $1 AND attempts < $2`
@@ -271,8 +277,10 @@ WHERE id = $1 AND attempts < $2`
 	// next due time (NULL for a final status).
 	sqlRepeatOwnsRetrying = `UPDATE deliveries SET status = $3, last_status_code = $4, last_error = $5, next_attempt_at = $6
 WHERE id = $1 AND attempts = $2 AND status = 'retrying'`
-	sqlScheduleAfterRepeat = `INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until) VALUES ($1, $2 + 1, $3, NULL::INT8)
-ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL`
+	sqlScheduleAfterRepeat = `INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until, trace_parent)
+VALUES ($1, $2 + 1, $3, NULL::INT8, NULLIF($4::TEXT, ''))
+ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL,
+    trace_parent = excluded.trace_parent`
 )
 
 // recordRepeat records r, unless an attempt of its delivery with its
@@ -301,7 +309,7 @@ func recordRepeat(ctx context.Context, tx pgx.Tx, r *store.AttemptResult) error 
 	}
 	n := last + 1
 	if _, err := tx.Exec(ctx, sqlInsertRepeat, a.DeliveryID, n, a.EventID, a.SubscriptionID, a.Tenant,
-		started, int64(a.Duration), int64(a.StatusCode), a.ResponseBody, a.Error); err != nil {
+		started, int64(a.Duration), int64(a.StatusCode), a.ResponseBody, a.Error, a.TraceParent); err != nil {
 		return err
 	}
 	end := rowcodec.Nanos(a.StartedAt.Add(a.Duration))
@@ -327,12 +335,12 @@ func recordRepeat(ctx context.Context, tx pgx.Tx, r *store.AttemptResult) error 
 	if err != nil || tag.RowsAffected() == 0 || next == nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, sqlScheduleAfterRepeat, a.DeliveryID, n, *next)
+	_, err = tx.Exec(ctx, sqlScheduleAfterRepeat, a.DeliveryID, n, *next, a.TraceParent)
 	return err
 }
 
 const attemptColumns = `delivery_id, number, event_id, subscription_id, tenant, started_at,
-    duration_ns, status_code, response_body, error`
+    duration_ns, status_code, response_body, error, COALESCE(trace_parent, '')`
 
 // ListAttempts returns up to f.Limit (default 100, at most 1000) attempts
 // within f.Scope matching every set filter, newest first (StartedAt
@@ -391,7 +399,7 @@ func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]stor
 				number, code, dur, started int64
 			)
 			if err := rows.Scan(&at.DeliveryID, &number, &at.EventID, &at.SubscriptionID, &at.Tenant, &started,
-				&dur, &code, &at.ResponseBody, &at.Error); err != nil {
+				&dur, &code, &at.ResponseBody, &at.Error, &at.TraceParent); err != nil {
 				return err
 			}
 			at.Number = int(number)

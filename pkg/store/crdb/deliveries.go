@@ -41,11 +41,12 @@ const sqlInsertDeliveriesScheduling = `WITH inserted AS (
     ON CONFLICT (id) DO NOTHING
     RETURNING id, attempts, next_attempt_at
 )
-INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until)
-SELECT id, attempts + 1, next_attempt_at, NULL::INT8 FROM inserted
+INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until, trace_parent)
+SELECT id, attempts + 1, next_attempt_at, NULL::INT8, NULL::TEXT FROM inserted
 WHERE next_attempt_at IS NOT NULL
 ORDER BY id
-ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL`
+ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL,
+    trace_parent = excluded.trace_parent`
 
 // deliveryScan receives one deliveryColumns row.
 type deliveryScan struct {

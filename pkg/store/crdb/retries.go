@@ -13,11 +13,12 @@ import (
 
 // sqlScheduleRetries sets a batch of deliveries to retrying ($4; pending,
 // $5, when the retry is of attempt 1) and upserts
-// their scheduled retries (dropping any lease), in one statement. Only
+// their scheduled retries with their trace parents ($6; NULL for "",
+// dropping any lease), in one statement. Only
 // deliveries that exist and have not yet recorded the retry's attempt get
 // a retry; RETURNING names them.
 const sqlScheduleRetries = `WITH incoming AS (
-    SELECT * FROM unnest($1::TEXT[], $2::INT8[], $3::INT8[]) AS t (delivery_id, attempt, due_at)
+    SELECT * FROM unnest($1::TEXT[], $2::INT8[], $3::INT8[], $6::TEXT[]) AS t (delivery_id, attempt, due_at, trace_parent)
 ),
 retrying AS (
     UPDATE deliveries AS d SET
@@ -28,10 +29,11 @@ retrying AS (
     WHERE d.id = incoming.delivery_id AND d.attempts < incoming.attempt
     RETURNING d.id
 )
-INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until)
-SELECT i.delivery_id, i.attempt, i.due_at, NULL::INT8
+INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until, trace_parent)
+SELECT i.delivery_id, i.attempt, i.due_at, NULL::INT8, NULLIF(i.trace_parent, '')
 FROM incoming AS i JOIN retrying ON retrying.id = i.delivery_id
-ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL
+ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL,
+    trace_parent = excluded.trace_parent
 RETURNING delivery_id`
 
 // ScheduleRetries upserts one scheduled retry per delivery (replacing an
@@ -54,14 +56,14 @@ func (s *Store) ScheduleRetries(ctx context.Context, rs []store.ScheduledRetry) 
 		ids = append(ids, id)
 	}
 	slices.Sort(ids) // a stable lock order across concurrent batches
-	attempts, dues := make([]int64, len(ids)), make([]int64, len(ids))
+	attempts, dues, traces := make([]int64, len(ids)), make([]int64, len(ids)), make([]string, len(ids))
 	for i, id := range ids {
-		attempts[i], dues[i] = int64(last[id].Attempt), rowcodec.Nanos(last[id].DueAt)
+		attempts[i], dues[i], traces[i] = int64(last[id].Attempt), rowcodec.Nanos(last[id].DueAt), last[id].TraceParent
 	}
 	scheduled := make(map[string]bool, len(ids))
 	err := s.run(ctx, "schedule retries", func(ctx context.Context) error {
 		clear(scheduled)
-		rows, err := s.pool.Query(ctx, sqlScheduleRetries, ids, attempts, dues, string(store.DeliveryRetrying), string(store.DeliveryPending))
+		rows, err := s.pool.Query(ctx, sqlScheduleRetries, ids, attempts, dues, string(store.DeliveryRetrying), string(store.DeliveryPending), traces)
 		if err != nil {
 			return err
 		}
@@ -114,9 +116,9 @@ claimed AS (
     UPDATE scheduled_retries SET claimed_until = $1
     WHERE delivery_id IN (SELECT delivery_id FROM picked)
         AND due_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2)
-    RETURNING delivery_id, attempt, due_at
+    RETURNING delivery_id, attempt, due_at, trace_parent
 )
-SELECT c.attempt, c.due_at, ` + deliveryColumnsOf("d") + `, ` + eventColumnsOf("e") + `
+SELECT c.attempt, c.due_at, COALESCE(c.trace_parent, ''), ` + deliveryColumnsOf("d") + `, ` + eventColumnsOf("e") + `
 FROM claimed AS c
 JOIN deliveries AS d ON d.id = c.delivery_id
 JOIN events AS e ON e.id = d.event_id
@@ -148,7 +150,8 @@ func (s *Store) ClaimDueRetries(ctx context.Context, now time.Time, limit int, l
 				ds           deliveryScan
 				es           eventScan
 			)
-			dest := append([]any{&attempt, &due}, ds.dest()...)
+			var trace string
+			dest := append([]any{&attempt, &due, &trace}, ds.dest()...)
 			if err := rows.Scan(append(dest, es.dest()...)...); err != nil {
 				return err
 			}
@@ -157,6 +160,7 @@ func (s *Store) ClaimDueRetries(ctx context.Context, now time.Time, limit int, l
 				return err
 			}
 			dr := store.DueRetry{Delivery: ds.delivery(), Event: ev}
+			dr.TraceParent = trace
 			dr.DeliveryID = dr.Delivery.ID
 			dr.Attempt = int(attempt)
 			dr.DueAt = rowcodec.FromNanos(due)
@@ -251,9 +255,10 @@ moved AS (
     RETURNING id, attempts
 ),
 scheduled AS (
-    INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until)
-    SELECT id, attempts + 1, $2::INT8, NULL::INT8 FROM moved
-    ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL
+    INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until, trace_parent)
+    SELECT id, attempts + 1, $2::INT8, NULL::INT8, NULL::TEXT FROM moved
+    ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL,
+        trace_parent = excluded.trace_parent
     RETURNING delivery_id
 )
 SELECT count(*) FROM scheduled`

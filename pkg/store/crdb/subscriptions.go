@@ -41,7 +41,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub *store.Subscription,
 	}
 	return s.inTx(ctx, "create subscription "+sub.ID, func(ctx context.Context, tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO subscriptions (`+rowcodec.SubscriptionColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) DO NOTHING`, row.Args()...)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (id) DO NOTHING`, row.Args()...)
 		if err != nil {
 			return err
 		}
@@ -190,12 +190,13 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription)
 	// migrated from before version 4 and not sealed yet) is cleared.
 	q := `UPDATE subscriptions SET url = $1, description = $2, event_types = $3, secrets_sealed = $4,
     secrets_key_id = $5, secrets = NULL, headers = $6, timeout_ms = $7, retry_schedule = $8, rate_limit = $9,
-    state = $10, disabled_reason = $11, failing_since = $12, updated_at = $13
-WHERE id = $14`
+    state = $10, disabled_reason = $11, failing_since = $12, updated_at = $13, send_trace_context = $14
+WHERE id = $15`
 	a := []any{row.URL, row.Description, row.EventTypes, row.SecretsSealed, row.SecretsKeyID, row.Headers, row.TimeoutMS,
-		row.RetrySchedule, row.RateLimit, row.State, row.DisabledReason, row.FailingSince, row.UpdatedAt, row.ID}
+		row.RetrySchedule, row.RateLimit, row.State, row.DisabledReason, row.FailingSince, row.UpdatedAt,
+		row.SendTraceContext, row.ID}
 	if row.Tenant != "" {
-		q += ` AND tenant = $15`
+		q += ` AND tenant = $16`
 		a = append(a, row.Tenant)
 	}
 	q += ` RETURNING tenant, created_at`

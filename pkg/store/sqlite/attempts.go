@@ -11,9 +11,11 @@ import (
 	"github.com/hookline/hookline/pkg/store/internal/rowcodec"
 )
 
+// sqlInsertAttempt inserts an attempt; its trace_parent is NULL when the
+// attempt was not traced ("").
 const sqlInsertAttempt = `INSERT INTO attempts (delivery_id, number, event_id, subscription_id, tenant,
-    started_at, duration_ns, status_code, response_body, error)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, number) DO NOTHING`
+    started_at, duration_ns, status_code, response_body, error, trace_parent)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, '')) ON CONFLICT (delivery_id, number) DO NOTHING`
 
 // sqlAdvanceDelivery moves a delivery to the outcome of attempt number ?
 // only if no attempt at or above that number was recorded before. The
@@ -61,7 +63,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 			r := &results[i]
 			a := &r.Attempt
 			res, err := insert.ExecContext(ctx, a.DeliveryID, a.Number, a.EventID, a.SubscriptionID, a.Tenant,
-				rowcodec.Nanos(a.StartedAt), int64(a.Duration), a.StatusCode, a.ResponseBody, a.Error)
+				rowcodec.Nanos(a.StartedAt), int64(a.Duration), a.StatusCode, a.ResponseBody, a.Error, a.TraceParent)
 			if err != nil {
 				return fmt.Errorf("attempt %s #%d: %w", a.DeliveryID, a.Number, err)
 			}
@@ -98,7 +100,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 				if schedule == nil {
 					schedule = tx.StmtContext(ctx, s.stmts.scheduleInsert)
 				}
-				if _, err := schedule.ExecContext(ctx, a.DeliveryID, a.Number+1, next.Int64); err != nil {
+				if _, err := schedule.ExecContext(ctx, a.DeliveryID, a.Number+1, next.Int64, a.TraceParent); err != nil {
 					return fmt.Errorf("schedule attempt %d of %s: %w", a.Number+1, a.DeliveryID, err)
 				}
 			}
@@ -132,7 +134,7 @@ func recordRepeat(ctx context.Context, tx *sql.Tx, r *store.AttemptResult) error
 	}
 	n := last + 1
 	if _, err := tx.ExecContext(ctx, sqlInsertAttempt, a.DeliveryID, n, a.EventID, a.SubscriptionID, a.Tenant,
-		started, int64(a.Duration), a.StatusCode, a.ResponseBody, a.Error); err != nil {
+		started, int64(a.Duration), a.StatusCode, a.ResponseBody, a.Error, a.TraceParent); err != nil {
 		return err
 	}
 	end := rowcodec.Nanos(a.StartedAt.Add(a.Duration))
@@ -165,13 +167,12 @@ WHERE id = ? AND attempts = ? AND status = 'retrying'`, string(r.Status), a.Stat
 	if owned, err := res.RowsAffected(); err != nil || owned == 0 || next == nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until) VALUES (?, ?, ?, NULL)
-ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL`, a.DeliveryID, n+1, *next)
+	_, err = tx.ExecContext(ctx, sqlScheduleInsert, a.DeliveryID, n+1, *next, a.TraceParent)
 	return err
 }
 
 const attemptColumns = `delivery_id, number, event_id, subscription_id, tenant, started_at,
-    duration_ns, status_code, response_body, error`
+    duration_ns, status_code, response_body, error, COALESCE(trace_parent, '')`
 
 // ListAttempts returns up to f.Limit (default 100, at most 1000) attempts
 // within f.Scope matching every set filter, newest first (StartedAt
@@ -233,7 +234,7 @@ func (s *Store) ListAttempts(ctx context.Context, f store.AttemptFilter) ([]stor
 			started           int64
 		)
 		if err := rows.Scan(&a.DeliveryID, &number, &a.EventID, &a.SubscriptionID, &a.Tenant, &started,
-			&dur, &code, &a.ResponseBody, &a.Error); err != nil {
+			&dur, &code, &a.ResponseBody, &a.Error, &a.TraceParent); err != nil {
 			return nil, "", fmt.Errorf("sqlite: list attempts: %w", err)
 		}
 		a.Number = int(number)

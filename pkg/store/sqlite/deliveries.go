@@ -86,7 +86,7 @@ func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, ds []store.Del
 		if schedule == nil {
 			schedule = tx.StmtContext(ctx, s.stmts.scheduleInsert)
 		}
-		if _, err := schedule.ExecContext(ctx, d.ID, d.Attempts+1, next.Int64); err != nil {
+		if _, err := schedule.ExecContext(ctx, d.ID, d.Attempts+1, next.Int64, ""); err != nil { // no attempt scheduled it
 			return fmt.Errorf("schedule attempt %d of %s: %w", d.Attempts+1, d.ID, err)
 		}
 	}

@@ -17,11 +17,13 @@ const (
 	// time unless the retry's attempt is already recorded.
 	sqlScheduleUpdate = `UPDATE deliveries SET status = ?, next_attempt_at = ?,
     updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END WHERE id = ? AND attempts < ?`
-	// sqlScheduleInsert upserts a delivery's scheduled retry, dropping any
-	// lease on it.
-	sqlScheduleInsert = `INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until)
-VALUES (?, ?, ?, NULL)
-ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL`
+	// sqlScheduleInsert upserts a delivery's scheduled retry with the
+	// traceparent of what scheduled it (NULL for ""), dropping any lease on
+	// it.
+	sqlScheduleInsert = `INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until, trace_parent)
+VALUES (?, ?, ?, NULL, NULLIF(?, ''))
+ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL,
+    trace_parent = excluded.trace_parent`
 	// sqlClaimRetry leases a delivery's scheduled retry until ?.
 	sqlClaimRetry = `UPDATE scheduled_retries SET claimed_until = ? WHERE delivery_id = ?`
 	// sqlCompleteRetry deletes a scheduled retry if it is still the one
@@ -59,7 +61,7 @@ func (s *Store) ScheduleRetries(ctx context.Context, rs []store.ScheduledRetry) 
 					slog.String("delivery_id", r.DeliveryID), slog.Int("attempt", r.Attempt))
 				continue
 			}
-			if _, err := ins.ExecContext(ctx, r.DeliveryID, r.Attempt, due); err != nil {
+			if _, err := ins.ExecContext(ctx, r.DeliveryID, r.Attempt, due, r.TraceParent); err != nil {
 				return fmt.Errorf("retry of %s: %w", r.DeliveryID, err)
 			}
 		}
@@ -80,7 +82,7 @@ func (s *Store) ClaimDueRetries(ctx context.Context, now time.Time, limit int, l
 	}
 	var out []store.DueRetry
 	err := s.inWriteTx(ctx, "claim due retries", func(ctx context.Context, tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT r.attempt, r.due_at, `+deliveryColumnsOf("d")+`,
+		rows, err := tx.QueryContext(ctx, `SELECT r.attempt, r.due_at, COALESCE(r.trace_parent, ''), `+deliveryColumnsOf("d")+`,
     e.id, e.tenant, e.event_type, e.payload, e.labels, e.occurred_at, e.received_at
 FROM scheduled_retries r
 JOIN deliveries d ON d.id = r.delivery_id
@@ -99,7 +101,7 @@ LIMIT ?`, rowcodec.Nanos(now), rowcodec.Nanos(now), limit)
 				labels                 string
 				occurredAt, receivedAt int64
 			)
-			dest := append([]any{&attempt, &due}, ds.dest()...)
+			dest := append([]any{&attempt, &due, &dr.TraceParent}, ds.dest()...)
 			dest = append(dest, &dr.Event.ID, &dr.Event.Tenant, &dr.Event.Type, &dr.Event.Payload, &labels, &occurredAt, &receivedAt)
 			if err := rows.Scan(dest...); err != nil {
 				rows.Close()
@@ -248,19 +250,13 @@ LIMIT ?`, string(store.DeliveryParked), string(store.SubscriptionEnabled), limit
 			return err
 		}
 		defer upd.Close()
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO scheduled_retries (delivery_id, attempt, due_at, claimed_until)
-VALUES (?, ?, ?, NULL)
-ON CONFLICT (delivery_id) DO UPDATE SET attempt = excluded.attempt, due_at = excluded.due_at, claimed_until = NULL`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
+		ins := tx.StmtContext(ctx, s.stmts.scheduleInsert)
 		n := rowcodec.Nanos(now)
 		for _, it := range items {
 			if _, err := upd.ExecContext(ctx, string(store.DeliveryRetrying), n, n, it.id); err != nil {
 				return fmt.Errorf("delivery %s: %w", it.id, err)
 			}
-			if _, err := ins.ExecContext(ctx, it.id, it.attempts+1, n); err != nil {
+			if _, err := ins.ExecContext(ctx, it.id, it.attempts+1, n, ""); err != nil { // no attempt scheduled it
 				return fmt.Errorf("retry of %s: %w", it.id, err)
 			}
 		}

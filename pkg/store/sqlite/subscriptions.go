@@ -33,7 +33,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub *store.Subscription,
 	}
 	return s.inWriteTx(ctx, "create subscription "+sub.ID, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (`+rowcodec.SubscriptionColumns+`)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, row.Args()...)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, row.Args()...)
 		if err != nil {
 			return err
 		}
@@ -172,12 +172,12 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription)
 	err = s.inWriteTx(ctx, "update subscription "+sub.ID, func(ctx context.Context, tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `UPDATE subscriptions SET url = ?, description = ?, event_types = ?,
     secrets_sealed = ?, secrets_key_id = ?, headers = ?, timeout_ms = ?, retry_schedule = ?, rate_limit = ?, state = ?,
-    disabled_reason = ?, failing_since = ?, updated_at = ?
+    disabled_reason = ?, failing_since = ?, updated_at = ?, send_trace_context = ?
 WHERE id = ? AND (? = '' OR tenant = ?)
 RETURNING tenant, created_at`,
 			row.URL, row.Description, row.EventTypes, row.SecretsSealed, row.SecretsKeyID, row.Headers, row.TimeoutMS,
 			row.RetrySchedule, row.RateLimit, row.State, row.DisabledReason, row.FailingSince, row.UpdatedAt,
-			row.ID, row.Tenant, row.Tenant).Scan(&tenant, &createdAt)
+			row.SendTraceContext, row.ID, row.Tenant, row.Tenant).Scan(&tenant, &createdAt)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}

@@ -26,7 +26,9 @@ func NewSecret() store.Secret {
 }
 
 // NewSubscription returns an enabled subscription of tenant with a fresh
-// ID and every field set (nothing is stored).
+// ID and every field set but SendTraceContext, which is left off (its
+// default, so that other packages' tests send no trace context unless they
+// ask); nothing is stored.
 func NewSubscription(tenant string) *store.Subscription {
 	id := ids.NewSubscription(Base)
 	old := NewSecret()

@@ -15,7 +15,7 @@ import (
 // are a sealed blob and the id of the key that sealed it; the plaintext
 // never is a column.
 const SubscriptionColumns = `id, tenant, url, description, event_types, secrets_sealed, secrets_key_id, headers, timeout_ms,
-    retry_schedule, rate_limit, state, disabled_reason, failing_since, created_at, updated_at`
+    retry_schedule, rate_limit, state, disabled_reason, failing_since, created_at, updated_at, send_trace_context`
 
 // secretJSON is the stored form of a store.Secret; times are unix ns.
 type secretJSON struct {
@@ -42,20 +42,21 @@ type Subscription struct {
 	State, DisabledReason string
 	FailingSince          *int64
 	CreatedAt, UpdatedAt  int64
+	SendTraceContext      bool
 }
 
 // Dest are scan destinations for SubscriptionColumns.
 func (r *Subscription) Dest() []any {
 	return []any{&r.ID, &r.Tenant, &r.URL, &r.Description, &r.EventTypes, &r.SecretsSealed, &r.SecretsKeyID, &r.Headers,
 		&r.TimeoutMS, &r.RetrySchedule, &r.RateLimit, &r.State, &r.DisabledReason, &r.FailingSince,
-		&r.CreatedAt, &r.UpdatedAt}
+		&r.CreatedAt, &r.UpdatedAt, &r.SendTraceContext}
 }
 
 // Args are statement arguments for SubscriptionColumns.
 func (r *Subscription) Args() []any {
 	return []any{r.ID, r.Tenant, r.URL, r.Description, r.EventTypes, r.SecretsSealed, r.SecretsKeyID, r.Headers,
 		r.TimeoutMS, r.RetrySchedule, r.RateLimit, r.State, r.DisabledReason, r.FailingSince,
-		r.CreatedAt, r.UpdatedAt}
+		r.CreatedAt, r.UpdatedAt, r.SendTraceContext}
 }
 
 // Equal reports whether r and o hold the same content, comparing the
@@ -76,7 +77,8 @@ func (r *Subscription) Equal(o *Subscription) bool {
 	return a.ID == b.ID && a.Tenant == b.Tenant && a.URL == b.URL && a.Description == b.Description &&
 		a.EventTypes == b.EventTypes && a.Headers == b.Headers && a.Secrets == b.Secrets &&
 		a.TimeoutMS == b.TimeoutMS && a.RateLimit == b.RateLimit && a.State == b.State &&
-		a.DisabledReason == b.DisabledReason && a.CreatedAt == b.CreatedAt && a.UpdatedAt == b.UpdatedAt
+		a.DisabledReason == b.DisabledReason && a.CreatedAt == b.CreatedAt && a.UpdatedAt == b.UpdatedAt &&
+		a.SendTraceContext == b.SendTraceContext
 }
 
 // EncodeSubscription is s in column form, its secrets sealed with kr's
@@ -89,6 +91,7 @@ func EncodeSubscription(s *store.Subscription, kr *keyring.Keyring) (Subscriptio
 		State: string(s.State), DisabledReason: s.DisabledReason,
 		FailingSince: NullNanos(s.FailingSince),
 		CreatedAt:    Nanos(s.CreatedAt), UpdatedAt: Nanos(s.UpdatedAt),
+		SendTraceContext: s.SendTraceContext,
 	}
 	if r.State == "" {
 		r.State = string(store.SubscriptionEnabled)
@@ -149,6 +152,7 @@ func (r *Subscription) Decode(kr *keyring.Keyring) (store.Subscription, error) {
 		State: store.SubscriptionState(r.State), DisabledReason: r.DisabledReason,
 		FailingSince: FromNullNanos(r.FailingSince),
 		CreatedAt:    FromNanos(r.CreatedAt), UpdatedAt: FromNanos(r.UpdatedAt),
+		SendTraceContext: r.SendTraceContext,
 	}
 	if err := UnmarshalJSON(r.EventTypes, &s.EventTypes); err != nil {
 		return s, fmt.Errorf("decode event types of %s: %w", r.ID, err)

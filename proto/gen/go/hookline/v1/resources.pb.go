@@ -184,9 +184,14 @@ type Subscription struct {
 	// Creation time. Output only.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Last modification time. Output only.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Whether deliveries carry the W3C trace context of their attempt to the
+	// endpoint, in the traceparent and tracestate headers, so that the
+	// receiver's spans can join the trace. Off by default: receivers are
+	// often third parties, and the headers reveal the sender's trace ids.
+	SendTraceContext bool `protobuf:"varint,16,opt,name=send_trace_context,json=sendTraceContext,proto3" json:"send_trace_context,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Subscription) Reset() {
@@ -322,6 +327,13 @@ func (x *Subscription) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Subscription) GetSendTraceContext() bool {
+	if x != nil {
+		return x.SendTraceContext
+	}
+	return false
 }
 
 // Secret is a signing secret of a subscription.
@@ -561,7 +573,11 @@ type Attempt struct {
 	// default).
 	ResponseBody string `protobuf:"bytes,9,opt,name=response_body,json=responseBody,proto3" json:"response_body,omitempty"`
 	// Transport error, such as a timeout, a DNS failure or a blocked address.
-	Error         string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	// Trace id (32 lowercase hex digits) of the attempt's span, to look the
+	// attempt up in the tracing system; empty when the attempt was not
+	// traced.
+	TraceId       string `protobuf:"bytes,11,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -662,6 +678,13 @@ func (x *Attempt) GetResponseBody() string {
 func (x *Attempt) GetError() string {
 	if x != nil {
 		return x.Error
+	}
+	return ""
+}
+
+func (x *Attempt) GetTraceId() string {
+	if x != nil {
+		return x.TraceId
 	}
 	return ""
 }
@@ -882,7 +905,7 @@ var File_hookline_v1_resources_proto protoreflect.FileDescriptor
 
 const file_hookline_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"\x1bhookline/v1/resources.proto\x12\vhookline.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x05\n" +
+	"\x1bhookline/v1/resources.proto\x12\vhookline.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x06\n" +
 	"\fSubscription\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x10\n" +
@@ -903,7 +926,8 @@ const file_hookline_v1_resources_proto_rawDesc = "" +
 	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\x1a:\n" +
+	"updateTime\x12,\n" +
+	"\x12send_trace_context\x18\x10 \x01(\bR\x10sendTraceContext\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\x01\n" +
@@ -930,7 +954,7 @@ const file_hookline_v1_resources_proto_rawDesc = "" +
 	"\vcreate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xec\x02\n" +
+	"updateTime\"\x87\x03\n" +
 	"\aAttempt\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x16\n" +
@@ -945,7 +969,8 @@ const file_hookline_v1_resources_proto_rawDesc = "" +
 	"statusCode\x12#\n" +
 	"\rresponse_body\x18\t \x01(\tR\fresponseBody\x12\x14\n" +
 	"\x05error\x18\n" +
-	" \x01(\tR\x05error\"\xd7\x02\n" +
+	" \x01(\tR\x05error\x12\x19\n" +
+	"\btrace_id\x18\v \x01(\tR\atraceId\"\xd7\x02\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1d\n" +
